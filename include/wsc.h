@@ -1,0 +1,295 @@
+/*
+ * wsc.h - libwsc, an embeddable WebSocket (RFC 6455) server library for C.
+ *
+ * One header, opaque objects, one setter per event. Every function that can
+ * fail returns 0 (or a non-negative value) on success and a negative WS_E*
+ * code on failure; ws_strerror() names the code.
+ *
+ * Threads: a server runs on one event loop (libevent event_base). Callbacks
+ * run on that loop's thread. ws_conn_send(), ws_conn_ping(), ws_conn_close(),
+ * ws_conn_ref(), ws_conn_unref() and ws_server_stop() may be called from any
+ * thread; every other function must be called from the loop's thread (or
+ * before the loop runs). See man 3 wsc.
+ */
+#ifndef WSC_H
+#define WSC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(WSC_STATIC)
+#define WS_EXTERN __attribute__((visibility("default")))
+#else
+#define WS_EXTERN
+#endif
+
+/* ---- version ------------------------------------------------------------ */
+
+#define WS_VERSION_MAJOR 0
+#define WS_VERSION_MINOR 1
+#define WS_VERSION_PATCH 0
+#define WS_VERSION_STR "0.1.0"
+/* 0xMMmmpp, comparable with WS_AT_LEAST_VERSION(). */
+#define WS_VERSION_NUM \
+    ((WS_VERSION_MAJOR << 16) | (WS_VERSION_MINOR << 8) | WS_VERSION_PATCH)
+#define WS_AT_LEAST_VERSION(x, y, z) \
+    (WS_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
+
+/* Version of the library actually linked, as "MAJOR.MINOR.PATCH". */
+WS_EXTERN const char *ws_version(void);
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* Never renumbered; a retired code keeps its number. */
+enum ws_error {
+    WS_OK = 0,
+    WS_EINVAL = -1,      /* an argument is invalid (NULL, bad opcode, ...) */
+    WS_ENOMEM = -2,      /* out of memory */
+    WS_ECLOSED = -3,     /* the connection is closing or closed */
+    WS_EAGAIN = -4,      /* backpressure: try again after a drain */
+    WS_ETOOBIG = -5,     /* payload over a limit (ping > 125 bytes, ...) */
+    WS_EADDR = -6,       /* the address could not be parsed or resolved */
+    WS_ELISTEN = -7,     /* bind() or listen() failed (see errno) */
+    WS_ESTATE = -8,      /* not allowed in the current state */
+    WS_EEVENT = -9,      /* libevent failed to create or add an event */
+    WS_EUTF8 = -10,      /* text payload or reason is not valid UTF-8 */
+    WS_ENOTFOUND = -11,  /* no such header or parameter */
+    WS_ECODE = -12       /* close code not allowed on the wire */
+};
+
+/* A static, never-NULL description of an error code (any int is accepted). */
+WS_EXTERN const char *ws_strerror(int code);
+
+/* ---- protocol constants ------------------------------------------------- */
+
+enum ws_opcode {
+    WS_OP_CONTINUATION = 0x0,
+    WS_OP_TEXT = 0x1,
+    WS_OP_BINARY = 0x2,
+    WS_OP_CLOSE = 0x8,
+    WS_OP_PING = 0x9,
+    WS_OP_PONG = 0xA
+};
+
+/* Close status codes of RFC 6455 section 7.4.1 (and IANA's 1012-1014). */
+enum ws_close_code {
+    WS_CLOSE_NORMAL = 1000,
+    WS_CLOSE_GOING_AWAY = 1001,
+    WS_CLOSE_PROTOCOL_ERROR = 1002,
+    WS_CLOSE_UNSUPPORTED_DATA = 1003,
+    WS_CLOSE_NO_STATUS = 1005,      /* never sent: the peer gave no code */
+    WS_CLOSE_ABNORMAL = 1006,       /* never sent: no close frame at all */
+    WS_CLOSE_INVALID_PAYLOAD = 1007,
+    WS_CLOSE_POLICY_VIOLATION = 1008,
+    WS_CLOSE_MESSAGE_TOO_BIG = 1009,
+    WS_CLOSE_MANDATORY_EXTENSION = 1010,
+    WS_CLOSE_INTERNAL_ERROR = 1011,
+    WS_CLOSE_SERVICE_RESTART = 1012,
+    WS_CLOSE_TRY_AGAIN_LATER = 1013,
+    WS_CLOSE_BAD_GATEWAY = 1014
+};
+
+/* Why a connection ended; see struct ws_close_info. */
+enum ws_close_cause {
+    WS_CAUSE_CLEAN = 0,      /* close frames exchanged (either side began) */
+    WS_CAUSE_TIMEOUT = 1,    /* peer stopped answering: pong or close timeout */
+    WS_CAUSE_PROTOCOL = 2,   /* peer broke the protocol or a limit; we failed it */
+    WS_CAUSE_DISCONNECT = 3, /* TCP ended without a close frame */
+    WS_CAUSE_ERROR = 4,      /* local error (out of memory, socket error) */
+    WS_CAUSE_SHUTDOWN = 5    /* server stop: peer did not answer 1001 in time */
+};
+
+/* What the close callback is told. Borrowed for the callback's duration. */
+struct ws_close_info {
+    int code;                /* peer's code if it sent one, else the code we
+                                sent; 1005 no code, 1006 no close frame */
+    const char *reason;      /* UTF-8, NUL-terminated, "" when none */
+    size_t reason_len;
+    enum ws_close_cause cause;
+    int remote;              /* 1 if the peer sent the first close frame */
+};
+
+/* ---- configuration ------------------------------------------------------ */
+
+/*
+ * Options, copied by ws_server_new(): free or reuse the config afterwards.
+ * Each setter returns 0 or WS_EINVAL. A value of 0 for a timeout or interval
+ * disables it unless stated otherwise. Defaults:
+ *   max_message_size   1 MiB   (larger message -> close 1009; also caps HTTP
+ *                               request bodies -> 413)
+ *   max_head_size      8 KiB   (HTTP request line + headers -> 431)
+ *   max_headers        100     (-> 431)
+ *   handshake_timeout  10000 ms (socket closed if no complete request head)
+ *   ping_interval      30000 ms (idle connections get a ping)
+ *   pong_timeout       10000 ms (no frame within it after a ping -> closed,
+ *                                cause WS_CAUSE_TIMEOUT)
+ *   close_timeout      5000 ms  (wait for the peer's close frame; also bounds
+ *                                the drain time of ws_server_stop())
+ *   max_connections    10000   (open WebSocket connections; more -> 503)
+ *   handle_signals     1       (ws_server_run() stops on SIGINT/SIGTERM)
+ */
+struct ws_config;
+struct event_base;
+
+WS_EXTERN struct ws_config *ws_config_new(void);
+WS_EXTERN void ws_config_free(struct ws_config *cfg);
+WS_EXTERN int ws_config_set_max_message_size(struct ws_config *cfg, size_t bytes);
+WS_EXTERN int ws_config_set_max_head_size(struct ws_config *cfg, size_t bytes);
+WS_EXTERN int ws_config_set_max_headers(struct ws_config *cfg, unsigned count);
+WS_EXTERN int ws_config_set_handshake_timeout(struct ws_config *cfg, unsigned ms);
+WS_EXTERN int ws_config_set_ping_interval(struct ws_config *cfg, unsigned ms);
+WS_EXTERN int ws_config_set_pong_timeout(struct ws_config *cfg, unsigned ms);
+WS_EXTERN int ws_config_set_close_timeout(struct ws_config *cfg, unsigned ms);
+WS_EXTERN int ws_config_set_max_connections(struct ws_config *cfg, unsigned count);
+WS_EXTERN int ws_config_set_handle_signals(struct ws_config *cfg, int on);
+/*
+ * Run on the application's own event_base instead of a private one. The
+ * application then runs the loop itself (ws_server_run() returns WS_ESTATE).
+ * libevent threading must be enabled (evthread_use_pthreads()) before that
+ * base was created, or cross-thread sends cannot wake it.
+ */
+WS_EXTERN int ws_config_set_event_base(struct ws_config *cfg, struct event_base *base);
+
+/* ---- server ------------------------------------------------------------- */
+
+struct ws_server;
+struct ws_conn;
+struct ws_request;
+struct ws_response;
+
+/* cfg may be NULL for the defaults. Returns NULL when out of memory. */
+WS_EXTERN struct ws_server *ws_server_new(const struct ws_config *cfg);
+
+/*
+ * Listen on "host:port", "[v6addr]:port" or ":port" (all IPv4 addresses).
+ * Port 0 picks a free port. May be called several times for several
+ * listeners. Returns the bound port (> 0) or WS_EADDR / WS_ELISTEN / WS_ESTATE.
+ */
+WS_EXTERN int ws_server_listen(struct ws_server *srv, const char *addr);
+
+/*
+ * Run the server's own loop until ws_server_stop() has finished (or, with
+ * handle_signals, SIGINT/SIGTERM). Returns 0, or WS_ESTATE when the server
+ * runs on an application's event_base or is already running.
+ */
+WS_EXTERN int ws_server_run(struct ws_server *srv);
+
+/*
+ * Graceful stop, from any thread: listeners close, every open connection is
+ * sent close 1001 and given close_timeout to answer, then dropped; when none
+ * is left the loop returns from ws_server_run(). Returns 0, or WS_ESTATE when
+ * already stopping.
+ */
+WS_EXTERN int ws_server_stop(struct ws_server *srv);
+
+/* Frees the server; call after ws_server_run() returned, on the loop thread.
+ * Connections still open are dropped without callbacks. NULL is ignored. */
+WS_EXTERN void ws_server_free(struct ws_server *srv);
+
+/* The loop the server runs on: add your own timers and events to it. */
+WS_EXTERN struct event_base *ws_server_event_base(struct ws_server *srv);
+
+/* Number of open WebSocket connections (loop thread). */
+WS_EXTERN size_t ws_server_connection_count(const struct ws_server *srv);
+
+/* ---- events: one setter per event, (callback, arg) ---------------------- */
+
+/* A connection finished its upgrade. */
+typedef void (*ws_open_cb)(struct ws_conn *conn, void *arg);
+/* A whole message: op is WS_OP_TEXT (valid UTF-8) or WS_OP_BINARY. data is
+ * borrowed until the callback returns and is not NUL-terminated. */
+typedef void (*ws_data_cb)(struct ws_conn *conn, enum ws_opcode op,
+                           const void *data, size_t len, void *arg);
+/* A ping (already answered with a pong) or a pong; payload <= 125 bytes. */
+typedef void (*ws_control_cb)(struct ws_conn *conn, const void *data,
+                              size_t len, void *arg);
+/* Exactly once per opened connection; conn stays valid until it returns
+ * (longer only if referenced with ws_conn_ref()). */
+typedef void (*ws_close_cb)(struct ws_conn *conn,
+                            const struct ws_close_info *info, void *arg);
+/* A request that is not a WebSocket upgrade. Respond with ws_response_send();
+ * without a response the client gets 404. Request strings are borrowed. */
+typedef void (*ws_http_cb)(const struct ws_request *req,
+                           struct ws_response *res, void *arg);
+
+WS_EXTERN void ws_server_handle_open(struct ws_server *srv, ws_open_cb cb, void *arg);
+WS_EXTERN void ws_server_handle_data(struct ws_server *srv, ws_data_cb cb, void *arg);
+WS_EXTERN void ws_server_handle_ping(struct ws_server *srv, ws_control_cb cb, void *arg);
+WS_EXTERN void ws_server_handle_pong(struct ws_server *srv, ws_control_cb cb, void *arg);
+WS_EXTERN void ws_server_handle_close(struct ws_server *srv, ws_close_cb cb, void *arg);
+/* Without an HTTP handler, non-upgrade requests get 426 Upgrade Required. */
+WS_EXTERN void ws_server_handle_http(struct ws_server *srv, ws_http_cb cb, void *arg);
+
+/* ---- connections -------------------------------------------------------- */
+
+/*
+ * Queue a message (WS_OP_TEXT or WS_OP_BINARY). data is copied before the
+ * call returns. Any thread. Returns 0 when queued, WS_ECLOSED after close
+ * began, WS_EUTF8 for invalid text, WS_EINVAL, WS_ENOMEM.
+ */
+WS_EXTERN int ws_conn_send(struct ws_conn *conn, enum ws_opcode op,
+                           const void *data, size_t len);
+/* Send a ping; len <= 125 (else WS_ETOOBIG). Any thread. */
+WS_EXTERN int ws_conn_ping(struct ws_conn *conn, const void *data, size_t len);
+/*
+ * Begin the close handshake with code (1000-1003, 1007-1014, 3000-4999, else
+ * WS_ECODE) and an optional UTF-8 reason (NULL for none; at most 123 bytes,
+ * else WS_ETOOBIG). The close callback follows. Any thread.
+ */
+WS_EXTERN int ws_conn_close(struct ws_conn *conn, int code, const char *reason);
+
+/* Keep conn valid past its close callback; every ref needs one unref. Any
+ * thread. Sending on a closed but referenced conn returns WS_ECLOSED. */
+WS_EXTERN void ws_conn_ref(struct ws_conn *conn);
+WS_EXTERN void ws_conn_unref(struct ws_conn *conn);
+
+/* Unique within the process for its lifetime, never 0. Any thread. */
+WS_EXTERN uint64_t ws_conn_id(const struct ws_conn *conn);
+/* Peer address as "1.2.3.4:port" or "[::1]:port". Any thread. */
+WS_EXTERN const char *ws_conn_remote_addr(const struct ws_conn *conn);
+/* Per-connection application pointer (loop thread). */
+WS_EXTERN void ws_conn_set_user(struct ws_conn *conn, void *user);
+WS_EXTERN void *ws_conn_get_user(const struct ws_conn *conn);
+WS_EXTERN struct ws_server *ws_conn_server(const struct ws_conn *conn);
+
+/* ---- HTTP requests and responses (inside ws_http_cb) -------------------- */
+
+WS_EXTERN const char *ws_request_method(const struct ws_request *req);
+/* Path without the query, e.g. "/chat". */
+WS_EXTERN const char *ws_request_path(const struct ws_request *req);
+/* Raw query without '?', "" when none. */
+WS_EXTERN const char *ws_request_query(const struct ws_request *req);
+/* First header with that name (case-insensitive), or NULL. */
+WS_EXTERN const char *ws_request_header(const struct ws_request *req, const char *name);
+/* Headers in arrival order: count, then each by index (0 or WS_ENOTFOUND). */
+WS_EXTERN size_t ws_request_header_count(const struct ws_request *req);
+WS_EXTERN int ws_request_header_at(const struct ws_request *req, size_t index,
+                                   const char **name, const char **value);
+/*
+ * Percent-decoded value of query parameter name into out (NUL-terminated).
+ * Returns the decoded length, WS_ENOTFOUND, or WS_ETOOBIG if out is too small.
+ */
+WS_EXTERN int ws_request_query_param(const struct ws_request *req, const char *name,
+                                     char *out, size_t outlen);
+/* Request body (Content-Length bytes); *len may be 0. */
+WS_EXTERN const void *ws_request_body(const struct ws_request *req, size_t *len);
+WS_EXTERN const char *ws_request_remote_addr(const struct ws_request *req);
+
+/* Add a response header before ws_response_send(); name and value must not
+ * contain CR or LF (else WS_EINVAL). */
+WS_EXTERN int ws_response_add_header(struct ws_response *res, const char *name,
+                                     const char *value);
+/* Send the response (once; again -> WS_ESTATE). content_type may be NULL. */
+WS_EXTERN int ws_response_send(struct ws_response *res, int status,
+                               const char *content_type,
+                               const void *body, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WSC_H */

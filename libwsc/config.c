@@ -1,0 +1,88 @@
+/* config.c - ws_config: options with documented defaults (see wsc.h). */
+#include <stdlib.h>
+
+#include "internal.h"
+
+void wsc__config_defaults(struct ws_config *cfg)
+{
+    cfg->max_message_size = 1u << 20;
+    cfg->max_head_size = 8192;
+    cfg->max_headers = 100;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->ping_interval_ms = 30000;
+    cfg->pong_timeout_ms = 10000;
+    cfg->close_timeout_ms = 5000;
+    cfg->max_connections = 10000;
+    cfg->handle_signals = 1;
+    cfg->base = NULL;
+}
+
+struct ws_config *ws_config_new(void)
+{
+    struct ws_config *cfg = malloc(sizeof(*cfg));
+    if (cfg != NULL)
+        wsc__config_defaults(cfg);
+    return cfg;
+}
+
+void ws_config_free(struct ws_config *cfg)
+{
+    free(cfg);
+}
+
+int ws_config_set_max_message_size(struct ws_config *cfg, size_t bytes)
+{
+    if (cfg == NULL || bytes == 0)
+        return WS_EINVAL;
+    cfg->max_message_size = bytes;
+    return 0;
+}
+
+int ws_config_set_max_head_size(struct ws_config *cfg, size_t bytes)
+{
+    /* The shortest valid upgrade request is well over 64 bytes; INT_MAX
+     * keeps head offsets in the parser's int return value. */
+    if (cfg == NULL || bytes < 64 || bytes > (1u << 30))
+        return WS_EINVAL;
+    cfg->max_head_size = bytes;
+    return 0;
+}
+
+int ws_config_set_max_headers(struct ws_config *cfg, unsigned count)
+{
+    if (cfg == NULL || count == 0 || count > 10000)
+        return WS_EINVAL;
+    cfg->max_headers = count;
+    return 0;
+}
+
+#define WSC_CONFIG_SETTER(name, field)                  \
+    int ws_config_set_##name(struct ws_config *cfg, unsigned v) \
+    {                                                   \
+        if (cfg == NULL)                                \
+            return WS_EINVAL;                           \
+        cfg->field = v;                                 \
+        return 0;                                       \
+    }
+
+WSC_CONFIG_SETTER(handshake_timeout, handshake_timeout_ms)
+WSC_CONFIG_SETTER(ping_interval, ping_interval_ms)
+WSC_CONFIG_SETTER(pong_timeout, pong_timeout_ms)
+WSC_CONFIG_SETTER(close_timeout, close_timeout_ms)
+WSC_CONFIG_SETTER(max_connections, max_connections)
+
+int ws_config_set_handle_signals(struct ws_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->handle_signals = on != 0;
+    return 0;
+}
+
+int ws_config_set_event_base(struct ws_config *cfg, struct event_base *base)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->base = base;
+    return 0;
+}

@@ -1,0 +1,486 @@
+/*
+ * conn.c - one connection's life: creation, timers, closing, release, and
+ * the public ws_conn_* calls (which may come from any thread).
+ *
+ * A connection belongs to one loop. Only that loop's thread touches its
+ * bufferevent, timer and wslay context. The loop holds one reference from
+ * accept until release; messages queued by other threads and applications
+ * (ws_conn_ref) hold more. Release frees every I/O resource at once; the
+ * struct itself goes when the last reference does.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "internal.h"
+
+static void conn_arm_timer(struct ws_conn *c, unsigned ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
+}
+
+static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
+    } else {
+        snprintf(out, outlen, "unknown");
+    }
+}
+
+/* ---- release ------------------------------------------------------------- */
+
+static void conn_release(struct ws_conn *c)
+{
+    struct ws_server *srv = c->srv;
+
+    if (atomic_load(&c->state) == WSC__CONN_CLOSED)
+        return;
+    atomic_store(&c->state, WSC__CONN_CLOSED);
+    if (c->timer != NULL)
+        event_free(c->timer);
+    c->timer = NULL;
+    if (c->bev != NULL)
+        bufferevent_free(c->bev); /* closes the socket */
+    c->bev = NULL;
+    if (c->fctx != NULL)
+        wslay_frame_context_free(c->fctx);
+    c->fctx = NULL;
+    free(c->msg_buf);
+    c->msg_buf = NULL;
+    c->msg_len = c->msg_cap = 0;
+    wsc__server_conn_unlink(srv, c);
+    ws_conn_unref(c); /* the loop's reference */
+}
+
+/* Drop now; the close callback (if it opened) reports cause with code 1006. */
+static void conn_drop(struct ws_conn *c, enum ws_close_cause cause)
+{
+    wsc__conn_notify_close(c, cause, WS_CLOSE_ABNORMAL, "", 0, false);
+    conn_release(c);
+}
+
+void wsc__conn_abort(struct ws_conn *c, enum ws_close_cause cause)
+{
+    c->close_notified = true; /* ws_server_free: no callbacks */
+    (void)cause;
+    conn_release(c);
+}
+
+void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int code,
+                            const char *reason, size_t reason_len, bool remote)
+{
+    struct ws_server *srv = c->srv;
+    struct ws_close_info info;
+    char buf[124];
+
+    if (!c->opened || c->close_notified)
+        return;
+    c->close_notified = true;
+    srv->num_open--;
+    if (reason_len > sizeof(buf) - 1)
+        reason_len = sizeof(buf) - 1;
+    memcpy(buf, reason, reason_len);
+    buf[reason_len] = '\0';
+    info.code = code;
+    info.reason = buf;
+    info.reason_len = reason_len;
+    info.cause = cause;
+    info.remote = remote ? 1 : 0;
+    if (srv->on_close != NULL)
+        srv->on_close(c, &info, srv->close_arg);
+}
+
+/* ---- flushing and lingering ---------------------------------------------- */
+
+static void conn_start_linger(struct ws_conn *c)
+{
+    c->lingering = true;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    conn_arm_timer(c, WSC__LINGER_MS);
+}
+
+void wsc__conn_flush_and_close(struct ws_conn *c)
+{
+    int st = atomic_load(&c->state);
+
+    if (st == WSC__CONN_FLUSHING || st == WSC__CONN_CLOSED)
+        return;
+    atomic_store(&c->state, WSC__CONN_FLUSHING);
+    evtimer_del(c->timer);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_start_linger(c);
+        return;
+    }
+    /* The write callback fires when the output drains (low watermark 0);
+     * bound the wait in case the peer never reads. */
+    conn_arm_timer(c, WSC__LINGER_MS);
+}
+
+void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
+                    const char *reason)
+{
+    int st = atomic_load(&c->state);
+    size_t rlen = strlen(reason);
+
+    if (st == WSC__CONN_OPEN && !c->close_sent) {
+        uint8_t payload[125];
+        size_t n = wsc__frame_close_payload(payload, code, reason, rlen);
+        wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
+        c->close_sent = true;
+    }
+    wsc__conn_notify_close(c, cause, code, reason, rlen, false);
+    wsc__conn_flush_and_close(c);
+}
+
+void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
+                              size_t reason_len)
+{
+    if (!c->close_sent) {
+        /* Echo the peer's code (RFC 6455 5.5.1); none -> empty close. */
+        uint8_t payload[125];
+        size_t n = wsc__frame_close_payload(payload, code == WS_CLOSE_NO_STATUS ? 0 : code,
+                                            NULL, 0);
+        wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
+        c->close_sent = true;
+        wsc__conn_notify_close(c, WS_CAUSE_CLEAN, code, reason, reason_len, true);
+    } else {
+        wsc__conn_notify_close(c, WS_CAUSE_CLEAN, code, reason, reason_len, false);
+    }
+    /* The server closes TCP first (RFC 6455 7.1.1). */
+    wsc__conn_flush_and_close(c);
+}
+
+/* ---- bufferevent callbacks ----------------------------------------------- */
+
+static void conn_on_read(struct bufferevent *bev, void *arg)
+{
+    struct ws_conn *c = arg;
+
+    switch (atomic_load(&c->state)) {
+    case WSC__CONN_HTTP:
+        wsc__conn_http_readable(c);
+        break;
+    case WSC__CONN_OPEN:
+    case WSC__CONN_CLOSING:
+        wsc__conn_ws_readable(c);
+        break;
+    default:
+        /* Flushing or lingering: the peer's bytes no longer matter. */
+        evbuffer_drain(bufferevent_get_input(bev),
+                       evbuffer_get_length(bufferevent_get_input(bev)));
+        break;
+    }
+}
+
+static void conn_on_write(struct bufferevent *bev, void *arg)
+{
+    struct ws_conn *c = arg;
+
+    (void)bev;
+    if (atomic_load(&c->state) == WSC__CONN_FLUSHING && !c->lingering)
+        conn_start_linger(c);
+}
+
+static void conn_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct ws_conn *c = arg;
+
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        conn_drop(c, WS_CAUSE_DISCONNECT);
+}
+
+/* One timer per connection; what it means depends on the state. */
+static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_conn *c = arg;
+    const struct ws_config *cfg = &c->srv->cfg;
+
+    (void)fd;
+    (void)what;
+    switch (atomic_load(&c->state)) {
+    case WSC__CONN_HTTP:       /* handshake timeout */
+    case WSC__CONN_FLUSHING:   /* peer never read or never closed */
+        conn_release(c);
+        break;
+    case WSC__CONN_CLOSING:    /* our close frame was not answered */
+        conn_drop(c, c->shutting_down ? WS_CAUSE_SHUTDOWN : WS_CAUSE_TIMEOUT);
+        break;
+    case WSC__CONN_OPEN:
+        /* Any frame since the last tick proves the peer alive: no ping. */
+        if (c->got_traffic) {
+            c->got_traffic = false;
+            c->awaiting_pong = false;
+            conn_arm_timer(c, cfg->ping_interval_ms);
+        } else if (c->awaiting_pong) {
+            conn_drop(c, WS_CAUSE_TIMEOUT);
+        } else {
+            wsc__conn_send_now(c, WS_OP_PING, NULL, 0);
+            c->awaiting_pong = cfg->pong_timeout_ms > 0;
+            conn_arm_timer(c, c->awaiting_pong ? cfg->pong_timeout_ms
+                                               : cfg->ping_interval_ms);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- creation and opening ------------------------------------------------ */
+
+struct ws_conn *wsc__conn_new(struct ws_server *srv, struct wsc__loop *loop,
+                              int fd, const struct sockaddr *sa, int salen)
+{
+    struct ws_conn *c = calloc(1, sizeof(*c));
+
+    (void)salen;
+    if (c == NULL)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->state, WSC__CONN_HTTP);
+    c->id = wsc__next_conn_id();
+    c->srv = srv;
+    c->loop = loop;
+    format_remote(c->remote, sizeof(c->remote), sa);
+    c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(loop->base, conn_on_timer, c);
+    if (c->bev == NULL || c->timer == NULL) {
+        if (c->bev != NULL)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->timer != NULL)
+            event_free(c->timer);
+        free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    wsc__server_conn_link(srv, c);
+    if (srv->cfg.handshake_timeout_ms > 0)
+        conn_arm_timer(c, srv->cfg.handshake_timeout_ms);
+    return c;
+}
+
+static ssize_t conn_wslay_send(const uint8_t *data, size_t len, int flags, void *arg)
+{
+    struct ws_conn *c = arg;
+
+    (void)flags;
+    if (evbuffer_add(bufferevent_get_output(c->bev), data, len) != 0)
+        return -1;
+    return (ssize_t)len;
+}
+
+static ssize_t conn_wslay_recv(uint8_t *buf, size_t len, int flags, void *arg)
+{
+    struct ws_conn *c = arg;
+    int n;
+
+    (void)flags;
+    n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
+    return n > 0 ? n : -1; /* -1: wslay reports WANT_READ */
+}
+
+static int conn_wslay_genmask(uint8_t *buf, size_t len, void *arg)
+{
+    (void)arg;
+    /* Servers never mask; only a client context asks for a mask. */
+    memset(buf, 0, len);
+    return 0;
+}
+
+int wsc__conn_open(struct ws_conn *c)
+{
+    static const struct wslay_frame_callbacks callbacks = {
+        conn_wslay_send, conn_wslay_recv, conn_wslay_genmask
+    };
+    struct ws_server *srv = c->srv;
+
+    if (wslay_frame_context_init(&c->fctx, &callbacks, c) != 0)
+        return WS_ENOMEM;
+    atomic_store(&c->state, WSC__CONN_OPEN);
+    c->opened = true;
+    srv->num_open++;
+    evtimer_del(c->timer);
+    if (srv->cfg.ping_interval_ms > 0)
+        conn_arm_timer(c, srv->cfg.ping_interval_ms);
+    if (srv->on_open != NULL)
+        srv->on_open(c, srv->open_arg);
+    return 0;
+}
+
+/* ---- loop-thread sending ------------------------------------------------- */
+
+int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t len)
+{
+    if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
+        return WS_ECLOSED;
+    return wsc__frame_write(c->fctx, false, opcode, true, data, len);
+}
+
+int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len)
+{
+    uint8_t payload[125];
+    size_t n;
+
+    if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
+        return WS_ECLOSED;
+    n = wsc__frame_close_payload(payload, code, reason, len);
+    wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
+    c->close_sent = true;
+    atomic_store(&c->state, WSC__CONN_CLOSING);
+    evtimer_del(c->timer);
+    if (c->srv->cfg.close_timeout_ms > 0)
+        conn_arm_timer(c, c->srv->cfg.close_timeout_ms);
+    return 0;
+}
+
+void wsc__conn_shutdown(struct ws_conn *c)
+{
+    static const char reason[] = "server shutting down";
+
+    switch (atomic_load(&c->state)) {
+    case WSC__CONN_HTTP:
+        conn_release(c);
+        break;
+    case WSC__CONN_OPEN:
+        c->shutting_down = true;
+        wsc__conn_close_now(c, WS_CLOSE_GOING_AWAY, reason, sizeof(reason) - 1);
+        /* Unbounded close timeout would make stop unbounded too. */
+        if (c->srv->cfg.close_timeout_ms == 0)
+            conn_arm_timer(c, WSC__LINGER_MS);
+        break;
+    case WSC__CONN_CLOSING:
+        c->shutting_down = true;
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- public API (any thread unless noted) ---------------------------------- */
+
+/* On the loop thread act now; elsewhere queue for the loop. */
+static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,
+                         int code, const void *data, size_t len)
+{
+    struct wsc__xmsg *m;
+
+    if (atomic_load(&c->state) != WSC__CONN_OPEN)
+        return WS_ECLOSED;
+    if (wsc__loop_is_owner(c->loop)) {
+        if (kind == WSC__X_CLOSE)
+            return wsc__conn_close_now(c, code, data, len);
+        return wsc__conn_send_now(c, opcode, data, len);
+    }
+    m = malloc(sizeof(*m) + len);
+    if (m == NULL)
+        return WS_ENOMEM;
+    m->kind = (uint8_t)kind;
+    m->opcode = (uint8_t)opcode;
+    m->code = code;
+    m->len = len;
+    if (len > 0)
+        memcpy(m->data, data, len);
+    ws_conn_ref(c);
+    m->conn = c;
+    wsc__loop_post(c->loop, m);
+    return 0;
+}
+
+int ws_conn_send(struct ws_conn *conn, enum ws_opcode op, const void *data, size_t len)
+{
+    if (conn == NULL || (op != WS_OP_TEXT && op != WS_OP_BINARY) ||
+        (data == NULL && len > 0))
+        return WS_EINVAL;
+    /* Text must be UTF-8 on the wire, or a strict peer fails us with 1007. */
+    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
+        return WS_EUTF8;
+    return conn_dispatch(conn, WSC__X_SEND, op, 0, data, len);
+}
+
+int ws_conn_ping(struct ws_conn *conn, const void *data, size_t len)
+{
+    if (conn == NULL || (data == NULL && len > 0))
+        return WS_EINVAL;
+    if (len > 125)
+        return WS_ETOOBIG;
+    return conn_dispatch(conn, WSC__X_PING, WS_OP_PING, 0, data, len);
+}
+
+int ws_conn_close(struct ws_conn *conn, int code, const char *reason)
+{
+    size_t len = reason != NULL ? strlen(reason) : 0;
+
+    if (conn == NULL)
+        return WS_EINVAL;
+    if (!wsc__close_code_valid(code))
+        return WS_ECODE;
+    if (len > 123)
+        return WS_ETOOBIG;
+    if (!wsc__utf8_valid(reason, len))
+        return WS_EUTF8;
+    return conn_dispatch(conn, WSC__X_CLOSE, WS_OP_CLOSE, code, reason, len);
+}
+
+void ws_conn_ref(struct ws_conn *conn)
+{
+    if (conn != NULL)
+        atomic_fetch_add_explicit(&conn->refs, 1, memory_order_relaxed);
+}
+
+void ws_conn_unref(struct ws_conn *conn)
+{
+    if (conn == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&conn->refs, 1, memory_order_acq_rel) == 1)
+        free(conn); /* every I/O resource went at release */
+}
+
+uint64_t ws_conn_id(const struct ws_conn *conn)
+{
+    return conn != NULL ? conn->id : 0;
+}
+
+const char *ws_conn_remote_addr(const struct ws_conn *conn)
+{
+    return conn != NULL ? conn->remote : NULL;
+}
+
+void ws_conn_set_user(struct ws_conn *conn, void *user)
+{
+    if (conn != NULL)
+        conn->user = user;
+}
+
+void *ws_conn_get_user(const struct ws_conn *conn)
+{
+    return conn != NULL ? conn->user : NULL;
+}
+
+struct ws_server *ws_conn_server(const struct ws_conn *conn)
+{
+    return conn != NULL ? conn->srv : NULL;
+}

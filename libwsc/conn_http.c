@@ -1,0 +1,232 @@
+/*
+ * conn_http.c - a connection's HTTP phase: read the request head within
+ * its limits, answer plain requests (keep-alive), refuse bad upgrades with
+ * the status RFC 6455 4.2.2 asks for, or switch protocols.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "internal.h"
+
+/* Answer with a complete error response and close after it is written. */
+static void http_refuse(struct ws_conn *c, int status, const char *extra_headers)
+{
+    wsc__response_simple(bufferevent_get_output(c->bev), status, extra_headers);
+    wsc__conn_flush_and_close(c);
+}
+
+static bool wants_keep_alive(const struct wsc__http_request *req)
+{
+    if (wsc__http_header_has_token(req, "Connection", "close"))
+        return false;
+    if (req->minor_version == 0)
+        return wsc__http_header_has_token(req, "Connection", "keep-alive");
+    return true;
+}
+
+/* Content-Length as a number, 0 when absent, -1 when malformed or repeated
+ * (two lengths are how request smuggling starts: RFC 9112 6.3). */
+static long long content_length(const struct wsc__http_request *req)
+{
+    const struct wsc__http_header *h = NULL;
+    long long n = 0;
+
+    for (size_t i = 0; i < req->num_headers; i++) {
+        if (req->headers[i].name_len == 14 &&
+            strncasecmp(req->headers[i].name, "Content-Length", 14) == 0) {
+            if (h != NULL)
+                return -1;
+            h = &req->headers[i];
+        }
+    }
+    if (h == NULL)
+        return 0;
+    if (h->value_len == 0 || h->value_len > 15)
+        return -1;
+    for (size_t i = 0; i < h->value_len; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9')
+            return -1;
+        n = n * 10 + (h->value[i] - '0');
+    }
+    return n;
+}
+
+/*
+ * A plain HTTP request. Returns the bytes it consumed, 0 when its body has
+ * not fully arrived, or -1 when the connection is now closing.
+ */
+static long long http_serve(struct ws_conn *c, const struct wsc__http_request *req,
+                            size_t head_len, const char *buf, size_t avail)
+{
+    struct ws_server *srv = c->srv;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    long long body_len = content_length(req);
+    struct ws_request r;
+    struct ws_response res;
+
+    if (wsc__http_find_header(req, "Transfer-Encoding") != NULL) {
+        http_refuse(c, 501, NULL); /* chunked bodies are not supported */
+        return -1;
+    }
+    if (body_len < 0) {
+        http_refuse(c, 400, NULL);
+        return -1;
+    }
+    if ((unsigned long long)body_len > srv->cfg.max_message_size) {
+        http_refuse(c, 413, NULL);
+        return -1;
+    }
+    if (avail < head_len + (size_t)body_len)
+        return 0;
+    if (srv->on_http == NULL) {
+        http_refuse(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+        return -1;
+    }
+    if (wsc__request_init(&r, req, buf + head_len, (size_t)body_len, c->remote) != 0) {
+        http_refuse(c, 500, NULL);
+        return -1;
+    }
+    res.headers = evbuffer_new();
+    res.out = out;
+    res.sent = false;
+    res.head_only = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    res.keep_alive = wants_keep_alive(req) && !atomic_load(&srv->stopping);
+    if (res.headers == NULL) {
+        wsc__request_release(&r);
+        http_refuse(c, 500, NULL);
+        return -1;
+    }
+    srv->on_http(&r, &res, srv->http_arg);
+    if (!res.sent)
+        ws_response_send(&res, 404, "text/plain", "Not Found\n", 10);
+    evbuffer_free(res.headers);
+    wsc__request_release(&r);
+    if (!res.keep_alive) {
+        wsc__conn_flush_and_close(c);
+        return -1;
+    }
+    return (long long)(head_len + (size_t)body_len);
+}
+
+/* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5). */
+static int http_switch_protocols(struct ws_conn *c, const struct wsc__http_header *key)
+{
+    char accept[WSC__ACCEPT_LEN + 1];
+    int rc = wsc__handshake_accept(key->value, key->value_len, accept);
+
+    if (rc != 0)
+        return rc;
+    if (evbuffer_add_printf(bufferevent_get_output(c->bev),
+                            "HTTP/1.1 101 Switching Protocols\r\n"
+                            "Upgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n"
+                            "Sec-WebSocket-Accept: %s\r\n\r\n",
+                            accept) < 0)
+        return WS_ENOMEM;
+    return 0;
+}
+
+/* Returns true when the request was an accepted upgrade. */
+static bool http_upgrade(struct ws_conn *c, const struct wsc__http_header *key)
+{
+    struct ws_server *srv = c->srv;
+
+    if (atomic_load(&srv->stopping) ||
+        (srv->cfg.max_connections > 0 && srv->num_open >= srv->cfg.max_connections)) {
+        http_refuse(c, 503, "Retry-After: 1\r\n");
+        return false;
+    }
+    if (http_switch_protocols(c, key) != 0 || wsc__conn_open(c) != 0) {
+        http_refuse(c, 500, NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Parse and handle one request from the input. Returns true to go on
+ * (another pipelined request may follow), false to stop reading now. */
+static bool http_handle_one(struct ws_conn *c)
+{
+    struct ws_server *srv = c->srv;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t scan = avail < srv->cfg.max_head_size ? avail : srv->cfg.max_head_size;
+    struct wsc__http_request req = { .headers = srv->hdr_scratch };
+    const struct wsc__http_header *key = NULL;
+    const char *buf;
+    long long used;
+    int head_len;
+
+    if (avail == 0)
+        return false;
+    buf = (const char *)evbuffer_pullup(in, (ssize_t)scan);
+    head_len = wsc__http_parse_request(buf, scan, c->http_scanned, &req,
+                                       srv->cfg.max_headers);
+    if (head_len == WSC__HTTP_INCOMPLETE) {
+        if (avail >= srv->cfg.max_head_size) {
+            http_refuse(c, 431, NULL);
+            return false;
+        }
+        c->http_scanned = scan;
+        return false;
+    }
+    c->http_scanned = 0;
+    if (head_len == WSC__HTTP_TOO_MANY_HEADERS) {
+        http_refuse(c, 431, NULL);
+        return false;
+    }
+    if (head_len < 0) {
+        http_refuse(c, 400, NULL);
+        return false;
+    }
+
+    switch (wsc__handshake_check(&req, &key)) {
+    case WSC__NOT_UPGRADE:
+        /* The body follows the head: once it is all here, make head and
+         * body contiguous (the pullup may move the bytes, so parse again). */
+        if (content_length(&req) > 0 &&
+            avail >= (size_t)head_len + (size_t)content_length(&req) &&
+            (size_t)head_len + (size_t)content_length(&req) > scan) {
+            size_t whole = (size_t)head_len + (size_t)content_length(&req);
+            buf = (const char *)evbuffer_pullup(in, (ssize_t)whole);
+            head_len = wsc__http_parse_request(buf, whole, 0, &req, srv->cfg.max_headers);
+        }
+        used = http_serve(c, &req, (size_t)head_len, buf, avail);
+        if (used <= 0)
+            return false;
+        evbuffer_drain(in, (size_t)used);
+        return true;
+    case WSC__UPGRADE_METHOD:
+        http_refuse(c, 405, "Allow: GET\r\n");
+        return false;
+    case WSC__UPGRADE_VERSION:
+        http_refuse(c, 426, "Sec-WebSocket-Version: 13\r\n");
+        return false;
+    case WSC__UPGRADE_BAD:
+        http_refuse(c, 400, NULL);
+        return false;
+    case WSC__UPGRADE_OK:
+        break;
+    }
+    evbuffer_drain(in, (size_t)head_len);
+    if (!http_upgrade(c, key))
+        return false;
+    /* A client may send its first frames with the request: read them now. */
+    if (evbuffer_get_length(in) > 0)
+        wsc__conn_ws_readable(c);
+    return false;
+}
+
+void wsc__conn_http_readable(struct ws_conn *c)
+{
+    /* Callbacks run from here may release c; keep it alive until we return. */
+    ws_conn_ref(c);
+    while (atomic_load(&c->state) == WSC__CONN_HTTP && http_handle_one(c))
+        ;
+    ws_conn_unref(c);
+}

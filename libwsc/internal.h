@@ -1,0 +1,315 @@
+/*
+ * internal.h - what libwsc's files share and nobody else sees.
+ * Cross-file internals are named wsc__<file>_<verb>; file-local helpers are
+ * static. Public names (ws_*, WS_*) live only in include/wsc.h.
+ */
+#ifndef WSC_INTERNAL_H
+#define WSC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <wslay/wslay.h>
+
+#include "wsc.h"
+
+struct event;
+struct event_base;
+struct bufferevent;
+struct evbuffer;
+struct evconnlistener;
+
+/* ---- utf8.c: incremental validation (fail-fast) -------------------------- */
+
+enum { WSC__UTF8_ACCEPT = 0, WSC__UTF8_REJECT = 1 };
+/* Feed bytes; state starts at WSC__UTF8_ACCEPT. Returns the new state:
+ * REJECT as soon as a byte makes the sequence invalid, ACCEPT at a
+ * character boundary, anything else mid-character. */
+uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len);
+bool wsc__utf8_valid(const void *p, size_t len);
+
+/* ---- http.c: stateless zero-copy request parser -------------------------- */
+
+struct wsc__http_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+struct wsc__http_request {
+    const char *method;
+    size_t method_len;
+    const char *target;      /* path?query as sent */
+    size_t target_len;
+    const char *path;
+    size_t path_len;
+    const char *query;       /* after '?', may be empty */
+    size_t query_len;
+    int minor_version;       /* HTTP/1.x */
+    struct wsc__http_header *headers; /* caller's array */
+    size_t num_headers;      /* out: headers found */
+};
+
+enum {
+    WSC__HTTP_INCOMPLETE = -2,    /* head not complete yet */
+    WSC__HTTP_BAD = -1,           /* malformed -> 400 */
+    WSC__HTTP_TOO_MANY_HEADERS = -3 /* -> 431 */
+};
+
+/*
+ * Parse one request head in buf[0..len). req->headers must point to an array
+ * of max_headers entries. last_len is the length of a previous call on the
+ * same bytes that returned INCOMPLETE (0 at first): scanning for the end of
+ * the head resumes there, so byte-by-byte arrival stays linear.
+ * Returns the head's length including the blank line, or a negative
+ * WSC__HTTP_* code. Slices in req point into buf.
+ */
+int wsc__http_parse_request(const char *buf, size_t len, size_t last_len,
+                            struct wsc__http_request *req, size_t max_headers);
+
+/* First header of that name (case-insensitive), or NULL. */
+const struct wsc__http_header *wsc__http_find_header(
+    const struct wsc__http_request *req, const char *name);
+/* Does any header of that name carry token in its comma list
+ * (case-insensitive, optional whitespace)? */
+bool wsc__http_header_has_token(const struct wsc__http_request *req,
+                                const char *name, const char *token);
+/* Percent-decode a query parameter value; see ws_request_query_param(). */
+int wsc__http_query_param(const char *query, size_t query_len, const char *name,
+                          char *out, size_t outlen);
+const char *wsc__http_status_text(int status);
+
+/* ---- handshake.c: RFC 6455 section 4.2 ------------------------------------ */
+
+#define WSC__ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
+
+/* accept = base64(SHA1(key + GUID)); out gets WSC__ACCEPT_LEN + NUL. */
+int wsc__handshake_accept(const char *key, size_t key_len,
+                          char out[WSC__ACCEPT_LEN + 1]);
+/* A key is valid when it is base64 of exactly 16 bytes. */
+bool wsc__handshake_key_valid(const char *key, size_t key_len);
+
+enum wsc__upgrade_verdict {
+    WSC__NOT_UPGRADE = 0,   /* plain HTTP request */
+    WSC__UPGRADE_OK = 101,
+    WSC__UPGRADE_BAD = 400,
+    WSC__UPGRADE_METHOD = 405,
+    WSC__UPGRADE_VERSION = 426
+};
+/* Classify a parsed request; on UPGRADE_OK *key is the Sec-WebSocket-Key. */
+enum wsc__upgrade_verdict wsc__handshake_check(const struct wsc__http_request *req,
+                                               const struct wsc__http_header **key);
+
+/* ---- config.c ------------------------------------------------------------ */
+
+struct ws_config {
+    size_t max_message_size;
+    size_t max_head_size;
+    unsigned max_headers;
+    unsigned handshake_timeout_ms;
+    unsigned ping_interval_ms;
+    unsigned pong_timeout_ms;
+    unsigned close_timeout_ms;
+    unsigned max_connections;
+    int handle_signals;
+    struct event_base *base;
+};
+void wsc__config_defaults(struct ws_config *cfg);
+
+/* ---- frame.c: frame encoding on wslay's frame API ------------------------ */
+
+/* Encode one frame through fctx's send callback (clients mask). */
+int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, int opcode,
+                     bool fin, const void *data, size_t len);
+/* Close payload: 2-byte code + reason; code 0 means an empty payload. */
+size_t wsc__frame_close_payload(uint8_t out[125], int code, const char *reason,
+                                size_t reason_len);
+/* May a close frame carry this code (RFC 6455 7.4.1, IANA registry)? */
+bool wsc__close_code_valid(int code);
+
+/* ---- conn.c: one connection ---------------------------------------------- */
+
+enum wsc__conn_state {
+    WSC__CONN_HTTP = 0,   /* reading the request head */
+    WSC__CONN_OPEN,       /* upgraded */
+    WSC__CONN_CLOSING,    /* we sent close; waiting for the peer's */
+    WSC__CONN_FLUSHING,   /* done; writing out the last bytes */
+    WSC__CONN_CLOSED      /* I/O released; shell alive while referenced */
+};
+
+struct wsc__loop;
+
+struct ws_conn {
+    _Atomic int refs;
+    _Atomic int state;            /* enum wsc__conn_state */
+    uint64_t id;
+    struct ws_server *srv;
+    struct wsc__loop *loop;
+    struct bufferevent *bev;
+    struct event *timer;          /* handshake / heartbeat / close timeout */
+    wslay_frame_context_ptr fctx;
+    void *user;
+    struct ws_conn *prev, *next;  /* the server's list */
+    char remote[64];
+
+    /* HTTP phase */
+    size_t http_scanned;          /* bytes already scanned for the head end */
+
+    /* receive side: the frame being read and the message being assembled */
+    uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
+    uint8_t frame_opcode;
+    bool frame_fin;
+    uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
+    uint32_t utf8_state;
+    uint8_t *msg_buf;
+    size_t msg_len, msg_cap;
+    uint8_t ctrl_buf[125];
+    uint8_t ctrl_len;
+
+    bool lingering;
+    bool shutting_down;           /* 1001 sent by ws_server_stop() */
+
+    /* heartbeat */
+    bool awaiting_pong;
+    bool got_traffic;             /* any frame since the last heartbeat tick */
+
+    /* close */
+    bool close_sent;
+    bool close_notified;
+    bool opened;
+    enum ws_close_cause cause;
+    int close_code;
+    char close_reason[124];
+    size_t close_reason_len;
+    bool close_remote;
+};
+
+struct sockaddr;
+
+/* Linger after our last byte: half-close, then read and discard until the
+ * peer closes or this many ms pass, so a peer still sending does not get a
+ * RST that destroys the response it has not read yet. */
+#define WSC__LINGER_MS 2000
+
+struct ws_conn *wsc__conn_new(struct ws_server *srv, struct wsc__loop *loop,
+                              int fd, const struct sockaddr *sa, int salen);
+/* conn_http.c: the request phase; upgrades to OPEN on success. */
+void wsc__conn_http_readable(struct ws_conn *c);
+/* message.c: frames to messages; runs until no complete chunk is left. */
+void wsc__conn_ws_readable(struct ws_conn *c);
+/* Upgrade done, 101 written: create the framing context, fire open. */
+int wsc__conn_open(struct ws_conn *c);
+/* Fail the connection (RFC 6455 7.1.7): close frame with code, close
+ * callback with cause, then flush and close TCP. */
+void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
+                    const char *reason);
+/* Peer's close frame arrived (already validated). */
+void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
+                              size_t reason_len);
+/* Write what is queued, then half-close and linger (see WSC__LINGER_MS). */
+void wsc__conn_flush_and_close(struct ws_conn *c);
+/* Fire the close callback if the connection opened and it has not fired. */
+void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int code,
+                            const char *reason, size_t reason_len, bool remote);
+/* On the loop thread: frame and queue a message / control frame. */
+int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t len);
+int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len);
+/* Drop a connection at once (no callbacks if it never opened). */
+void wsc__conn_abort(struct ws_conn *c, enum ws_close_cause cause);
+/* Server is stopping: 1001 to open connections, drop handshaking ones. */
+void wsc__conn_shutdown(struct ws_conn *c);
+
+/* ---- xthread.c: sends from other threads --------------------------------- */
+
+enum wsc__xmsg_kind { WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE };
+
+struct wsc__xmsg {
+    struct wsc__xmsg *next;
+    struct ws_conn *conn;         /* holds a reference */
+    uint8_t kind;
+    uint8_t opcode;
+    int code;
+    size_t len;
+    uint8_t data[];
+};
+
+struct wsc__loop {
+    struct event_base *base;
+    _Atomic int owner_known;
+    pthread_t owner;              /* the thread running the loop */
+    pthread_mutex_t lock;         /* guards the queue below */
+    struct wsc__xmsg *head, *tail;
+    bool wake_pending;
+    struct event *wake;           /* no timeout: activation is never lost */
+};
+
+int wsc__loop_init(struct wsc__loop *loop, struct event_base *base);
+void wsc__loop_destroy(struct wsc__loop *loop);
+void wsc__loop_mark_owner(struct wsc__loop *loop);
+bool wsc__loop_is_owner(struct wsc__loop *loop);
+/* Hand a message to the loop; it takes ownership of m (and its ref). */
+void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m);
+
+/* ---- server.c ------------------------------------------------------------ */
+
+struct ws_server {
+    struct ws_config cfg;
+    struct wsc__loop loop;
+    bool own_base;
+    bool running;
+    _Atomic int stopping;
+    struct event *stop_ev;
+    struct event *resume_ev;      /* re-enables accepting after EMFILE */
+    struct event *sig_int, *sig_term;
+    struct evconnlistener **listeners;
+    size_t num_listeners;
+    struct wsc__http_header *hdr_scratch; /* max_headers entries, loop only */
+    struct ws_conn *conns;        /* every live connection (any state) */
+    size_t num_open;              /* upgraded, not yet notified closed */
+    size_t num_live;
+
+    ws_open_cb on_open;   void *open_arg;
+    ws_data_cb on_data;   void *data_arg;
+    ws_control_cb on_ping; void *ping_arg;
+    ws_control_cb on_pong; void *pong_arg;
+    ws_close_cb on_close; void *close_arg;
+    ws_http_cb on_http;   void *http_arg;
+};
+
+void wsc__server_conn_link(struct ws_server *srv, struct ws_conn *c);
+void wsc__server_conn_unlink(struct ws_server *srv, struct ws_conn *c);
+uint64_t wsc__next_conn_id(void);
+
+/* ---- request.c: the public request/response objects ---------------------- */
+
+struct ws_request {
+    const struct wsc__http_request *http;
+    const char *method, *path, *query; /* NUL-terminated copies in strbuf */
+    char *strbuf;
+    const char **hnames, **hvalues;    /* NUL-terminated, num_headers each */
+    const void *body;
+    size_t body_len;
+    const char *remote;
+};
+
+struct ws_response {
+    struct evbuffer *headers;
+    struct evbuffer *out;         /* where the response goes */
+    bool sent;
+    bool head_only;               /* HEAD request: no body bytes */
+    bool keep_alive;
+};
+
+/* Build the request view (allocates strbuf); free with _release. */
+int wsc__request_init(struct ws_request *r, const struct wsc__http_request *h,
+                      const void *body, size_t body_len, const char *remote);
+void wsc__request_release(struct ws_request *r);
+/* A complete small response with Connection: close (errors, 426, 503...). */
+void wsc__response_simple(struct evbuffer *out, int status, const char *extra_headers);
+
+#endif /* WSC_INTERNAL_H */

@@ -1,0 +1,244 @@
+/*
+ * message.c - from frames to messages (RFC 6455 sections 5 and 7).
+ *
+ * wslay's frame API parses headers, unmasks, and hands us payload in chunks
+ * from its 4 KiB buffer. Everything above framing is here: opcode and
+ * fragmentation rules, the message size limit (checked at each frame
+ * header, before any payload is buffered), UTF-8 validated as bytes arrive
+ * (fail fast), control frames, and the close frame's code and reason.
+ *
+ * The common case, a whole unfragmented message in one chunk, goes to the
+ * data callback straight from wslay's buffer: no copy, no allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool opcode_known(uint8_t op)
+{
+    return op == WS_OP_CONTINUATION || op == WS_OP_TEXT || op == WS_OP_BINARY ||
+           op == WS_OP_CLOSE || op == WS_OP_PING || op == WS_OP_PONG;
+}
+
+static bool is_control(uint8_t op)
+{
+    return (op & 0x8) != 0;
+}
+
+static void fail_protocol(struct ws_conn *c, const char *why)
+{
+    wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_PROTOCOL_ERROR, why);
+}
+
+/* Checks made once per frame, at its first chunk. False: connection failed. */
+static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
+{
+    const struct ws_config *cfg = &c->srv->cfg;
+
+    c->got_traffic = true;
+    c->frame_opcode = f->opcode;
+    c->frame_fin = f->fin != 0;
+    c->frame_left = f->payload_length;
+    c->ctrl_len = 0;
+    if (f->rsv != 0) {
+        fail_protocol(c, "reserved bits set");
+        return false;
+    }
+    if (!opcode_known(f->opcode)) {
+        fail_protocol(c, "reserved opcode");
+        return false;
+    }
+    if (!f->mask) {
+        fail_protocol(c, "client frame not masked"); /* RFC 6455 5.1 */
+        return false;
+    }
+    if (is_control(f->opcode))
+        return true; /* wslay already refused > 125 bytes or fragmented */
+    if (f->opcode == WS_OP_CONTINUATION && c->msg_opcode == 0) {
+        fail_protocol(c, "continuation without a message");
+        return false;
+    }
+    if (f->opcode != WS_OP_CONTINUATION && c->msg_opcode != 0) {
+        fail_protocol(c, "new message inside a fragmented message");
+        return false;
+    }
+    if (f->opcode != WS_OP_CONTINUATION) {
+        c->msg_opcode = f->opcode;
+        c->msg_len = 0;
+        c->utf8_state = WSC__UTF8_ACCEPT;
+    }
+    if (f->payload_length > cfg->max_message_size - c->msg_len) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
+                       "message too big");
+        return false;
+    }
+    return true;
+}
+
+static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
+{
+    struct ws_server *srv = c->srv;
+
+    c->msg_opcode = 0;
+    /* Data after our close frame is read (to find the peer's close) but not
+     * delivered: the application already said goodbye. */
+    if (srv->on_data != NULL && !c->close_sent)
+        srv->on_data(c, (enum ws_opcode)op, data, len, srv->data_arg);
+}
+
+static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->msg_len + len > c->msg_cap) {
+        /* Grow to the size announced by the frame header, at least double. */
+        size_t want = c->msg_len + len + (size_t)c->frame_left;
+        size_t cap = c->msg_cap * 2 > want ? c->msg_cap * 2 : want;
+        uint8_t *p;
+        if (cap > c->srv->cfg.max_message_size)
+            cap = c->srv->cfg.max_message_size;
+        p = realloc(c->msg_buf, cap);
+        if (p == NULL)
+            return false;
+        c->msg_buf = p;
+        c->msg_cap = cap;
+    }
+    memcpy(c->msg_buf + c->msg_len, data, len);
+    c->msg_len += len;
+    return true;
+}
+
+static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
+                       bool first_chunk)
+{
+    bool frame_done = c->frame_left == 0;
+    bool text = c->msg_opcode == WS_OP_TEXT;
+
+    /* Fast path: a whole single-frame message in one chunk. */
+    if (first_chunk && frame_done && c->frame_fin && c->msg_len == 0 &&
+        c->frame_opcode != WS_OP_CONTINUATION) {
+        if (text && !wsc__utf8_valid(data, len)) {
+            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
+            return;
+        }
+        deliver(c, c->msg_opcode, data, len);
+        return;
+    }
+    if (text) {
+        c->utf8_state = wsc__utf8_feed(c->utf8_state, data, len);
+        if (c->utf8_state == WSC__UTF8_REJECT) {
+            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
+            return;
+        }
+    }
+    if (len > 0 && !msg_append(c, data, len)) {
+        wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if (!frame_done || !c->frame_fin)
+        return;
+    if (text && c->utf8_state != WSC__UTF8_ACCEPT) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD,
+                       "truncated UTF-8");
+        return;
+    }
+    deliver(c, c->msg_opcode, c->msg_buf, c->msg_len);
+    /* Release the buffer: an idle connection should hold no payload memory. */
+    free(c->msg_buf);
+    c->msg_buf = NULL;
+    c->msg_len = c->msg_cap = 0;
+}
+
+static void close_frame(struct ws_conn *c, const uint8_t *p, size_t len)
+{
+    int code = WS_CLOSE_NO_STATUS;
+    const char *reason = "";
+    size_t reason_len = 0;
+
+    if (len == 1) {
+        fail_protocol(c, "close payload of one byte");
+        return;
+    }
+    if (len >= 2) {
+        code = (p[0] << 8) | p[1];
+        reason = (const char *)p + 2;
+        reason_len = len - 2;
+        if (!wsc__close_code_valid(code)) {
+            fail_protocol(c, "invalid close code");
+            return;
+        }
+        if (!wsc__utf8_valid(reason, reason_len)) {
+            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD,
+                           "invalid UTF-8 in close reason");
+            return;
+        }
+    }
+    wsc__conn_close_received(c, code, reason, reason_len);
+}
+
+static void control_frame(struct ws_conn *c, const uint8_t *p, size_t len)
+{
+    struct ws_server *srv = c->srv;
+
+    switch (c->frame_opcode) {
+    case WS_OP_PING:
+        if (c->close_sent)
+            return;
+        wsc__conn_send_now(c, WS_OP_PONG, p, len);
+        if (srv->on_ping != NULL)
+            srv->on_ping(c, p, len, srv->ping_arg);
+        break;
+    case WS_OP_PONG:
+        c->awaiting_pong = false;
+        if (srv->on_pong != NULL && !c->close_sent)
+            srv->on_pong(c, p, len, srv->pong_arg);
+        break;
+    case WS_OP_CLOSE:
+        close_frame(c, p, len);
+        break;
+    }
+}
+
+static void control_chunk(struct ws_conn *c, const uint8_t *data, size_t len)
+{
+    /* Usually whole in one chunk; a frame split across reads is gathered. */
+    if (c->frame_left == 0 && c->ctrl_len == 0) {
+        control_frame(c, data, len);
+        return;
+    }
+    memcpy(c->ctrl_buf + c->ctrl_len, data, len);
+    c->ctrl_len = (uint8_t)(c->ctrl_len + len);
+    if (c->frame_left == 0)
+        control_frame(c, c->ctrl_buf, c->ctrl_len);
+}
+
+static bool still_reading(struct ws_conn *c)
+{
+    int st = atomic_load(&c->state);
+    return st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING;
+}
+
+void wsc__conn_ws_readable(struct ws_conn *c)
+{
+    /* Callbacks may close or release c; keep it alive until we return. */
+    ws_conn_ref(c);
+    while (still_reading(c)) {
+        struct wslay_frame_iocb f;
+        bool first_chunk = c->frame_left == 0;
+        ssize_t r = wslay_frame_recv(c->fctx, &f);
+
+        if (r == WSLAY_ERR_WANT_READ)
+            break;
+        if (r < 0) {
+            fail_protocol(c, "malformed frame header");
+            break;
+        }
+        if (first_chunk && !frame_begin(c, &f))
+            break;
+        c->frame_left -= f.data_length;
+        if (is_control(c->frame_opcode))
+            control_chunk(c, f.data, f.data_length);
+        else
+            data_chunk(c, f.data, f.data_length, first_chunk);
+    }
+    ws_conn_unref(c);
+}

@@ -1,0 +1,363 @@
+/*
+ * server.c - listeners, accepting, the loop's lifecycle and graceful stop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include "internal.h"
+
+/* How long accepting pauses when the process is out of descriptors. */
+#define WSC__ACCEPT_PAUSE_MS 200
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_init_rc;
+static _Atomic uint64_t conn_ids = 1;
+
+static void lib_init(void)
+{
+    struct sigaction old;
+
+    /* Cross-thread wake-ups need libevent's locks and notification fds. */
+    lib_init_rc = evthread_use_pthreads();
+    /* A peer that vanishes must not kill the process with SIGPIPE while a
+     * bufferevent writes; only touch the default disposition. */
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
+uint64_t wsc__next_conn_id(void)
+{
+    return atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed);
+}
+
+/* ---- the connection list ------------------------------------------------- */
+
+static void server_finish(struct ws_server *srv);
+
+void wsc__server_conn_link(struct ws_server *srv, struct ws_conn *c)
+{
+    c->prev = NULL;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->num_live++;
+}
+
+void wsc__server_conn_unlink(struct ws_server *srv, struct ws_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    srv->num_live--;
+    if (atomic_load(&srv->stopping) && srv->num_live == 0)
+        server_finish(srv);
+}
+
+/* ---- accepting ----------------------------------------------------------- */
+
+static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                             struct sockaddr *sa, int salen, void *arg)
+{
+    struct ws_server *srv = arg;
+    int one = 1;
+
+    (void)l;
+    wsc__loop_mark_owner(&srv->loop);
+    if (atomic_load(&srv->stopping)) {
+        evutil_closesocket(fd);
+        return;
+    }
+    /* Small frames (pings, RTT probes, chat) must not wait for Nagle. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (wsc__conn_new(srv, &srv->loop, fd, sa, salen) == NULL)
+        return; /* out of memory: wsc__conn_new closed the socket */
+}
+
+static void server_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < srv->num_listeners; i++)
+        evconnlistener_enable(srv->listeners[i]);
+}
+
+static void server_on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct ws_server *srv = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)l;
+    /* Out of descriptors: accept() would fail in a busy loop. Pause. */
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        struct timeval tv = { 0, WSC__ACCEPT_PAUSE_MS * 1000 };
+        for (size_t i = 0; i < srv->num_listeners; i++)
+            evconnlistener_disable(srv->listeners[i]);
+        evtimer_add(srv->resume_ev, &tv);
+    }
+}
+
+/* Split "host:port", "[v6]:port" or ":port". */
+static int split_addr(const char *addr, char *host, size_t hostlen, char *port,
+                      size_t portlen)
+{
+    const char *colon, *h = addr, *hend;
+
+    if (addr[0] == '[') {
+        hend = strchr(addr, ']');
+        if (hend == NULL || hend[1] != ':')
+            return WS_EADDR;
+        h = addr + 1;
+        colon = hend + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL)
+            return WS_EADDR;
+        hend = colon;
+    }
+    if ((size_t)(hend - h) >= hostlen || strlen(colon + 1) >= portlen ||
+        colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        atoi(colon + 1) > 65535)
+        return WS_EADDR;
+    memcpy(host, h, (size_t)(hend - h));
+    host[hend - h] = '\0';
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+static int bound_port(evutil_socket_t fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return WS_ELISTEN;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
+}
+
+int ws_server_listen(struct ws_server *srv, const char *addr)
+{
+    char host[256], port[8];
+    struct addrinfo hints = { 0 }, *res = NULL;
+    struct evconnlistener *l, **grown;
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+
+    if (srv == NULL || addr == NULL)
+        return WS_EINVAL;
+    if (atomic_load(&srv->stopping))
+        return WS_ESTATE;
+    if (split_addr(addr, host, sizeof(host), port, sizeof(port)) != 0)
+        return WS_EADDR;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host[0] != '\0' ? host : "0.0.0.0", port, &hints, &res) != 0)
+        return WS_EADDR;
+    grown = realloc(srv->listeners, (srv->num_listeners + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        freeaddrinfo(res);
+        return WS_ENOMEM;
+    }
+    srv->listeners = grown;
+    l = evconnlistener_new_bind(srv->loop.base, server_on_accept, srv, flags, 511,
+                                res->ai_addr, (int)res->ai_addrlen);
+    freeaddrinfo(res);
+    if (l == NULL)
+        return WS_ELISTEN;
+    evconnlistener_set_error_cb(l, server_on_accept_error);
+    srv->listeners[srv->num_listeners++] = l;
+    return bound_port(evconnlistener_get_fd(l));
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void server_close_listeners(struct ws_server *srv)
+{
+    for (size_t i = 0; i < srv->num_listeners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->num_listeners = 0;
+}
+
+static void server_remove_signals(struct ws_server *srv)
+{
+    if (srv->sig_int != NULL)
+        event_free(srv->sig_int);
+    if (srv->sig_term != NULL)
+        event_free(srv->sig_term);
+    srv->sig_int = srv->sig_term = NULL;
+}
+
+/* Every connection is gone after a stop: let the loop end. */
+static void server_finish(struct ws_server *srv)
+{
+    server_remove_signals(srv);
+    evtimer_del(srv->resume_ev);
+    if (srv->own_base)
+        event_base_loopexit(srv->loop.base, NULL);
+}
+
+static void server_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_server *srv = arg;
+    struct ws_conn *c, *next;
+
+    (void)fd;
+    (void)what;
+    server_close_listeners(srv);
+    for (c = srv->conns; c != NULL; c = next) {
+        next = c->next; /* shutdown may unlink c */
+        wsc__conn_shutdown(c);
+    }
+    if (srv->num_live == 0)
+        server_finish(srv);
+}
+
+static void server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    ws_server_stop(arg);
+}
+
+struct ws_server *ws_server_new(const struct ws_config *cfg)
+{
+    struct ws_server *srv;
+    struct event_base *base;
+
+    pthread_once(&lib_once, lib_init);
+    if (lib_init_rc != 0)
+        return NULL;
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    if (cfg != NULL)
+        srv->cfg = *cfg;
+    else
+        wsc__config_defaults(&srv->cfg);
+    atomic_init(&srv->stopping, 0);
+    base = srv->cfg.base;
+    if (base == NULL) {
+        base = event_base_new();
+        srv->own_base = true;
+    }
+    if (base == NULL || wsc__loop_init(&srv->loop, base) != 0) {
+        if (base != NULL && srv->own_base)
+            event_base_free(base);
+        free(srv);
+        return NULL;
+    }
+    srv->hdr_scratch = calloc(srv->cfg.max_headers, sizeof(*srv->hdr_scratch));
+    srv->stop_ev = event_new(base, -1, 0, server_on_stop, srv);
+    srv->resume_ev = evtimer_new(base, server_on_resume, srv);
+    if (srv->hdr_scratch == NULL || srv->stop_ev == NULL || srv->resume_ev == NULL) {
+        ws_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+int ws_server_run(struct ws_server *srv)
+{
+    if (srv == NULL)
+        return WS_EINVAL;
+    if (!srv->own_base || srv->running)
+        return WS_ESTATE;
+    srv->running = true;
+    wsc__loop_mark_owner(&srv->loop);
+    if (srv->cfg.handle_signals && !atomic_load(&srv->stopping)) {
+        srv->sig_int = evsignal_new(srv->loop.base, SIGINT, server_on_signal, srv);
+        srv->sig_term = evsignal_new(srv->loop.base, SIGTERM, server_on_signal, srv);
+        if (srv->sig_int == NULL || srv->sig_term == NULL ||
+            evsignal_add(srv->sig_int, NULL) != 0 || evsignal_add(srv->sig_term, NULL) != 0) {
+            server_remove_signals(srv);
+            srv->running = false;
+            return WS_EEVENT;
+        }
+    }
+    event_base_dispatch(srv->loop.base);
+    server_remove_signals(srv);
+    srv->running = false;
+    return 0;
+}
+
+int ws_server_stop(struct ws_server *srv)
+{
+    int expected = 0;
+
+    if (srv == NULL)
+        return WS_EINVAL;
+    if (!atomic_compare_exchange_strong(&srv->stopping, &expected, 1))
+        return WS_ESTATE;
+    /* No timeout on this event, so the activation cannot be lost. */
+    event_active(srv->stop_ev, EV_READ, 0);
+    return 0;
+}
+
+void ws_server_free(struct ws_server *srv)
+{
+    if (srv == NULL)
+        return;
+    /* No callbacks from here on: the application is tearing down. */
+    atomic_store(&srv->stopping, 0);
+    while (srv->conns != NULL)
+        wsc__conn_abort(srv->conns, WS_CAUSE_SHUTDOWN);
+    server_close_listeners(srv);
+    server_remove_signals(srv);
+    if (srv->stop_ev != NULL)
+        event_free(srv->stop_ev);
+    if (srv->resume_ev != NULL)
+        event_free(srv->resume_ev);
+    wsc__loop_destroy(&srv->loop);
+    free(srv->hdr_scratch);
+    if (srv->own_base)
+        event_base_free(srv->loop.base);
+    free(srv);
+}
+
+struct event_base *ws_server_event_base(struct ws_server *srv)
+{
+    return srv != NULL ? srv->loop.base : NULL;
+}
+
+size_t ws_server_connection_count(const struct ws_server *srv)
+{
+    return srv != NULL ? srv->num_open : 0;
+}
+
+#define WSC_HANDLER_SETTER(event, type)                                      \
+    void ws_server_handle_##event(struct ws_server *srv, type cb, void *arg) \
+    {                                                                        \
+        if (srv == NULL)                                                     \
+            return;                                                          \
+        srv->on_##event = cb;                                                \
+        srv->event##_arg = arg;                                              \
+    }
+
+WSC_HANDLER_SETTER(open, ws_open_cb)
+WSC_HANDLER_SETTER(data, ws_data_cb)
+WSC_HANDLER_SETTER(ping, ws_control_cb)
+WSC_HANDLER_SETTER(pong, ws_control_cb)
+WSC_HANDLER_SETTER(close, ws_close_cb)
+WSC_HANDLER_SETTER(http, ws_http_cb)

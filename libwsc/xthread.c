@@ -1,0 +1,121 @@
+/*
+ * xthread.c - sends from threads other than the loop's.
+ *
+ * Only the loop thread may touch a connection's bufferevent and wslay
+ * context, so a foreign thread hands the loop a message: it appends to a
+ * mutex-guarded list and makes a persistent event active. The event has no
+ * timeout (an activation racing a pending timeout can be lost in libevent
+ * 2.1), and it is activated once per batch: producers that find a wake-up
+ * already pending only append.
+ */
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "internal.h"
+
+static void loop_deliver(struct wsc__xmsg *m)
+{
+    struct ws_conn *c = m->conn;
+
+    switch (m->kind) {
+    case WSC__X_SEND:
+    case WSC__X_PING:
+        /* Closed meanwhile: dropped, as if lost with the connection. */
+        wsc__conn_send_now(c, m->opcode, m->data, m->len);
+        break;
+    case WSC__X_CLOSE:
+        wsc__conn_close_now(c, m->code, (const char *)m->data, m->len);
+        break;
+    }
+    ws_conn_unref(c);
+    free(m);
+}
+
+static void loop_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct wsc__loop *loop = arg;
+    struct wsc__xmsg *batch;
+
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&loop->lock);
+    batch = loop->head;
+    loop->head = loop->tail = NULL;
+    loop->wake_pending = false;
+    pthread_mutex_unlock(&loop->lock);
+
+    while (batch != NULL) {
+        struct wsc__xmsg *next = batch->next;
+        loop_deliver(batch);
+        batch = next;
+    }
+}
+
+int wsc__loop_init(struct wsc__loop *loop, struct event_base *base)
+{
+    loop->base = base;
+    atomic_init(&loop->owner_known, 0);
+    loop->head = loop->tail = NULL;
+    loop->wake_pending = false;
+    if (pthread_mutex_init(&loop->lock, NULL) != 0)
+        return WS_ENOMEM;
+    loop->wake = event_new(base, -1, EV_PERSIST, loop_on_wake, loop);
+    if (loop->wake == NULL) {
+        pthread_mutex_destroy(&loop->lock);
+        return WS_EEVENT;
+    }
+    return 0;
+}
+
+void wsc__loop_destroy(struct wsc__loop *loop)
+{
+    struct wsc__xmsg *m = loop->head;
+
+    /* Messages nobody delivered still hold connection references. */
+    while (m != NULL) {
+        struct wsc__xmsg *next = m->next;
+        ws_conn_unref(m->conn);
+        free(m);
+        m = next;
+    }
+    loop->head = loop->tail = NULL;
+    if (loop->wake != NULL)
+        event_free(loop->wake);
+    loop->wake = NULL;
+    pthread_mutex_destroy(&loop->lock);
+}
+
+void wsc__loop_mark_owner(struct wsc__loop *loop)
+{
+    if (atomic_load_explicit(&loop->owner_known, memory_order_acquire) &&
+        pthread_equal(loop->owner, pthread_self()))
+        return;
+    loop->owner = pthread_self();
+    atomic_store_explicit(&loop->owner_known, 1, memory_order_release);
+}
+
+bool wsc__loop_is_owner(struct wsc__loop *loop)
+{
+    return atomic_load_explicit(&loop->owner_known, memory_order_acquire) &&
+           pthread_equal(loop->owner, pthread_self());
+}
+
+void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m)
+{
+    bool wake;
+
+    m->next = NULL;
+    pthread_mutex_lock(&loop->lock);
+    if (loop->tail != NULL)
+        loop->tail->next = m;
+    else
+        loop->head = m;
+    loop->tail = m;
+    wake = !loop->wake_pending;
+    loop->wake_pending = true;
+    /* Activate under the lock: the loop cannot free the event meanwhile. */
+    if (wake)
+        event_active(loop->wake, EV_READ, 0);
+    pthread_mutex_unlock(&loop->lock);
+}
