@@ -129,7 +129,8 @@ struct ws_close_info {
  *                                cause WS_CAUSE_TIMEOUT)
  *   close_timeout      5000 ms  (wait for the peer's close frame; also bounds
  *                                the drain time of ws_server_stop())
- *   max_connections    10000   (open WebSocket connections; more -> 503)
+ *   max_connections    10000   (open WebSocket connections; more -> 503;
+ *                               0 means no limit)
  *   handle_signals     1       (ws_server_run() stops on SIGINT/SIGTERM)
  */
 struct ws_config;

@@ -69,10 +69,15 @@ static void conn_release(struct ws_conn *c)
     ws_conn_unref(c); /* the loop's reference */
 }
 
-/* Drop now; the close callback (if it opened) reports cause with code 1006. */
+/* Drop now. The close callback (if it opened) gets the code we sent when
+ * our close frame went unanswered, else 1006: no close frame at all. */
 static void conn_drop(struct ws_conn *c, enum ws_close_cause cause)
 {
-    wsc__conn_notify_close(c, cause, WS_CLOSE_ABNORMAL, "", 0, false);
+    if (c->close_sent)
+        wsc__conn_notify_close(c, cause, c->close_code, c->close_reason,
+                               c->close_reason_len, false);
+    else
+        wsc__conn_notify_close(c, cause, WS_CLOSE_ABNORMAL, "", 0, false);
     conn_release(c);
 }
 
@@ -350,6 +355,10 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     n = wsc__frame_close_payload(payload, code, reason, len);
     wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
     c->close_sent = true;
+    c->close_code = code;
+    c->close_reason_len = len < sizeof(c->close_reason) ? len : sizeof(c->close_reason) - 1;
+    if (c->close_reason_len > 0)
+        memcpy(c->close_reason, reason, c->close_reason_len);
     atomic_store(&c->state, WSC__CONN_CLOSING);
     evtimer_del(c->timer);
     if (c->srv->cfg.close_timeout_ms > 0)

@@ -114,13 +114,8 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
 }
 
 /* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5). */
-static int http_switch_protocols(struct ws_conn *c, const struct wsc__http_header *key)
+static int http_switch_protocols(struct ws_conn *c, const char *accept)
 {
-    char accept[WSC__ACCEPT_LEN + 1];
-    int rc = wsc__handshake_accept(key->value, key->value_len, accept);
-
-    if (rc != 0)
-        return rc;
     if (evbuffer_add_printf(bufferevent_get_output(c->bev),
                             "HTTP/1.1 101 Switching Protocols\r\n"
                             "Upgrade: websocket\r\n"
@@ -132,7 +127,7 @@ static int http_switch_protocols(struct ws_conn *c, const struct wsc__http_heade
 }
 
 /* Returns true when the request was an accepted upgrade. */
-static bool http_upgrade(struct ws_conn *c, const struct wsc__http_header *key)
+static bool http_upgrade(struct ws_conn *c, const char *accept)
 {
     struct ws_server *srv = c->srv;
 
@@ -141,7 +136,7 @@ static bool http_upgrade(struct ws_conn *c, const struct wsc__http_header *key)
         http_refuse(c, 503, "Retry-After: 1\r\n");
         return false;
     }
-    if (http_switch_protocols(c, key) != 0 || wsc__conn_open(c) != 0) {
+    if (http_switch_protocols(c, accept) != 0 || wsc__conn_open(c) != 0) {
         http_refuse(c, 500, NULL);
         return false;
     }
@@ -158,6 +153,7 @@ static bool http_handle_one(struct ws_conn *c)
     size_t scan = avail < srv->cfg.max_head_size ? avail : srv->cfg.max_head_size;
     struct wsc__http_request req = { .headers = srv->hdr_scratch };
     const struct wsc__http_header *key = NULL;
+    char accept[WSC__ACCEPT_LEN + 1];
     const char *buf;
     long long used;
     int head_len;
@@ -213,8 +209,13 @@ static bool http_handle_one(struct ws_conn *c)
     case WSC__UPGRADE_OK:
         break;
     }
+    /* key points into the input buffer: hash it before the head is drained. */
+    if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
+        http_refuse(c, 500, NULL);
+        return false;
+    }
     evbuffer_drain(in, (size_t)head_len);
-    if (!http_upgrade(c, key))
+    if (!http_upgrade(c, accept))
         return false;
     /* A client may send its first frames with the request: read them now. */
     if (evbuffer_get_length(in) > 0)

@@ -182,11 +182,9 @@ struct ws_conn {
     bool close_sent;
     bool close_notified;
     bool opened;
-    enum ws_close_cause cause;
-    int close_code;
+    int close_code;               /* what our close frame said */
     char close_reason[124];
     size_t close_reason_len;
-    bool close_remote;
 };
 
 struct sockaddr;

@@ -1,0 +1,453 @@
+/*
+ * wsc-test-server - a configurable libwsc server for the integration tests
+ * (tests/integration). Every event is printed as one line on stdout (line
+ * buffered), so the tests can wait for and assert on them:
+ *
+ *   LISTENING <port>
+ *   OPEN <id> <remote>
+ *   PING <id> <len>
+ *   PONG <id> <len> <hex payload>
+ *   CLOSE <id> code=<code> cause=<cause> remote=<0|1> reason=<reason>
+ *   CMD ping <id> rc=<rc>          (--ping-on-message: ws_conn_ping's result)
+ *   CMD close <id> rc=<rc>         (--close-on-message: ws_conn_close's result)
+ *   SEND ERROR <code>              (ws_conn_send returned non-zero)
+ *   SENDERS DONE                   (--send-threads: every sender finished)
+ *   STOPPED                        (ws_server_run returned; about to exit)
+ *
+ * Default behaviour: echo every message with its opcode. See --help.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wsc.h"
+
+struct sender {
+    pthread_t thread;
+    unsigned index;
+    int started;
+};
+
+struct app {
+    int close_on_message;
+    int ping_on_message;
+
+    /* --send-threads mode */
+    unsigned send_threads;
+    unsigned send_conns;
+    unsigned send_count;
+    struct ws_conn **conns;   /* the first send_conns connections, ref'd */
+    unsigned nconns;          /* loop thread only */
+    struct sender *senders;
+    atomic_uint senders_left;
+    int senders_launched;
+};
+
+static struct app app;
+
+static const char *cause_name(enum ws_close_cause cause)
+{
+    switch (cause) {
+    case WS_CAUSE_CLEAN: return "clean";
+    case WS_CAUSE_TIMEOUT: return "timeout";
+    case WS_CAUSE_PROTOCOL: return "protocol";
+    case WS_CAUSE_DISCONNECT: return "disconnect";
+    case WS_CAUSE_ERROR: return "error";
+    case WS_CAUSE_SHUTDOWN: return "shutdown";
+    }
+    return "unknown";
+}
+
+/* ---- sender threads --------------------------------------------------- */
+
+static void *sender_main(void *arg)
+{
+    struct sender *s = arg;
+    char msg[64];
+
+    /* The loop thread holds one ref per connection for every sender; this
+     * thread takes its own too, to exercise ws_conn_ref from a thread. */
+    for (unsigned c = 0; c < app.send_conns; c++)
+        ws_conn_ref(app.conns[c]);
+    for (unsigned seq = 0; seq < app.send_count; seq++) {
+        int n = snprintf(msg, sizeof(msg), "t%u:%u", s->index, seq);
+        for (unsigned c = 0; c < app.send_conns; c++) {
+            int rc = ws_conn_send(app.conns[c], WS_OP_TEXT, msg, (size_t)n);
+            if (rc != 0)
+                printf("SEND ERROR %d\n", rc);
+        }
+    }
+    for (unsigned c = 0; c < app.send_conns; c++) {
+        ws_conn_unref(app.conns[c]);
+        ws_conn_unref(app.conns[c]); /* the ref the loop thread took for us */
+    }
+    if (atomic_fetch_sub(&app.senders_left, 1) == 1)
+        printf("SENDERS DONE\n");
+    return NULL;
+}
+
+static void launch_senders(void)
+{
+    app.senders_launched = 1;
+    atomic_store(&app.senders_left, app.send_threads);
+    for (unsigned c = 0; c < app.send_conns; c++)
+        for (unsigned t = 0; t < app.send_threads; t++)
+            ws_conn_ref(app.conns[c]);
+    for (unsigned t = 0; t < app.send_threads; t++) {
+        int rc;
+        app.senders[t].index = t;
+        rc = pthread_create(&app.senders[t].thread, NULL, sender_main, &app.senders[t]);
+        if (rc != 0) {
+            fprintf(stderr, "wsc-test-server: pthread_create: %s\n", strerror(rc));
+            exit(1);
+        }
+        app.senders[t].started = 1;
+    }
+}
+
+static void join_senders(void)
+{
+    if (app.senders == NULL)
+        return;
+    for (unsigned t = 0; t < app.send_threads; t++)
+        if (app.senders[t].started)
+            pthread_join(app.senders[t].thread, NULL);
+}
+
+/* ---- callbacks ---------------------------------------------------------- */
+
+static void on_open(struct ws_conn *conn, void *arg)
+{
+    (void)arg;
+    printf("OPEN %" PRIu64 " %s\n", ws_conn_id(conn), ws_conn_remote_addr(conn));
+    if (app.send_threads > 0 && app.nconns < app.send_conns) {
+        app.conns[app.nconns++] = conn;
+        if (app.nconns == app.send_conns)
+            launch_senders();
+    }
+}
+
+/* "prefix<rest>": returns rest or NULL. */
+static const char *command(const char *data, size_t len, const char *prefix, size_t *restlen)
+{
+    size_t plen = strlen(prefix);
+    if (len < plen || memcmp(data, prefix, plen) != 0)
+        return NULL;
+    *restlen = len - plen;
+    return data + plen;
+}
+
+static void do_close_command(struct ws_conn *conn, const char *rest, size_t restlen)
+{
+    char buf[256];
+    char *colon, *end;
+    long code;
+    int rc;
+
+    if (restlen >= sizeof(buf)) {
+        printf("CMD close %" PRIu64 " rc=bad-command\n", ws_conn_id(conn));
+        return;
+    }
+    memcpy(buf, rest, restlen);
+    buf[restlen] = '\0';
+    colon = strchr(buf, ':');
+    if (colon != NULL)
+        *colon = '\0';
+    errno = 0;
+    code = strtol(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\0' || code < INT_MIN || code > INT_MAX) {
+        printf("CMD close %" PRIu64 " rc=bad-command\n", ws_conn_id(conn));
+        return;
+    }
+    rc = ws_conn_close(conn, (int)code, colon != NULL ? colon + 1 : NULL);
+    printf("CMD close %" PRIu64 " rc=%d\n", ws_conn_id(conn), rc);
+}
+
+static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
+                    size_t len, void *arg)
+{
+    const char *rest;
+    size_t restlen = 0;
+    int rc;
+
+    (void)arg;
+    if (op == WS_OP_TEXT && app.close_on_message &&
+        (rest = command(data, len, "close:", &restlen)) != NULL) {
+        do_close_command(conn, rest, restlen);
+        return;
+    }
+    if (op == WS_OP_TEXT && app.ping_on_message &&
+        (rest = command(data, len, "ping:", &restlen)) != NULL) {
+        rc = ws_conn_ping(conn, rest, restlen);
+        printf("CMD ping %" PRIu64 " rc=%d\n", ws_conn_id(conn), rc);
+        return;
+    }
+    rc = ws_conn_send(conn, op, data, len);
+    if (rc != 0)
+        printf("SEND ERROR %d\n", rc);
+}
+
+static void on_ping(struct ws_conn *conn, const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)arg;
+    printf("PING %" PRIu64 " %zu\n", ws_conn_id(conn), len);
+}
+
+static void on_pong(struct ws_conn *conn, const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    /* One printf call per line: the sender threads print too. */
+    char hex[2 * 125 + 1];
+    size_t n = len <= 125 ? len : 125;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", p[i]);
+    hex[2 * n] = '\0';
+    printf("PONG %" PRIu64 " %zu %s\n", ws_conn_id(conn), len, hex);
+}
+
+static void on_close(struct ws_conn *conn, const struct ws_close_info *info, void *arg)
+{
+    (void)arg;
+    printf("CLOSE %" PRIu64 " code=%d cause=%s remote=%d reason=%.*s\n",
+           ws_conn_id(conn), info->code, cause_name(info->cause), info->remote,
+           (int)info->reason_len, info->reason != NULL ? info->reason : "");
+}
+
+static void on_http(const struct ws_request *req, struct ws_response *res, void *arg)
+{
+    const char *method = ws_request_method(req);
+    const char *path = ws_request_path(req);
+    int rc = 0;
+
+    (void)arg;
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/hello") == 0) {
+        rc = ws_response_send(res, 200, "text/plain", "hello", 5);
+    } else if (strcmp(method, "GET") == 0 && strcmp(path, "/query") == 0) {
+        char value[1024];
+        int n = ws_request_query_param(req, "name", value, sizeof(value));
+        if (n >= 0)
+            rc = ws_response_send(res, 200, "text/plain", value, (size_t)n);
+        else
+            rc = ws_response_send(res, 400, "text/plain", ws_strerror(n),
+                                  strlen(ws_strerror(n)));
+    } else if (strcmp(method, "POST") == 0 && strcmp(path, "/echo") == 0) {
+        size_t len = 0;
+        const void *body = ws_request_body(req, &len);
+        rc = ws_response_send(res, 200, "application/octet-stream", body, len);
+    }
+    /* Any other request: no response, the library answers 404. */
+    if (rc != 0)
+        printf("HTTP ERROR %d\n", rc);
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fputs("usage: wsc-test-server [options]\n"
+          "  --listen ADDR            listen address (default 127.0.0.1:0)\n"
+          "  --max-message N          ws_config_set_max_message_size\n"
+          "  --max-head N             ws_config_set_max_head_size\n"
+          "  --max-headers N          ws_config_set_max_headers\n"
+          "  --handshake-timeout MS   ws_config_set_handshake_timeout\n"
+          "  --ping-interval MS       ws_config_set_ping_interval\n"
+          "  --pong-timeout MS        ws_config_set_pong_timeout\n"
+          "  --close-timeout MS       ws_config_set_close_timeout\n"
+          "  --max-connections N      ws_config_set_max_connections\n"
+          "  --http                   serve GET /hello, GET /query?name=, POST /echo\n"
+          "  --send-threads T --send-conns C --send-count M\n"
+          "                           once C connections are open, T threads each\n"
+          "                           send M messages \"t<thread>:<seq>\" to all C\n"
+          "  --close-on-message       text \"close:<code>:<reason>\" -> ws_conn_close\n"
+          "  --ping-on-message        text \"ping:<payload>\" -> ws_conn_ping\n",
+          f);
+}
+
+static unsigned long long parse_number(const char *opt, const char *s, unsigned long long max)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v > max) {
+        fprintf(stderr, "wsc-test-server: bad value for --%s: %s\n", opt, s);
+        exit(2);
+    }
+    return v;
+}
+
+static void check_set(const char *opt, int rc)
+{
+    if (rc != 0) {
+        fprintf(stderr, "wsc-test-server: --%s: %s\n", opt, ws_strerror(rc));
+        exit(2);
+    }
+}
+
+enum {
+    OPT_LISTEN = 256, OPT_MAX_MESSAGE, OPT_MAX_HEAD, OPT_MAX_HEADERS,
+    OPT_HANDSHAKE_TIMEOUT, OPT_PING_INTERVAL, OPT_PONG_TIMEOUT, OPT_CLOSE_TIMEOUT,
+    OPT_MAX_CONNECTIONS, OPT_HTTP, OPT_SEND_THREADS, OPT_SEND_CONNS,
+    OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP
+};
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "listen", required_argument, NULL, OPT_LISTEN },
+        { "max-message", required_argument, NULL, OPT_MAX_MESSAGE },
+        { "max-head", required_argument, NULL, OPT_MAX_HEAD },
+        { "max-headers", required_argument, NULL, OPT_MAX_HEADERS },
+        { "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+        { "ping-interval", required_argument, NULL, OPT_PING_INTERVAL },
+        { "pong-timeout", required_argument, NULL, OPT_PONG_TIMEOUT },
+        { "close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT },
+        { "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+        { "http", no_argument, NULL, OPT_HTTP },
+        { "send-threads", required_argument, NULL, OPT_SEND_THREADS },
+        { "send-conns", required_argument, NULL, OPT_SEND_CONNS },
+        { "send-count", required_argument, NULL, OPT_SEND_COUNT },
+        { "close-on-message", no_argument, NULL, OPT_CLOSE_ON_MESSAGE },
+        { "ping-on-message", no_argument, NULL, OPT_PING_ON_MESSAGE },
+        { "help", no_argument, NULL, OPT_HELP },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *listen_addr = "127.0.0.1:0";
+    struct ws_config *cfg;
+    struct ws_server *srv;
+    int http = 0, opt, port, rc;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    cfg = ws_config_new();
+    if (cfg == NULL) {
+        fprintf(stderr, "wsc-test-server: out of memory\n");
+        return 1;
+    }
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN:
+            listen_addr = optarg;
+            break;
+        case OPT_MAX_MESSAGE:
+            check_set("max-message", ws_config_set_max_message_size(
+                          cfg, (size_t)parse_number("max-message", optarg, SIZE_MAX)));
+            break;
+        case OPT_MAX_HEAD:
+            check_set("max-head", ws_config_set_max_head_size(
+                          cfg, (size_t)parse_number("max-head", optarg, SIZE_MAX)));
+            break;
+        case OPT_MAX_HEADERS:
+            check_set("max-headers", ws_config_set_max_headers(
+                          cfg, (unsigned)parse_number("max-headers", optarg, UINT_MAX)));
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            check_set("handshake-timeout", ws_config_set_handshake_timeout(
+                          cfg, (unsigned)parse_number("handshake-timeout", optarg, UINT_MAX)));
+            break;
+        case OPT_PING_INTERVAL:
+            check_set("ping-interval", ws_config_set_ping_interval(
+                          cfg, (unsigned)parse_number("ping-interval", optarg, UINT_MAX)));
+            break;
+        case OPT_PONG_TIMEOUT:
+            check_set("pong-timeout", ws_config_set_pong_timeout(
+                          cfg, (unsigned)parse_number("pong-timeout", optarg, UINT_MAX)));
+            break;
+        case OPT_CLOSE_TIMEOUT:
+            check_set("close-timeout", ws_config_set_close_timeout(
+                          cfg, (unsigned)parse_number("close-timeout", optarg, UINT_MAX)));
+            break;
+        case OPT_MAX_CONNECTIONS:
+            check_set("max-connections", ws_config_set_max_connections(
+                          cfg, (unsigned)parse_number("max-connections", optarg, UINT_MAX)));
+            break;
+        case OPT_HTTP:
+            http = 1;
+            break;
+        case OPT_SEND_THREADS:
+            app.send_threads = (unsigned)parse_number("send-threads", optarg, 1024);
+            break;
+        case OPT_SEND_CONNS:
+            app.send_conns = (unsigned)parse_number("send-conns", optarg, 100000);
+            break;
+        case OPT_SEND_COUNT:
+            app.send_count = (unsigned)parse_number("send-count", optarg, UINT_MAX);
+            break;
+        case OPT_CLOSE_ON_MESSAGE:
+            app.close_on_message = 1;
+            break;
+        case OPT_PING_ON_MESSAGE:
+            app.ping_on_message = 1;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            ws_config_free(cfg);
+            return 0;
+        default:
+            usage(stderr);
+            ws_config_free(cfg);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        ws_config_free(cfg);
+        return 2;
+    }
+    if (app.send_threads > 0) {
+        if (app.send_conns == 0) {
+            fprintf(stderr, "wsc-test-server: --send-threads needs --send-conns > 0\n");
+            ws_config_free(cfg);
+            return 2;
+        }
+        app.conns = calloc(app.send_conns, sizeof(*app.conns));
+        app.senders = calloc(app.send_threads, sizeof(*app.senders));
+        if (app.conns == NULL || app.senders == NULL) {
+            fprintf(stderr, "wsc-test-server: out of memory\n");
+            return 1;
+        }
+    }
+
+    srv = ws_server_new(cfg);
+    ws_config_free(cfg);
+    if (srv == NULL) {
+        fprintf(stderr, "wsc-test-server: ws_server_new failed\n");
+        return 1;
+    }
+    ws_server_handle_open(srv, on_open, NULL);
+    ws_server_handle_data(srv, on_data, NULL);
+    ws_server_handle_ping(srv, on_ping, NULL);
+    ws_server_handle_pong(srv, on_pong, NULL);
+    ws_server_handle_close(srv, on_close, NULL);
+    if (http)
+        ws_server_handle_http(srv, on_http, NULL);
+
+    port = ws_server_listen(srv, listen_addr);
+    if (port <= 0) {
+        fprintf(stderr, "wsc-test-server: listen %s: %s\n", listen_addr, ws_strerror(port));
+        ws_server_free(srv);
+        return 1;
+    }
+    printf("LISTENING %d\n", port);
+
+    rc = ws_server_run(srv);
+    if (rc != 0)
+        fprintf(stderr, "wsc-test-server: ws_server_run: %s\n", ws_strerror(rc));
+    /* Senders hold refs; let them finish before the server goes away. */
+    join_senders();
+    ws_server_free(srv);
+    free(app.conns);
+    free(app.senders);
+    printf("STOPPED\n");
+    fflush(stdout);
+    return rc == 0 ? 0 : 1;
+}
