@@ -132,6 +132,20 @@ struct ws_close_info {
  *   max_connections    10000   (open WebSocket connections; more -> 503;
  *                               0 means no limit)
  *   handle_signals     1       (ws_server_run() stops on SIGINT/SIGTERM)
+ *   deflate            1       (accept permessage-deflate, RFC 7692)
+ *   deflate_no_context_takeover 1 (forced both ways, see below)
+ *   deflate_window_bits 15     (9..15: the window our compressor uses)
+ *   deflate_mem_level  8       (1..9: zlib memLevel of our compressor)
+ *   deflate_threshold  128     (smaller messages are sent uncompressed)
+ *
+ * Compression memory: with no context takeover (the default) connections
+ * share one compressor and one decompressor per server, so an idle
+ * connection holds no zlib memory; a message that arrives in several reads
+ * holds a decompressor (39 KiB) until it ends. With context takeover each
+ * connection keeps its own streams for its whole life: about
+ * 2^(window_bits+2) + 2^(mem_level+9) bytes to compress (262 KiB measured
+ * at 15/8)
+ * plus 39 KiB to decompress (tests/unit/test_deflate.c measures both).
  */
 struct ws_config;
 struct event_base;
@@ -147,6 +161,15 @@ WS_EXTERN int ws_config_set_pong_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_close_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_max_connections(struct ws_config *cfg, unsigned count);
 WS_EXTERN int ws_config_set_handle_signals(struct ws_config *cfg, int on);
+/* permessage-deflate: off declines every offer. */
+WS_EXTERN int ws_config_set_deflate(struct ws_config *cfg, int on);
+/* 1: answer with server_ and client_no_context_takeover whatever the client
+ * offered (low memory). 0: keep context across messages where the client
+ * allows it (better ratio, per-connection memory). */
+WS_EXTERN int ws_config_set_deflate_no_context_takeover(struct ws_config *cfg, int on);
+WS_EXTERN int ws_config_set_deflate_window_bits(struct ws_config *cfg, unsigned bits);
+WS_EXTERN int ws_config_set_deflate_mem_level(struct ws_config *cfg, unsigned level);
+WS_EXTERN int ws_config_set_deflate_threshold(struct ws_config *cfg, size_t bytes);
 /*
  * Run on the application's own event_base instead of a private one. The
  * application then runs the loop itself (ws_server_run() returns WS_ESTATE).

@@ -15,6 +15,11 @@ void wsc__config_defaults(struct ws_config *cfg)
     cfg->max_connections = 10000;
     cfg->handle_signals = 1;
     cfg->base = NULL;
+    cfg->deflate = 1;
+    cfg->deflate_no_context_takeover = 1;
+    cfg->deflate_window_bits = 15;
+    cfg->deflate_mem_level = 8;
+    cfg->deflate_threshold = 128;
 }
 
 struct ws_config *ws_config_new(void)
@@ -84,5 +89,46 @@ int ws_config_set_event_base(struct ws_config *cfg, struct event_base *base)
     if (cfg == NULL)
         return WS_EINVAL;
     cfg->base = base;
+    return 0;
+}
+
+int ws_config_set_deflate(struct ws_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->deflate = on != 0;
+    return 0;
+}
+
+int ws_config_set_deflate_no_context_takeover(struct ws_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->deflate_no_context_takeover = on != 0;
+    return 0;
+}
+
+int ws_config_set_deflate_window_bits(struct ws_config *cfg, unsigned bits)
+{
+    /* zlib's raw deflate has no 8-bit window (it would use 9). */
+    if (cfg == NULL || bits < 9 || bits > 15)
+        return WS_EINVAL;
+    cfg->deflate_window_bits = bits;
+    return 0;
+}
+
+int ws_config_set_deflate_mem_level(struct ws_config *cfg, unsigned level)
+{
+    if (cfg == NULL || level < 1 || level > 9)
+        return WS_EINVAL;
+    cfg->deflate_mem_level = level;
+    return 0;
+}
+
+int ws_config_set_deflate_threshold(struct ws_config *cfg, size_t bytes)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->deflate_threshold = bytes;
     return 0;
 }

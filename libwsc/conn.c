@@ -65,6 +65,9 @@ static void conn_release(struct ws_conn *c)
     free(c->msg_buf);
     c->msg_buf = NULL;
     c->msg_len = c->msg_cap = 0;
+    wsc__inflater_free(c->inflater);
+    wsc__deflater_free(c->deflater);
+    c->inflater = c->deflater = NULL;
     wsc__server_conn_unlink(srv, c);
     ws_conn_unref(c); /* the loop's reference */
 }
@@ -151,7 +154,7 @@ void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
     if (st == WSC__CONN_OPEN && !c->close_sent) {
         uint8_t payload[125];
         size_t n = wsc__frame_close_payload(payload, code, reason, rlen);
-        wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
+        wsc__frame_write(c->fctx, false, false, WS_OP_CLOSE, true, payload, n);
         c->close_sent = true;
     }
     wsc__conn_notify_close(c, cause, code, reason, rlen, false);
@@ -166,7 +169,7 @@ void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
         uint8_t payload[125];
         size_t n = wsc__frame_close_payload(payload, code == WS_CLOSE_NO_STATUS ? 0 : code,
                                             NULL, 0);
-        wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
+        wsc__frame_write(c->fctx, false, false, WS_OP_CLOSE, true, payload, n);
         c->close_sent = true;
         wsc__conn_notify_close(c, WS_CAUSE_CLEAN, code, reason, reason_len, true);
     } else {
@@ -338,11 +341,56 @@ int wsc__conn_open(struct ws_conn *c)
 
 /* ---- loop-thread sending ------------------------------------------------- */
 
+/* The deflater for this connection: the server's shared one when nothing
+ * carries over between messages and the window matches, else its own. */
+static struct z_stream_s *conn_deflater(struct ws_conn *c)
+{
+    struct ws_server *srv = c->srv;
+    bool shared = c->pmd.server_no_context_takeover &&
+                  c->pmd.server_max_window_bits == srv->cfg.deflate_window_bits;
+    struct z_stream_s **slot = shared ? &srv->shared_deflater : &c->deflater;
+
+    if (*slot == NULL)
+        *slot = wsc__deflater_new(&srv->zmem, c->pmd.server_max_window_bits,
+                                  (int)srv->cfg.deflate_mem_level);
+    return *slot;
+}
+
+static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data, size_t len)
+{
+    struct ws_server *srv = c->srv;
+    struct z_stream_s *zs = conn_deflater(c);
+    size_t out_len = 0;
+    int rc;
+
+    if (zs == NULL)
+        return WS_ENOMEM;
+    rc = wsc__deflate(zs, data, len, &srv->zbuf, &srv->zbuf_cap, &out_len,
+                      c->pmd.server_no_context_takeover);
+    if (rc != 0)
+        return rc;
+    /* Without context takeover no state ties us to the compressed form:
+     * send whichever is smaller. With it, the peer's window must see it. */
+    if (c->pmd.server_no_context_takeover && out_len >= len)
+        rc = wsc__frame_write(c->fctx, false, false, opcode, true, data, len);
+    else
+        rc = wsc__frame_write(c->fctx, false, true, opcode, true, srv->zbuf, out_len);
+    if (srv->zbuf_cap > WSC__ZBUF_KEEP) { /* do not pin a huge scratch buffer */
+        free(srv->zbuf);
+        srv->zbuf = NULL;
+        srv->zbuf_cap = 0;
+    }
+    return rc;
+}
+
 int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t len)
 {
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
         return WS_ECLOSED;
-    return wsc__frame_write(c->fctx, false, opcode, true, data, len);
+    if (c->pmd.enabled && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
+        len >= c->srv->cfg.deflate_threshold)
+        return conn_send_compressed(c, opcode, data, len);
+    return wsc__frame_write(c->fctx, false, false, opcode, true, data, len);
 }
 
 int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len)
@@ -353,7 +401,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
         return WS_ECLOSED;
     n = wsc__frame_close_payload(payload, code, reason, len);
-    wsc__frame_write(c->fctx, false, WS_OP_CLOSE, true, payload, n);
+    wsc__frame_write(c->fctx, false, false, WS_OP_CLOSE, true, payload, n);
     c->close_sent = true;
     c->close_code = code;
     c->close_reason_len = len < sizeof(c->close_reason) ? len : sizeof(c->close_reason) - 1;

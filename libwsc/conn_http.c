@@ -116,12 +116,20 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
 /* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5). */
 static int http_switch_protocols(struct ws_conn *c, const char *accept)
 {
+    char ext[160] = "";
+
+    if (c->pmd.enabled) {
+        memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
+        if (wsc__pmd_response(&c->pmd, ext + 26, sizeof(ext) - 28) < 0)
+            return WS_ENOMEM;
+        strcat(ext, "\r\n");
+    }
     if (evbuffer_add_printf(bufferevent_get_output(c->bev),
                             "HTTP/1.1 101 Switching Protocols\r\n"
                             "Upgrade: websocket\r\n"
                             "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: %s\r\n\r\n",
-                            accept) < 0)
+                            "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+                            accept, ext) < 0)
         return WS_ENOMEM;
     return 0;
 }
@@ -209,7 +217,9 @@ static bool http_handle_one(struct ws_conn *c)
     case WSC__UPGRADE_OK:
         break;
     }
-    /* key points into the input buffer: hash it before the head is drained. */
+    /* key and the offers point into the input buffer: use them before the
+     * head is drained. */
+    wsc__pmd_negotiate(&req, &srv->cfg, &c->pmd);
     if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
         http_refuse(c, 500, NULL);
         return false;

@@ -5,12 +5,12 @@
 
 #include "internal.h"
 
-int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, int opcode,
+int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, bool rsv1, int opcode,
                      bool fin, const void *data, size_t len)
 {
     struct wslay_frame_iocb iocb = {
         .fin = fin ? 1 : 0,
-        .rsv = 0,
+        .rsv = rsv1 ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE,
         .opcode = (uint8_t)opcode,
         .payload_length = len,
         .mask = mask ? 1 : 0,

@@ -105,6 +105,48 @@ enum wsc__upgrade_verdict {
 enum wsc__upgrade_verdict wsc__handshake_check(const struct wsc__http_request *req,
                                                const struct wsc__http_header **key);
 
+/* ---- extension.c / deflate.c: permessage-deflate (RFC 7692) ------------- */
+
+struct z_stream_s;
+
+struct wsc__pmd {                  /* what was negotiated */
+    bool enabled;
+    bool server_no_context_takeover;
+    bool client_no_context_takeover;
+    bool announce_server_bits;
+    uint8_t server_max_window_bits;
+};
+
+struct ws_config;
+/* Pick the first acceptable offer; false: no compression on this conn. */
+bool wsc__pmd_negotiate(const struct wsc__http_request *req,
+                        const struct ws_config *cfg, struct wsc__pmd *pmd);
+/* The Sec-WebSocket-Extensions response value; length or WS_ENOMEM. */
+int wsc__pmd_response(const struct wsc__pmd *pmd, char *out, size_t outlen);
+
+/* The compression scratch buffer is freed after use beyond this size. */
+#define WSC__ZBUF_KEEP (256u * 1024u)
+
+enum {
+    WSC__INFLATE_TOO_BIG = -100,   /* -> 1009 */
+    WSC__INFLATE_BAD = -101,       /* corrupt data -> 1007 */
+    WSC__INFLATE_NOMEM = -102      /* -> 1011 */
+};
+/* Streams count their zlib allocations into *mem_counter (may be NULL). */
+struct z_stream_s *wsc__inflater_new(size_t *mem_counter);
+struct z_stream_s *wsc__deflater_new(size_t *mem_counter, int window_bits, int mem_level);
+void wsc__inflater_free(struct z_stream_s *zs);
+void wsc__deflater_free(struct z_stream_s *zs);
+void wsc__inflater_reset(struct z_stream_s *zs);
+/* Inflate in[0..len) onto *buf (grown as needed, never past limit + 1);
+ * last appends the 00 00 ff ff tail. 0 or a WSC__INFLATE_* code. */
+int wsc__inflate(struct z_stream_s *zs, const uint8_t *in, size_t len, bool last,
+                 uint8_t **buf, size_t *cap, size_t *out_len, size_t limit);
+/* Compress one whole message into *buf (tail stripped); reset for no
+ * context takeover. 0 or WS_ENOMEM. */
+int wsc__deflate(struct z_stream_s *zs, const uint8_t *in, size_t len, uint8_t **buf,
+                 size_t *cap, size_t *out_len, bool reset);
+
 /* ---- config.c ------------------------------------------------------------ */
 
 struct ws_config {
@@ -118,13 +160,19 @@ struct ws_config {
     unsigned max_connections;
     int handle_signals;
     struct event_base *base;
+    int deflate;                  /* offer permessage-deflate */
+    int deflate_no_context_takeover; /* force it both ways (shared streams) */
+    unsigned deflate_window_bits; /* 9..15: our compressor's window */
+    unsigned deflate_mem_level;   /* 1..9 */
+    size_t deflate_threshold;     /* smaller messages go uncompressed */
 };
 void wsc__config_defaults(struct ws_config *cfg);
 
 /* ---- frame.c: frame encoding on wslay's frame API ------------------------ */
 
-/* Encode one frame through fctx's send callback (clients mask). */
-int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, int opcode,
+/* Encode one frame through fctx's send callback (clients mask; rsv1 marks
+ * a compressed message). */
+int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, bool rsv1, int opcode,
                      bool fin, const void *data, size_t len);
 /* Close payload: 2-byte code + reason; code 0 means an empty payload. */
 size_t wsc__frame_close_payload(uint8_t out[125], int code, const char *reason,
@@ -165,6 +213,11 @@ struct ws_conn {
     uint8_t frame_opcode;
     bool frame_fin;
     uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
+    bool msg_compressed;          /* RSV1 on its first frame */
+    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
+    struct wsc__pmd pmd;
+    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
+    struct z_stream_s *deflater;  /* own stream: server context takeover only */
     uint32_t utf8_state;
     uint8_t *msg_buf;
     size_t msg_len, msg_cap;
@@ -267,6 +320,11 @@ struct ws_server {
     struct evconnlistener **listeners;
     size_t num_listeners;
     struct wsc__http_header *hdr_scratch; /* max_headers entries, loop only */
+    /* No-context-takeover connections share these (loop thread only). */
+    struct z_stream_s *shared_inflater, *shared_deflater;
+    uint8_t *zbuf;                /* compressed output scratch */
+    size_t zbuf_cap;
+    size_t zmem;                  /* bytes zlib holds for this server now */
     struct ws_conn *conns;        /* every live connection (any state) */
     size_t num_open;              /* upgraded, not yet notified closed */
     size_t num_live;

@@ -15,6 +15,12 @@
 
 #include "internal.h"
 
+static uint8_t allowed_rsv(const struct ws_conn *c, uint8_t opcode)
+{
+    bool first_data_frame = opcode == WS_OP_TEXT || opcode == WS_OP_BINARY;
+    return c->pmd.enabled && first_data_frame ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE;
+}
+
 static bool opcode_known(uint8_t op)
 {
     return op == WS_OP_CONTINUATION || op == WS_OP_TEXT || op == WS_OP_BINARY ||
@@ -41,7 +47,9 @@ static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
     c->frame_fin = f->fin != 0;
     c->frame_left = f->payload_length;
     c->ctrl_len = 0;
-    if (f->rsv != 0) {
+    /* RSV1 means "compressed", and only on a message's first frame when
+     * permessage-deflate was negotiated (RFC 7692 6). */
+    if ((f->rsv & ~allowed_rsv(c, f->opcode)) != 0) {
         fail_protocol(c, "reserved bits set");
         return false;
     }
@@ -66,7 +74,20 @@ static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
     if (f->opcode != WS_OP_CONTINUATION) {
         c->msg_opcode = f->opcode;
         c->msg_len = 0;
+        c->msg_wire_len = 0;
         c->utf8_state = WSC__UTF8_ACCEPT;
+        c->msg_compressed = (f->rsv & WSLAY_RSV1_BIT) != 0;
+    }
+    if (c->msg_compressed) {
+        /* The inflated size is checked while inflating; here only bound
+         * the compressed bytes (incompressible data grows slightly). */
+        c->msg_wire_len += f->payload_length;
+        if (c->msg_wire_len > cfg->max_message_size + cfg->max_message_size / 64 + 64) {
+            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
+                           "message too big");
+            return false;
+        }
+        return true;
     }
     if (f->payload_length > cfg->max_message_size - c->msg_len) {
         wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
@@ -107,12 +128,99 @@ static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
     return true;
 }
 
+/*
+ * The inflater for a compressed message. With client context takeover the
+ * connection keeps its own stream. Without, a message that is whole in this
+ * chunk borrows the server's shared stream; one that arrives in pieces gets
+ * a stream of its own until it ends (so pieces of messages on different
+ * connections never mix in one stream).
+ */
+static struct z_stream_s *pick_inflater(struct ws_conn *c, bool whole_now)
+{
+    struct ws_server *srv = c->srv;
+
+    if (c->inflater == NULL && c->pmd.client_no_context_takeover && whole_now) {
+        if (srv->shared_inflater == NULL)
+            srv->shared_inflater = wsc__inflater_new(&srv->zmem);
+        else
+            wsc__inflater_reset(srv->shared_inflater);
+        return srv->shared_inflater;
+    }
+    if (c->inflater == NULL)
+        c->inflater = wsc__inflater_new(&srv->zmem);
+    return c->inflater;
+}
+
+static void inflater_done(struct ws_conn *c)
+{
+    if (c->pmd.client_no_context_takeover && c->inflater != NULL) {
+        wsc__inflater_free(c->inflater);
+        c->inflater = NULL;
+    }
+}
+
+static void msg_release(struct ws_conn *c)
+{
+    /* An idle connection should hold no payload memory. */
+    free(c->msg_buf);
+    c->msg_buf = NULL;
+    c->msg_len = c->msg_cap = 0;
+}
+
+static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
+                             bool first_chunk)
+{
+    bool last = c->frame_left == 0 && c->frame_fin;
+    bool whole_now = first_chunk && last && c->frame_opcode != WS_OP_CONTINUATION;
+    struct z_stream_s *zs = pick_inflater(c, whole_now);
+    size_t before = c->msg_len;
+    int rc;
+
+    if (zs == NULL) {
+        wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    rc = wsc__inflate(zs, data, len, last, &c->msg_buf, &c->msg_cap, &c->msg_len,
+                      c->srv->cfg.max_message_size);
+    if (rc == WSC__INFLATE_TOO_BIG) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
+        return;
+    }
+    if (rc != 0) {
+        if (rc == WSC__INFLATE_BAD)
+            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD,
+                           "invalid compressed data");
+        else
+            wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    if (c->msg_opcode == WS_OP_TEXT) {
+        c->utf8_state = wsc__utf8_feed(c->utf8_state, c->msg_buf + before,
+                                       c->msg_len - before);
+        if (c->utf8_state == WSC__UTF8_REJECT ||
+            (last && c->utf8_state != WSC__UTF8_ACCEPT)) {
+            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
+            return;
+        }
+    }
+    if (!last)
+        return;
+    inflater_done(c);
+    c->msg_compressed = false;
+    deliver(c, c->msg_opcode, c->msg_buf, c->msg_len);
+    msg_release(c);
+}
+
 static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
                        bool first_chunk)
 {
     bool frame_done = c->frame_left == 0;
     bool text = c->msg_opcode == WS_OP_TEXT;
 
+    if (c->msg_compressed) {
+        compressed_chunk(c, data, len, first_chunk);
+        return;
+    }
     /* Fast path: a whole single-frame message in one chunk. */
     if (first_chunk && frame_done && c->frame_fin && c->msg_len == 0 &&
         c->frame_opcode != WS_OP_CONTINUATION) {
@@ -142,10 +250,7 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
         return;
     }
     deliver(c, c->msg_opcode, c->msg_buf, c->msg_len);
-    /* Release the buffer: an idle connection should hold no payload memory. */
-    free(c->msg_buf);
-    c->msg_buf = NULL;
-    c->msg_len = c->msg_cap = 0;
+    msg_release(c);
 }
 
 static void close_frame(struct ws_conn *c, const uint8_t *p, size_t len)

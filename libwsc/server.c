@@ -330,6 +330,9 @@ void ws_server_free(struct ws_server *srv)
     if (srv->resume_ev != NULL)
         event_free(srv->resume_ev);
     wsc__loop_destroy(&srv->loop);
+    wsc__inflater_free(srv->shared_inflater);
+    wsc__deflater_free(srv->shared_deflater);
+    free(srv->zbuf);
     free(srv->hdr_scratch);
     if (srv->own_base)
         event_base_free(srv->loop.base);

@@ -1,15 +1,15 @@
 # Man pages installed by make install (maintained alongside include/wsc.h).
 dist_man3_MANS = \
 	man/wsc.3 \
-	man/ws_server.3 \
-	man/ws_conn.3 \
 	man/ws_config.3 \
-	man/ws_request.3 \
-	man/ws_strerror.3 \
-	man/ws_version.3 \
 	man/ws_config_free.3 \
 	man/ws_config_new.3 \
 	man/ws_config_set_close_timeout.3 \
+	man/ws_config_set_deflate.3 \
+	man/ws_config_set_deflate_mem_level.3 \
+	man/ws_config_set_deflate_no_context_takeover.3 \
+	man/ws_config_set_deflate_threshold.3 \
+	man/ws_config_set_deflate_window_bits.3 \
 	man/ws_config_set_event_base.3 \
 	man/ws_config_set_handle_signals.3 \
 	man/ws_config_set_handshake_timeout.3 \
@@ -19,6 +19,7 @@ dist_man3_MANS = \
 	man/ws_config_set_max_message_size.3 \
 	man/ws_config_set_ping_interval.3 \
 	man/ws_config_set_pong_timeout.3 \
+	man/ws_conn.3 \
 	man/ws_conn_close.3 \
 	man/ws_conn_get_user.3 \
 	man/ws_conn_id.3 \
@@ -29,6 +30,7 @@ dist_man3_MANS = \
 	man/ws_conn_server.3 \
 	man/ws_conn_set_user.3 \
 	man/ws_conn_unref.3 \
+	man/ws_request.3 \
 	man/ws_request_body.3 \
 	man/ws_request_header.3 \
 	man/ws_request_header_at.3 \
@@ -40,6 +42,7 @@ dist_man3_MANS = \
 	man/ws_request_remote_addr.3 \
 	man/ws_response_add_header.3 \
 	man/ws_response_send.3 \
+	man/ws_server.3 \
 	man/ws_server_connection_count.3 \
 	man/ws_server_event_base.3 \
 	man/ws_server_free.3 \
@@ -52,4 +55,6 @@ dist_man3_MANS = \
 	man/ws_server_listen.3 \
 	man/ws_server_new.3 \
 	man/ws_server_run.3 \
-	man/ws_server_stop.3
+	man/ws_server_stop.3 \
+	man/ws_strerror.3 \
+	man/ws_version.3

@@ -2,7 +2,8 @@
  * echo - the smallest useful libwsc server: every text or binary message
  * goes back to its sender unchanged, with the same opcode.
  *
- *   examples/echo/echo [--max-message BYTES] [HOST:PORT]
+ *   examples/echo/echo [--max-message BYTES] [--no-deflate]
+ *                      [--deflate-context-takeover] [HOST:PORT]
  *
  * Stop it with Ctrl-C: ws_server_run() catches SIGINT/SIGTERM, closes every
  * connection with 1001 "going away" and returns.
@@ -22,10 +23,15 @@
 _Noreturn static void usage(FILE *out, int status)
 {
     fprintf(out,
-            "usage: echo [--max-message BYTES] [HOST:PORT]\n"
+            "usage: echo [--max-message BYTES] [--no-deflate]\n"
+            "            [--deflate-context-takeover] [HOST:PORT]\n"
             "Echo every WebSocket message back to its sender.\n"
             "  HOST:PORT            where to listen (default %s)\n"
             "  --max-message BYTES  largest message accepted (default 1 MiB)\n"
+            "  --no-deflate         decline permessage-deflate\n"
+            "  --deflate-context-takeover\n"
+            "                       keep compression context between messages\n"
+            "                       where the client allows (more memory)\n"
             "  --help               show this help\n",
             DEFAULT_ADDR);
     exit(status);
@@ -99,17 +105,23 @@ int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"max-message", required_argument, NULL, 'm'},
+        {"no-deflate", no_argument, NULL, 'D'},
+        {"deflate-context-takeover", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *max_message = NULL;
     struct ws_config *cfg;
-    int opt, rc = 0;
+    int opt, rc = 0, deflate = 1, takeover = 0;
 
     setvbuf(stdout, NULL, _IOLBF, 0); /* stdout may be a pipe: line by line */
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (opt == 'm')
             max_message = optarg;
+        else if (opt == 'D')
+            deflate = 0;
+        else if (opt == 'T')
+            takeover = 1;
         else
             usage(opt == 'h' ? stdout : stderr, opt == 'h' ? 0 : 2);
     }
@@ -122,6 +134,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo: %s\n", ws_strerror(WS_ENOMEM));
         return 1;
     }
+    ws_config_set_deflate(cfg, deflate);
+    ws_config_set_deflate_no_context_takeover(cfg, !takeover);
     if (max_message != NULL)
         rc = ws_config_set_max_message_size(cfg, parse_size(max_message));
     if (rc < 0)
