@@ -217,6 +217,17 @@ WS_EXTERN void ws_server_free(struct ws_server *srv);
 /* The loop the server runs on: add your own timers and events to it. */
 WS_EXTERN struct event_base *ws_server_event_base(struct ws_server *srv);
 
+/*
+ * Send one message (WS_OP_TEXT or WS_OP_BINARY) to every open connection.
+ * The frame is encoded once (and compressed once for every connection that
+ * shares the server's compressor) and the same bytes are queued on each
+ * connection. Any thread; from another thread the message is copied and
+ * delivered by the loop in order with that thread's other sends. Returns 0,
+ * WS_EINVAL, WS_EUTF8 or WS_ENOMEM.
+ */
+WS_EXTERN int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op,
+                                  const void *data, size_t len);
+
 /* Number of open WebSocket connections (loop thread). */
 WS_EXTERN size_t ws_server_connection_count(const struct ws_server *srv);
 

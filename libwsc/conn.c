@@ -455,6 +455,7 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
     m = malloc(sizeof(*m) + len);
     if (m == NULL)
         return WS_ENOMEM;
+    m->srv = NULL;
     m->kind = (uint8_t)kind;
     m->opcode = (uint8_t)opcode;
     m->code = code;

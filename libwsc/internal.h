@@ -277,11 +277,12 @@ void wsc__conn_shutdown(struct ws_conn *c);
 
 /* ---- xthread.c: sends from other threads --------------------------------- */
 
-enum wsc__xmsg_kind { WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE };
+enum wsc__xmsg_kind { WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST };
 
 struct wsc__xmsg {
     struct wsc__xmsg *next;
-    struct ws_conn *conn;         /* holds a reference */
+    struct ws_conn *conn;         /* holds a reference (NULL for broadcast) */
+    struct ws_server *srv;        /* broadcast only */
     uint8_t kind;
     uint8_t opcode;
     int code;
@@ -325,6 +326,8 @@ struct ws_server {
     uint8_t *zbuf;                /* compressed output scratch */
     size_t zbuf_cap;
     size_t zmem;                  /* bytes zlib holds for this server now */
+    wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
+    struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
     struct ws_conn *conns;        /* every live connection (any state) */
     size_t num_open;              /* upgraded, not yet notified closed */
     size_t num_live;
@@ -337,6 +340,8 @@ struct ws_server {
     ws_http_cb on_http;   void *http_arg;
 };
 
+/* broadcast.c: frame once, queue on every open connection (loop thread). */
+int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t len);
 void wsc__server_conn_link(struct ws_server *srv, struct ws_conn *c);
 void wsc__server_conn_unlink(struct ws_server *srv, struct ws_conn *c);
 uint64_t wsc__next_conn_id(void);

@@ -330,6 +330,8 @@ void ws_server_free(struct ws_server *srv)
     if (srv->resume_ev != NULL)
         event_free(srv->resume_ev);
     wsc__loop_destroy(&srv->loop);
+    if (srv->bcast_fctx != NULL)
+        wslay_frame_context_free(srv->bcast_fctx);
     wsc__inflater_free(srv->shared_inflater);
     wsc__deflater_free(srv->shared_deflater);
     free(srv->zbuf);

@@ -18,6 +18,11 @@ static void loop_deliver(struct wsc__xmsg *m)
 {
     struct ws_conn *c = m->conn;
 
+    if (m->kind == WSC__X_BROADCAST) {
+        wsc__broadcast_now(m->srv, m->opcode, m->data, m->len);
+        free(m);
+        return;
+    }
     switch (m->kind) {
     case WSC__X_SEND:
     case WSC__X_PING:
@@ -26,6 +31,8 @@ static void loop_deliver(struct wsc__xmsg *m)
         break;
     case WSC__X_CLOSE:
         wsc__conn_close_now(c, m->code, (const char *)m->data, m->len);
+        break;
+    default:
         break;
     }
     ws_conn_unref(c);
@@ -75,7 +82,7 @@ void wsc__loop_destroy(struct wsc__loop *loop)
     /* Messages nobody delivered still hold connection references. */
     while (m != NULL) {
         struct wsc__xmsg *next = m->next;
-        ws_conn_unref(m->conn);
+        ws_conn_unref(m->conn); /* NULL for broadcasts: ignored */
         free(m);
         m = next;
     }

@@ -43,6 +43,7 @@ dist_man3_MANS = \
 	man/ws_response_add_header.3 \
 	man/ws_response_send.3 \
 	man/ws_server.3 \
+	man/ws_server_broadcast.3 \
 	man/ws_server_connection_count.3 \
 	man/ws_server_event_base.3 \
 	man/ws_server_free.3 \

@@ -12,6 +12,7 @@
  *   CMD close <id> rc=<rc>         (--close-on-message: ws_conn_close's result)
  *   SEND ERROR <code>              (ws_conn_send returned non-zero)
  *   SENDERS DONE                   (--send-threads: every sender finished)
+ *   CMD bcast rc=<rc>              (--broadcast-on-message: ws_server_broadcast's result)
  *   STOPPED                        (ws_server_run returned; about to exit)
  *
  * Default behaviour: echo every message with its opcode. See --help.
@@ -35,8 +36,11 @@ struct sender {
 };
 
 struct app {
+    struct ws_server *srv;
     int close_on_message;
     int ping_on_message;
+    int broadcast_on_message;
+    int send_broadcast;       /* senders use ws_server_broadcast */
 
     /* --send-threads mode */
     unsigned send_threads;
@@ -77,6 +81,12 @@ static void *sender_main(void *arg)
         ws_conn_ref(app.conns[c]);
     for (unsigned seq = 0; seq < app.send_count; seq++) {
         int n = snprintf(msg, sizeof(msg), "t%u:%u", s->index, seq);
+        if (app.send_broadcast) {
+            int rc = ws_server_broadcast(app.srv, WS_OP_TEXT, msg, (size_t)n);
+            if (rc != 0)
+                printf("SEND ERROR %d\n", rc);
+            continue;
+        }
         for (unsigned c = 0; c < app.send_conns; c++) {
             int rc = ws_conn_send(app.conns[c], WS_OP_TEXT, msg, (size_t)n);
             if (rc != 0)
@@ -182,6 +192,11 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         do_close_command(conn, rest, restlen);
         return;
     }
+    if (app.broadcast_on_message && (rest = command(data, len, "bcast:", &restlen)) != NULL) {
+        rc = ws_server_broadcast(app.srv, op, rest, restlen);
+        printf("CMD bcast rc=%d\n", rc);
+        return;
+    }
     if (op == WS_OP_TEXT && app.ping_on_message &&
         (rest = command(data, len, "ping:", &restlen)) != NULL) {
         rc = ws_conn_ping(conn, rest, restlen);
@@ -267,7 +282,12 @@ static void usage(FILE *f)
           "                           once C connections are open, T threads each\n"
           "                           send M messages \"t<thread>:<seq>\" to all C\n"
           "  --close-on-message       text \"close:<code>:<reason>\" -> ws_conn_close\n"
-          "  --ping-on-message        text \"ping:<payload>\" -> ws_conn_ping\n",
+          "  --ping-on-message        text \"ping:<payload>\" -> ws_conn_ping\n"
+          "  --broadcast-on-message   \"bcast:<payload>\" -> ws_server_broadcast (same opcode)\n"
+          "  --send-broadcast         senders call ws_server_broadcast once per message\n"
+          "  --no-deflate             ws_config_set_deflate(cfg, 0)\n"
+          "  --deflate-context-takeover  ws_config_set_deflate_no_context_takeover(cfg, 0)\n"
+          "  --deflate-threshold N    ws_config_set_deflate_threshold\n",
           f);
 }
 
@@ -297,7 +317,9 @@ enum {
     OPT_LISTEN = 256, OPT_MAX_MESSAGE, OPT_MAX_HEAD, OPT_MAX_HEADERS,
     OPT_HANDSHAKE_TIMEOUT, OPT_PING_INTERVAL, OPT_PONG_TIMEOUT, OPT_CLOSE_TIMEOUT,
     OPT_MAX_CONNECTIONS, OPT_HTTP, OPT_SEND_THREADS, OPT_SEND_CONNS,
-    OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP
+    OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP,
+    OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
+    OPT_DEFLATE_THRESHOLD
 };
 
 int main(int argc, char **argv)
@@ -319,6 +341,11 @@ int main(int argc, char **argv)
         { "close-on-message", no_argument, NULL, OPT_CLOSE_ON_MESSAGE },
         { "ping-on-message", no_argument, NULL, OPT_PING_ON_MESSAGE },
         { "help", no_argument, NULL, OPT_HELP },
+        { "broadcast-on-message", no_argument, NULL, OPT_BROADCAST_ON_MESSAGE },
+        { "send-broadcast", no_argument, NULL, OPT_SEND_BROADCAST },
+        { "no-deflate", no_argument, NULL, OPT_NO_DEFLATE },
+        { "deflate-context-takeover", no_argument, NULL, OPT_DEFLATE_TAKEOVER },
+        { "deflate-threshold", required_argument, NULL, OPT_DEFLATE_THRESHOLD },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0";
@@ -388,6 +415,23 @@ int main(int argc, char **argv)
         case OPT_PING_ON_MESSAGE:
             app.ping_on_message = 1;
             break;
+        case OPT_BROADCAST_ON_MESSAGE:
+            app.broadcast_on_message = 1;
+            break;
+        case OPT_SEND_BROADCAST:
+            app.send_broadcast = 1;
+            break;
+        case OPT_NO_DEFLATE:
+            check_set("no-deflate", ws_config_set_deflate(cfg, 0));
+            break;
+        case OPT_DEFLATE_TAKEOVER:
+            check_set("deflate-context-takeover",
+                      ws_config_set_deflate_no_context_takeover(cfg, 0));
+            break;
+        case OPT_DEFLATE_THRESHOLD:
+            check_set("deflate-threshold", ws_config_set_deflate_threshold(
+                          cfg, (size_t)parse_number("deflate-threshold", optarg, SIZE_MAX)));
+            break;
         case OPT_HELP:
             usage(stdout);
             ws_config_free(cfg);
@@ -418,6 +462,7 @@ int main(int argc, char **argv)
     }
 
     srv = ws_server_new(cfg);
+    app.srv = srv;
     ws_config_free(cfg);
     if (srv == NULL) {
         fprintf(stderr, "wsc-test-server: ws_server_new failed\n");

@@ -1,0 +1,183 @@
+/*
+ * broadcast.c - one message to every open connection, framed once.
+ *
+ * Server frames are unmasked, so the same bytes suit every client: the frame
+ * is encoded once into a template buffer (compressed once too, for every
+ * connection on the shared no-context-takeover compressor) and then queued
+ * on each connection. Large frames are queued as references to the
+ * template's refcounted chains; small ones are copied, because a reference
+ * is itself an allocated chain and costs more than copying a few bytes into
+ * space the output buffer already has.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "internal.h"
+
+/* Frames at least this long are shared by reference instead of copied. */
+#define WSC__BCAST_REFERENCE_MIN 1024
+
+struct bcast_frame {
+    struct evbuffer *buf;         /* NULL until first needed */
+    const uint8_t *flat;          /* contiguous view for small frames */
+    size_t len;
+};
+
+static ssize_t bcast_send(const uint8_t *data, size_t len, int flags, void *arg)
+{
+    struct ws_server *srv = arg;
+
+    (void)flags;
+    return evbuffer_add(srv->bcast_dst, data, len) == 0 ? (ssize_t)len : -1;
+}
+
+static ssize_t bcast_recv(uint8_t *buf, size_t len, int flags, void *arg)
+{
+    (void)buf;
+    (void)len;
+    (void)flags;
+    (void)arg;
+    return -1; /* the template context only writes */
+}
+
+static int bcast_genmask(uint8_t *buf, size_t len, void *arg)
+{
+    (void)arg;
+    memset(buf, 0, len);
+    return 0;
+}
+
+/* Encode one frame into f->buf with the server's template context. */
+static int bcast_encode(struct ws_server *srv, struct bcast_frame *f, bool rsv1, int op,
+                        const void *data, size_t len)
+{
+    static const struct wslay_frame_callbacks callbacks = {
+        bcast_send, bcast_recv, bcast_genmask
+    };
+    int rc;
+
+    if (srv->bcast_fctx == NULL &&
+        wslay_frame_context_init(&srv->bcast_fctx, &callbacks, srv) != 0)
+        return WS_ENOMEM;
+    f->buf = evbuffer_new();
+    if (f->buf == NULL)
+        return WS_ENOMEM;
+    srv->bcast_dst = f->buf;
+    rc = wsc__frame_write(srv->bcast_fctx, false, rsv1, op, true, data, len);
+    srv->bcast_dst = NULL;
+    if (rc != 0)
+        return rc;
+    f->len = evbuffer_get_length(f->buf);
+    if (f->len < WSC__BCAST_REFERENCE_MIN)
+        f->flat = evbuffer_pullup(f->buf, -1);
+    return f->flat != NULL || f->len >= WSC__BCAST_REFERENCE_MIN ? 0 : WS_ENOMEM;
+}
+
+static void bcast_queue(struct ws_conn *c, const struct bcast_frame *f)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (f->len < WSC__BCAST_REFERENCE_MIN)
+        evbuffer_add(out, f->flat, f->len);
+    else
+        evbuffer_add_buffer_reference(out, f->buf);
+}
+
+/* Compress once for every connection on the shared compressor. Sets
+ * *use_plain when compression does not make the message smaller. */
+static int bcast_compress(struct ws_server *srv, struct bcast_frame *f, int op,
+                          const void *data, size_t len, bool *use_plain)
+{
+    size_t out_len = 0;
+    int rc;
+
+    if (srv->shared_deflater == NULL)
+        srv->shared_deflater = wsc__deflater_new(&srv->zmem, (int)srv->cfg.deflate_window_bits,
+                                                 (int)srv->cfg.deflate_mem_level);
+    if (srv->shared_deflater == NULL)
+        return WS_ENOMEM;
+    rc = wsc__deflate(srv->shared_deflater, data, len, &srv->zbuf, &srv->zbuf_cap, &out_len,
+                      true);
+    if (rc != 0)
+        return rc;
+    *use_plain = out_len >= len;
+    return *use_plain ? 0 : bcast_encode(srv, f, true, op, srv->zbuf, out_len);
+}
+
+/* Does this connection share the server's compressed frame? */
+static bool uses_shared_compression(const struct ws_conn *c, size_t len)
+{
+    const struct ws_config *cfg = &c->srv->cfg;
+
+    return c->pmd.enabled && len >= cfg->deflate_threshold &&
+           c->pmd.server_no_context_takeover &&
+           c->pmd.server_max_window_bits == cfg->deflate_window_bits;
+}
+
+int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t len)
+{
+    struct bcast_frame plain = { 0 }, packed = { 0 };
+    bool packed_is_plain = false;
+    int rc = 0;
+
+    for (struct ws_conn *c = srv->conns; c != NULL && rc == 0; c = c->next) {
+        if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
+            continue;
+        if (c->pmd.enabled && len >= srv->cfg.deflate_threshold &&
+            !uses_shared_compression(c, len)) {
+            /* Its own compression context: it has to compress for itself. */
+            wsc__conn_send_now(c, op, data, len);
+            continue;
+        }
+        if (uses_shared_compression(c, len) && !packed_is_plain) {
+            if (packed.buf == NULL)
+                rc = bcast_compress(srv, &packed, op, data, len, &packed_is_plain);
+            if (rc == 0 && !packed_is_plain) {
+                bcast_queue(c, &packed);
+                continue;
+            }
+        }
+        if (rc == 0 && plain.buf == NULL)
+            rc = bcast_encode(srv, &plain, false, op, data, len);
+        if (rc == 0)
+            bcast_queue(c, &plain);
+    }
+    if (plain.buf != NULL)
+        evbuffer_free(plain.buf); /* referencing buffers keep their chains */
+    if (packed.buf != NULL)
+        evbuffer_free(packed.buf);
+    if (srv->zbuf_cap > WSC__ZBUF_KEEP) {
+        free(srv->zbuf);
+        srv->zbuf = NULL;
+        srv->zbuf_cap = 0;
+    }
+    return rc;
+}
+
+int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *data, size_t len)
+{
+    struct wsc__xmsg *m;
+
+    if (srv == NULL || (op != WS_OP_TEXT && op != WS_OP_BINARY) || (data == NULL && len > 0))
+        return WS_EINVAL;
+    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
+        return WS_EUTF8;
+    if (wsc__loop_is_owner(&srv->loop))
+        return wsc__broadcast_now(srv, op, data, len);
+    m = malloc(sizeof(*m) + len);
+    if (m == NULL)
+        return WS_ENOMEM;
+    m->kind = WSC__X_BROADCAST;
+    m->opcode = (uint8_t)op;
+    m->code = 0;
+    m->conn = NULL;
+    m->srv = srv;
+    m->len = len;
+    if (len > 0)
+        memcpy(m->data, data, len);
+    wsc__loop_post(&srv->loop, m);
+    return 0;
+}
