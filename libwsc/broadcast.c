@@ -94,27 +94,27 @@ static int bcast_compress(struct ws_server *srv, struct bcast_frame *f, int op,
     size_t out_len = 0;
     int rc;
 
-    if (srv->shared_deflater == NULL)
-        srv->shared_deflater = wsc__deflater_new(&srv->zmem, (int)srv->cfg.deflate_window_bits,
-                                                 (int)srv->cfg.deflate_mem_level);
-    if (srv->shared_deflater == NULL)
+    if (srv->ep.shared_deflater == NULL)
+        srv->ep.shared_deflater = wsc__deflater_new(&srv->ep.zmem, (int)srv->ep.cfg.deflate_window_bits,
+                                                 (int)srv->ep.cfg.deflate_mem_level);
+    if (srv->ep.shared_deflater == NULL)
         return WS_ENOMEM;
-    rc = wsc__deflate(srv->shared_deflater, data, len, &srv->zbuf, &srv->zbuf_cap, &out_len,
+    rc = wsc__deflate(srv->ep.shared_deflater, data, len, &srv->ep.zbuf, &srv->ep.zbuf_cap, &out_len,
                       true);
     if (rc != 0)
         return rc;
     *use_plain = out_len >= len;
-    return *use_plain ? 0 : bcast_encode(srv, f, true, op, srv->zbuf, out_len);
+    return *use_plain ? 0 : bcast_encode(srv, f, true, op, srv->ep.zbuf, out_len);
 }
 
 /* Does this connection share the server's compressed frame? */
 static bool uses_shared_compression(const struct ws_conn *c, size_t len)
 {
-    const struct ws_config *cfg = &c->srv->cfg;
+    const struct ws_config *cfg = &c->ep->cfg;
 
     return c->pmd.enabled && len >= cfg->deflate_threshold &&
-           c->pmd.server_no_context_takeover &&
-           c->pmd.server_max_window_bits == cfg->deflate_window_bits;
+           c->pmd.tx_no_context_takeover &&
+           c->pmd.tx_window_bits == cfg->deflate_window_bits;
 }
 
 int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t len)
@@ -123,10 +123,10 @@ int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t l
     bool packed_is_plain = false;
     int rc = 0;
 
-    for (struct ws_conn *c = srv->conns; c != NULL && rc == 0; c = c->next) {
+    for (struct ws_conn *c = srv->ep.conns; c != NULL && rc == 0; c = c->next) {
         if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
             continue;
-        if (c->pmd.enabled && len >= srv->cfg.deflate_threshold &&
+        if (c->pmd.enabled && len >= srv->ep.cfg.deflate_threshold &&
             !uses_shared_compression(c, len)) {
             /* Its own compression context: it has to compress for itself. */
             wsc__conn_send_now(c, op, data, len);
@@ -149,10 +149,10 @@ int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t l
         evbuffer_free(plain.buf); /* referencing buffers keep their chains */
     if (packed.buf != NULL)
         evbuffer_free(packed.buf);
-    if (srv->zbuf_cap > WSC__ZBUF_KEEP) {
-        free(srv->zbuf);
-        srv->zbuf = NULL;
-        srv->zbuf_cap = 0;
+    if (srv->ep.zbuf_cap > WSC__ZBUF_KEEP) {
+        free(srv->ep.zbuf);
+        srv->ep.zbuf = NULL;
+        srv->ep.zbuf_cap = 0;
     }
     return rc;
 }
@@ -165,7 +165,7 @@ int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *da
         return WS_EINVAL;
     if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
         return WS_EUTF8;
-    if (wsc__loop_is_owner(&srv->loop))
+    if (wsc__loop_is_owner(&srv->ep.loop))
         return wsc__broadcast_now(srv, op, data, len);
     m = malloc(sizeof(*m) + len);
     if (m == NULL)
@@ -178,6 +178,6 @@ int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *da
     m->len = len;
     if (len > 0)
         memcpy(m->data, data, len);
-    wsc__loop_post(&srv->loop, m);
+    wsc__loop_post(&srv->ep.loop, m);
     return 0;
 }

@@ -48,7 +48,7 @@ static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
 
 static void conn_release(struct ws_conn *c)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
 
     if (atomic_load(&c->state) == WSC__CONN_CLOSED)
         return;
@@ -68,7 +68,7 @@ static void conn_release(struct ws_conn *c)
     wsc__inflater_free(c->inflater);
     wsc__deflater_free(c->deflater);
     c->inflater = c->deflater = NULL;
-    wsc__server_conn_unlink(srv, c);
+    wsc__endpoint_unlink(ep, c);
     ws_conn_unref(c); /* the loop's reference */
 }
 
@@ -94,14 +94,14 @@ void wsc__conn_abort(struct ws_conn *c, enum ws_close_cause cause)
 void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int code,
                             const char *reason, size_t reason_len, bool remote)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
     struct ws_close_info info;
     char buf[124];
 
     if (!c->opened || c->close_notified)
         return;
     c->close_notified = true;
-    srv->num_open--;
+    ep->num_open--;
     if (reason_len > sizeof(buf) - 1)
         reason_len = sizeof(buf) - 1;
     memcpy(buf, reason, reason_len);
@@ -111,8 +111,8 @@ void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int co
     info.reason_len = reason_len;
     info.cause = cause;
     info.remote = remote ? 1 : 0;
-    if (srv->on_close != NULL)
-        srv->on_close(c, &info, srv->close_arg);
+    if (ep->on_close != NULL)
+        ep->on_close(c, &info, ep->close_arg);
 }
 
 /* ---- flushing and lingering ---------------------------------------------- */
@@ -223,7 +223,7 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct ws_conn *c = arg;
-    const struct ws_config *cfg = &c->srv->cfg;
+    const struct ws_config *cfg = &c->ep->cfg;
 
     (void)fd;
     (void)what;
@@ -257,18 +257,17 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- creation and opening ------------------------------------------------ */
 
-struct ws_conn *wsc__conn_new(struct ws_server *srv, struct wsc__loop *loop,
-                              int fd, const struct sockaddr *sa, int salen)
+struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa)
 {
+    struct wsc__loop *loop = &ep->loop;
     struct ws_conn *c = calloc(1, sizeof(*c));
 
-    (void)salen;
     if (c == NULL)
         return NULL;
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, WSC__CONN_HTTP);
     c->id = wsc__next_conn_id();
-    c->srv = srv;
+    c->ep = ep;
     c->loop = loop;
     format_remote(c->remote, sizeof(c->remote), sa);
     c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -285,9 +284,9 @@ struct ws_conn *wsc__conn_new(struct ws_server *srv, struct wsc__loop *loop,
     }
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    wsc__server_conn_link(srv, c);
-    if (srv->cfg.handshake_timeout_ms > 0)
-        conn_arm_timer(c, srv->cfg.handshake_timeout_ms);
+    wsc__endpoint_link(ep, c);
+    if (ep->cfg.handshake_timeout_ms > 0)
+        conn_arm_timer(c, ep->cfg.handshake_timeout_ms);
     return c;
 }
 
@@ -324,18 +323,18 @@ int wsc__conn_open(struct ws_conn *c)
     static const struct wslay_frame_callbacks callbacks = {
         conn_wslay_send, conn_wslay_recv, conn_wslay_genmask
     };
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
 
     if (wslay_frame_context_init(&c->fctx, &callbacks, c) != 0)
         return WS_ENOMEM;
     atomic_store(&c->state, WSC__CONN_OPEN);
     c->opened = true;
-    srv->num_open++;
+    ep->num_open++;
     evtimer_del(c->timer);
-    if (srv->cfg.ping_interval_ms > 0)
-        conn_arm_timer(c, srv->cfg.ping_interval_ms);
-    if (srv->on_open != NULL)
-        srv->on_open(c, srv->open_arg);
+    if (ep->cfg.ping_interval_ms > 0)
+        conn_arm_timer(c, ep->cfg.ping_interval_ms);
+    if (ep->on_open != NULL)
+        ep->on_open(c, ep->open_arg);
     return 0;
 }
 
@@ -345,40 +344,40 @@ int wsc__conn_open(struct ws_conn *c)
  * carries over between messages and the window matches, else its own. */
 static struct z_stream_s *conn_deflater(struct ws_conn *c)
 {
-    struct ws_server *srv = c->srv;
-    bool shared = c->pmd.server_no_context_takeover &&
-                  c->pmd.server_max_window_bits == srv->cfg.deflate_window_bits;
-    struct z_stream_s **slot = shared ? &srv->shared_deflater : &c->deflater;
+    struct wsc__endpoint *ep = c->ep;
+    bool shared = c->pmd.tx_no_context_takeover &&
+                  c->pmd.tx_window_bits == ep->cfg.deflate_window_bits;
+    struct z_stream_s **slot = shared ? &ep->shared_deflater : &c->deflater;
 
     if (*slot == NULL)
-        *slot = wsc__deflater_new(&srv->zmem, c->pmd.server_max_window_bits,
-                                  (int)srv->cfg.deflate_mem_level);
+        *slot = wsc__deflater_new(&ep->zmem, c->pmd.tx_window_bits,
+                                  (int)ep->cfg.deflate_mem_level);
     return *slot;
 }
 
 static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data, size_t len)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
     struct z_stream_s *zs = conn_deflater(c);
     size_t out_len = 0;
     int rc;
 
     if (zs == NULL)
         return WS_ENOMEM;
-    rc = wsc__deflate(zs, data, len, &srv->zbuf, &srv->zbuf_cap, &out_len,
-                      c->pmd.server_no_context_takeover);
+    rc = wsc__deflate(zs, data, len, &ep->zbuf, &ep->zbuf_cap, &out_len,
+                      c->pmd.tx_no_context_takeover);
     if (rc != 0)
         return rc;
     /* Without context takeover no state ties us to the compressed form:
      * send whichever is smaller. With it, the peer's window must see it. */
-    if (c->pmd.server_no_context_takeover && out_len >= len)
+    if (c->pmd.tx_no_context_takeover && out_len >= len)
         rc = wsc__frame_write(c->fctx, false, false, opcode, true, data, len);
     else
-        rc = wsc__frame_write(c->fctx, false, true, opcode, true, srv->zbuf, out_len);
-    if (srv->zbuf_cap > WSC__ZBUF_KEEP) { /* do not pin a huge scratch buffer */
-        free(srv->zbuf);
-        srv->zbuf = NULL;
-        srv->zbuf_cap = 0;
+        rc = wsc__frame_write(c->fctx, false, true, opcode, true, ep->zbuf, out_len);
+    if (ep->zbuf_cap > WSC__ZBUF_KEEP) { /* do not pin a huge scratch buffer */
+        free(ep->zbuf);
+        ep->zbuf = NULL;
+        ep->zbuf_cap = 0;
     }
     return rc;
 }
@@ -388,7 +387,7 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
         return WS_ECLOSED;
     if (c->pmd.enabled && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
-        len >= c->srv->cfg.deflate_threshold)
+        len >= c->ep->cfg.deflate_threshold)
         return conn_send_compressed(c, opcode, data, len);
     return wsc__frame_write(c->fctx, false, false, opcode, true, data, len);
 }
@@ -409,8 +408,8 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
         memcpy(c->close_reason, reason, c->close_reason_len);
     atomic_store(&c->state, WSC__CONN_CLOSING);
     evtimer_del(c->timer);
-    if (c->srv->cfg.close_timeout_ms > 0)
-        conn_arm_timer(c, c->srv->cfg.close_timeout_ms);
+    if (c->ep->cfg.close_timeout_ms > 0)
+        conn_arm_timer(c, c->ep->cfg.close_timeout_ms);
     return 0;
 }
 
@@ -426,7 +425,7 @@ void wsc__conn_shutdown(struct ws_conn *c)
         c->shutting_down = true;
         wsc__conn_close_now(c, WS_CLOSE_GOING_AWAY, reason, sizeof(reason) - 1);
         /* Unbounded close timeout would make stop unbounded too. */
-        if (c->srv->cfg.close_timeout_ms == 0)
+        if (c->ep->cfg.close_timeout_ms == 0)
             conn_arm_timer(c, WSC__LINGER_MS);
         break;
     case WSC__CONN_CLOSING:
@@ -540,5 +539,5 @@ void *ws_conn_get_user(const struct ws_conn *conn)
 
 struct ws_server *ws_conn_server(const struct ws_conn *conn)
 {
-    return conn != NULL ? conn->srv : NULL;
+    return conn != NULL && !conn->ep->is_client ? wsc__server_of(conn->ep) : NULL;
 }

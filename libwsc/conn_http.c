@@ -63,7 +63,7 @@ static long long content_length(const struct wsc__http_request *req)
 static long long http_serve(struct ws_conn *c, const struct wsc__http_request *req,
                             size_t head_len, const char *buf, size_t avail)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     long long body_len = content_length(req);
     struct ws_request r;
@@ -77,13 +77,13 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
         http_refuse(c, 400, NULL);
         return -1;
     }
-    if ((unsigned long long)body_len > srv->cfg.max_message_size) {
+    if ((unsigned long long)body_len > ep->cfg.max_message_size) {
         http_refuse(c, 413, NULL);
         return -1;
     }
     if (avail < head_len + (size_t)body_len)
         return 0;
-    if (srv->on_http == NULL) {
+    if (wsc__server_of(ep)->on_http == NULL) {
         http_refuse(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
         return -1;
     }
@@ -95,13 +95,13 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
     res.out = out;
     res.sent = false;
     res.head_only = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    res.keep_alive = wants_keep_alive(req) && !atomic_load(&srv->stopping);
+    res.keep_alive = wants_keep_alive(req) && !atomic_load(&ep->stopping);
     if (res.headers == NULL) {
         wsc__request_release(&r);
         http_refuse(c, 500, NULL);
         return -1;
     }
-    srv->on_http(&r, &res, srv->http_arg);
+    wsc__server_of(ep)->on_http(&r, &res, wsc__server_of(ep)->http_arg);
     if (!res.sent)
         ws_response_send(&res, 404, "text/plain", "Not Found\n", 10);
     evbuffer_free(res.headers);
@@ -137,10 +137,10 @@ static int http_switch_protocols(struct ws_conn *c, const char *accept)
 /* Returns true when the request was an accepted upgrade. */
 static bool http_upgrade(struct ws_conn *c, const char *accept)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
 
-    if (atomic_load(&srv->stopping) ||
-        (srv->cfg.max_connections > 0 && srv->num_open >= srv->cfg.max_connections)) {
+    if (atomic_load(&ep->stopping) ||
+        (ep->cfg.max_connections > 0 && ep->num_open >= ep->cfg.max_connections)) {
         http_refuse(c, 503, "Retry-After: 1\r\n");
         return false;
     }
@@ -155,11 +155,11 @@ static bool http_upgrade(struct ws_conn *c, const char *accept)
  * (another pipelined request may follow), false to stop reading now. */
 static bool http_handle_one(struct ws_conn *c)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail = evbuffer_get_length(in);
-    size_t scan = avail < srv->cfg.max_head_size ? avail : srv->cfg.max_head_size;
-    struct wsc__http_request req = { .headers = srv->hdr_scratch };
+    size_t scan = avail < ep->cfg.max_head_size ? avail : ep->cfg.max_head_size;
+    struct wsc__http_request req = { .headers = ep->hdr_scratch };
     const struct wsc__http_header *key = NULL;
     char accept[WSC__ACCEPT_LEN + 1];
     const char *buf;
@@ -170,9 +170,9 @@ static bool http_handle_one(struct ws_conn *c)
         return false;
     buf = (const char *)evbuffer_pullup(in, (ssize_t)scan);
     head_len = wsc__http_parse_request(buf, scan, c->http_scanned, &req,
-                                       srv->cfg.max_headers);
+                                       ep->cfg.max_headers);
     if (head_len == WSC__HTTP_INCOMPLETE) {
-        if (avail >= srv->cfg.max_head_size) {
+        if (avail >= ep->cfg.max_head_size) {
             http_refuse(c, 431, NULL);
             return false;
         }
@@ -198,7 +198,7 @@ static bool http_handle_one(struct ws_conn *c)
             (size_t)head_len + (size_t)content_length(&req) > scan) {
             size_t whole = (size_t)head_len + (size_t)content_length(&req);
             buf = (const char *)evbuffer_pullup(in, (ssize_t)whole);
-            head_len = wsc__http_parse_request(buf, whole, 0, &req, srv->cfg.max_headers);
+            head_len = wsc__http_parse_request(buf, whole, 0, &req, ep->cfg.max_headers);
         }
         used = http_serve(c, &req, (size_t)head_len, buf, avail);
         if (used <= 0)
@@ -219,7 +219,7 @@ static bool http_handle_one(struct ws_conn *c)
     }
     /* key and the offers point into the input buffer: use them before the
      * head is drained. */
-    wsc__pmd_negotiate(&req, &srv->cfg, &c->pmd);
+    wsc__pmd_negotiate(&req, &ep->cfg, &c->pmd);
     if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
         http_refuse(c, 500, NULL);
         return false;

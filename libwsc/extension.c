@@ -132,14 +132,14 @@ static bool accept_offer(const struct pmd_offer *o, const struct ws_config *cfg,
     if (o->server_max_window_bits > 0 && o->server_max_window_bits < bits)
         bits = o->server_max_window_bits;
     pmd->enabled = true;
-    pmd->server_max_window_bits = (uint8_t)bits;
+    pmd->tx_window_bits = (uint8_t)bits;
     /* Forcing no context takeover lets every connection share one zlib
      * stream per direction: no per-connection compression memory. */
-    pmd->server_no_context_takeover =
+    pmd->tx_no_context_takeover =
         o->server_no_context_takeover || cfg->deflate_no_context_takeover;
-    pmd->client_no_context_takeover =
+    pmd->rx_no_context_takeover =
         o->client_no_context_takeover || cfg->deflate_no_context_takeover;
-    pmd->announce_server_bits = o->server_max_window_bits > 0 || bits < 15;
+    pmd->announce_tx_bits = o->server_max_window_bits > 0 || bits < 15;
     return true;
 }
 
@@ -166,11 +166,11 @@ bool wsc__pmd_negotiate(const struct wsc__http_request *req,
 int wsc__pmd_response(const struct wsc__pmd *pmd, char *out, size_t outlen)
 {
     int n = snprintf(out, outlen, "permessage-deflate%s%s",
-                     pmd->server_no_context_takeover ? "; server_no_context_takeover" : "",
-                     pmd->client_no_context_takeover ? "; client_no_context_takeover" : "");
+                     pmd->tx_no_context_takeover ? "; server_no_context_takeover" : "",
+                     pmd->rx_no_context_takeover ? "; client_no_context_takeover" : "");
 
-    if (n > 0 && pmd->announce_server_bits && (size_t)n < outlen)
+    if (n > 0 && pmd->announce_tx_bits && (size_t)n < outlen)
         n += snprintf(out + n, outlen - (size_t)n, "; server_max_window_bits=%u",
-                      (unsigned)pmd->server_max_window_bits);
+                      (unsigned)pmd->tx_window_bits);
     return n > 0 && (size_t)n < outlen ? n : WS_ENOMEM;
 }

@@ -109,12 +109,12 @@ enum wsc__upgrade_verdict wsc__handshake_check(const struct wsc__http_request *r
 
 struct z_stream_s;
 
-struct wsc__pmd {                  /* what was negotiated */
+struct wsc__pmd {                  /* what was negotiated, from our side */
     bool enabled;
-    bool server_no_context_takeover;
-    bool client_no_context_takeover;
-    bool announce_server_bits;
-    uint8_t server_max_window_bits;
+    bool tx_no_context_takeover;   /* our compressor resets per message */
+    bool rx_no_context_takeover;   /* the peer's does */
+    bool announce_tx_bits;         /* server: say server_max_window_bits */
+    uint8_t tx_window_bits;        /* our compressor's window */
 };
 
 struct ws_config;
@@ -196,7 +196,7 @@ struct ws_conn {
     _Atomic int refs;
     _Atomic int state;            /* enum wsc__conn_state */
     uint64_t id;
-    struct ws_server *srv;
+    struct wsc__endpoint *ep;
     struct wsc__loop *loop;
     struct bufferevent *bev;
     struct event *timer;          /* handshake / heartbeat / close timeout */
@@ -247,8 +247,7 @@ struct sockaddr;
  * RST that destroys the response it has not read yet. */
 #define WSC__LINGER_MS 2000
 
-struct ws_conn *wsc__conn_new(struct ws_server *srv, struct wsc__loop *loop,
-                              int fd, const struct sockaddr *sa, int salen);
+struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa);
 /* conn_http.c: the request phase; upgrades to OPEN on success. */
 void wsc__conn_http_readable(struct ws_conn *c);
 /* message.c: frames to messages; runs until no complete chunk is left. */
@@ -309,41 +308,67 @@ void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m);
 
 /* ---- server.c ------------------------------------------------------------ */
 
-struct ws_server {
+/*
+ * What servers and clients share: the options, the loop, the callbacks and
+ * the connections living on it. A connection points to its endpoint and
+ * never needs to know which kind it belongs to, except for masking.
+ */
+struct wsc__endpoint {
     struct ws_config cfg;
     struct wsc__loop loop;
-    bool own_base;
-    bool running;
+    bool is_client;               /* mask what we send, expect unmasked */
     _Atomic int stopping;
-    struct event *stop_ev;
-    struct event *resume_ev;      /* re-enables accepting after EMFILE */
-    struct event *sig_int, *sig_term;
-    struct evconnlistener **listeners;
-    size_t num_listeners;
     struct wsc__http_header *hdr_scratch; /* max_headers entries, loop only */
+    struct ws_conn *conns;        /* every live connection (any state) */
+    size_t num_open;              /* upgraded, not yet notified closed */
+    size_t num_live;
+    /* Called when a connection is released (loop thread). */
+    void (*on_released)(struct wsc__endpoint *ep, struct ws_conn *c);
+
     /* No-context-takeover connections share these (loop thread only). */
     struct z_stream_s *shared_inflater, *shared_deflater;
     uint8_t *zbuf;                /* compressed output scratch */
     size_t zbuf_cap;
-    size_t zmem;                  /* bytes zlib holds for this server now */
-    wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
-    struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
-    struct ws_conn *conns;        /* every live connection (any state) */
-    size_t num_open;              /* upgraded, not yet notified closed */
-    size_t num_live;
+    size_t zmem;                  /* bytes zlib holds for this endpoint now */
 
     ws_open_cb on_open;   void *open_arg;
     ws_data_cb on_data;   void *data_arg;
     ws_control_cb on_ping; void *ping_arg;
     ws_control_cb on_pong; void *pong_arg;
     ws_close_cb on_close; void *close_arg;
+};
+
+/* The server an endpoint belongs to (server endpoints only). */
+static inline struct ws_server *wsc__server_of(struct wsc__endpoint *ep)
+{
+    return (struct ws_server *)(void *)ep; /* ep is its first member */
+}
+
+/* One-time process setup (libevent threading, SIGPIPE); 0 on success. */
+int wsc__library_init(void);
+
+int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
+                       struct event_base *base);
+void wsc__endpoint_destroy(struct wsc__endpoint *ep);
+
+struct ws_server {
+    struct wsc__endpoint ep;      /* first: a conn's endpoint is its server */
+    bool own_base;
+    bool running;
+    struct event *stop_ev;
+    struct event *resume_ev;      /* re-enables accepting after EMFILE */
+    struct event *sig_int, *sig_term;
+    struct evconnlistener **listeners;
+    size_t num_listeners;
     ws_http_cb on_http;   void *http_arg;
+    wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
+    struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
 };
 
 /* broadcast.c: frame once, queue on every open connection (loop thread). */
 int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t len);
-void wsc__server_conn_link(struct ws_server *srv, struct ws_conn *c);
-void wsc__server_conn_unlink(struct ws_server *srv, struct ws_conn *c);
+void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c);
+void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c);
 uint64_t wsc__next_conn_id(void);
 
 /* ---- request.c: the public request/response objects ---------------------- */

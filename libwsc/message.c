@@ -40,7 +40,7 @@ static void fail_protocol(struct ws_conn *c, const char *why)
 /* Checks made once per frame, at its first chunk. False: connection failed. */
 static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
 {
-    const struct ws_config *cfg = &c->srv->cfg;
+    const struct ws_config *cfg = &c->ep->cfg;
 
     c->got_traffic = true;
     c->frame_opcode = f->opcode;
@@ -99,13 +99,13 @@ static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
 
 static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
 
     c->msg_opcode = 0;
     /* Data after our close frame is read (to find the peer's close) but not
      * delivered: the application already said goodbye. */
-    if (srv->on_data != NULL && !c->close_sent)
-        srv->on_data(c, (enum ws_opcode)op, data, len, srv->data_arg);
+    if (ep->on_data != NULL && !c->close_sent)
+        ep->on_data(c, (enum ws_opcode)op, data, len, ep->data_arg);
 }
 
 static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
@@ -115,8 +115,8 @@ static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
         size_t want = c->msg_len + len + (size_t)c->frame_left;
         size_t cap = c->msg_cap * 2 > want ? c->msg_cap * 2 : want;
         uint8_t *p;
-        if (cap > c->srv->cfg.max_message_size)
-            cap = c->srv->cfg.max_message_size;
+        if (cap > c->ep->cfg.max_message_size)
+            cap = c->ep->cfg.max_message_size;
         p = realloc(c->msg_buf, cap);
         if (p == NULL)
             return false;
@@ -137,23 +137,23 @@ static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
  */
 static struct z_stream_s *pick_inflater(struct ws_conn *c, bool whole_now)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
 
-    if (c->inflater == NULL && c->pmd.client_no_context_takeover && whole_now) {
-        if (srv->shared_inflater == NULL)
-            srv->shared_inflater = wsc__inflater_new(&srv->zmem);
+    if (c->inflater == NULL && c->pmd.rx_no_context_takeover && whole_now) {
+        if (ep->shared_inflater == NULL)
+            ep->shared_inflater = wsc__inflater_new(&ep->zmem);
         else
-            wsc__inflater_reset(srv->shared_inflater);
-        return srv->shared_inflater;
+            wsc__inflater_reset(ep->shared_inflater);
+        return ep->shared_inflater;
     }
     if (c->inflater == NULL)
-        c->inflater = wsc__inflater_new(&srv->zmem);
+        c->inflater = wsc__inflater_new(&ep->zmem);
     return c->inflater;
 }
 
 static void inflater_done(struct ws_conn *c)
 {
-    if (c->pmd.client_no_context_takeover && c->inflater != NULL) {
+    if (c->pmd.rx_no_context_takeover && c->inflater != NULL) {
         wsc__inflater_free(c->inflater);
         c->inflater = NULL;
     }
@@ -181,7 +181,7 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
         return;
     }
     rc = wsc__inflate(zs, data, len, last, &c->msg_buf, &c->msg_cap, &c->msg_len,
-                      c->srv->cfg.max_message_size);
+                      c->ep->cfg.max_message_size);
     if (rc == WSC__INFLATE_TOO_BIG) {
         wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
         return;
@@ -282,20 +282,20 @@ static void close_frame(struct ws_conn *c, const uint8_t *p, size_t len)
 
 static void control_frame(struct ws_conn *c, const uint8_t *p, size_t len)
 {
-    struct ws_server *srv = c->srv;
+    struct wsc__endpoint *ep = c->ep;
 
     switch (c->frame_opcode) {
     case WS_OP_PING:
         if (c->close_sent)
             return;
         wsc__conn_send_now(c, WS_OP_PONG, p, len);
-        if (srv->on_ping != NULL)
-            srv->on_ping(c, p, len, srv->ping_arg);
+        if (ep->on_ping != NULL)
+            ep->on_ping(c, p, len, ep->ping_arg);
         break;
     case WS_OP_PONG:
         c->awaiting_pong = false;
-        if (srv->on_pong != NULL && !c->close_sent)
-            srv->on_pong(c, p, len, srv->pong_arg);
+        if (ep->on_pong != NULL && !c->close_sent)
+            ep->on_pong(c, p, len, ep->pong_arg);
         break;
     case WS_OP_CLOSE:
         close_frame(c, p, len);

@@ -21,53 +21,13 @@
 /* How long accepting pauses when the process is out of descriptors. */
 #define WSC__ACCEPT_PAUSE_MS 200
 
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static int lib_init_rc;
-static _Atomic uint64_t conn_ids = 1;
-
-static void lib_init(void)
-{
-    struct sigaction old;
-
-    /* Cross-thread wake-ups need libevent's locks and notification fds. */
-    lib_init_rc = evthread_use_pthreads();
-    /* A peer that vanishes must not kill the process with SIGPIPE while a
-     * bufferevent writes; only touch the default disposition. */
-    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-        signal(SIGPIPE, SIG_IGN);
-}
-
-uint64_t wsc__next_conn_id(void)
-{
-    return atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed);
-}
-
-/* ---- the connection list ------------------------------------------------- */
-
 static void server_finish(struct ws_server *srv);
 
-void wsc__server_conn_link(struct ws_server *srv, struct ws_conn *c)
+static void server_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
 {
-    c->prev = NULL;
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->num_live++;
-}
-
-void wsc__server_conn_unlink(struct ws_server *srv, struct ws_conn *c)
-{
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    srv->num_live--;
-    if (atomic_load(&srv->stopping) && srv->num_live == 0)
-        server_finish(srv);
+    (void)c;
+    if (atomic_load(&ep->stopping) && ep->num_live == 0)
+        server_finish(wsc__server_of(ep));
 }
 
 /* ---- accepting ----------------------------------------------------------- */
@@ -79,14 +39,15 @@ static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     int one = 1;
 
     (void)l;
-    wsc__loop_mark_owner(&srv->loop);
-    if (atomic_load(&srv->stopping)) {
+    (void)salen;
+    wsc__loop_mark_owner(&srv->ep.loop);
+    if (atomic_load(&srv->ep.stopping)) {
         evutil_closesocket(fd);
         return;
     }
     /* Small frames (pings, RTT probes, chat) must not wait for Nagle. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (wsc__conn_new(srv, &srv->loop, fd, sa, salen) == NULL)
+    if (wsc__conn_new(&srv->ep, fd, sa) == NULL)
         return; /* out of memory: wsc__conn_new closed the socket */
 }
 
@@ -164,7 +125,7 @@ int ws_server_listen(struct ws_server *srv, const char *addr)
 
     if (srv == NULL || addr == NULL)
         return WS_EINVAL;
-    if (atomic_load(&srv->stopping))
+    if (atomic_load(&srv->ep.stopping))
         return WS_ESTATE;
     if (split_addr(addr, host, sizeof(host), port, sizeof(port)) != 0)
         return WS_EADDR;
@@ -179,7 +140,7 @@ int ws_server_listen(struct ws_server *srv, const char *addr)
         return WS_ENOMEM;
     }
     srv->listeners = grown;
-    l = evconnlistener_new_bind(srv->loop.base, server_on_accept, srv, flags, 511,
+    l = evconnlistener_new_bind(srv->ep.loop.base, server_on_accept, srv, flags, 511,
                                 res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (l == NULL)
@@ -215,7 +176,7 @@ static void server_finish(struct ws_server *srv)
     server_remove_signals(srv);
     evtimer_del(srv->resume_ev);
     if (srv->own_base)
-        event_base_loopexit(srv->loop.base, NULL);
+        event_base_loopexit(srv->ep.loop.base, NULL);
 }
 
 static void server_on_stop(evutil_socket_t fd, short what, void *arg)
@@ -226,11 +187,11 @@ static void server_on_stop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     server_close_listeners(srv);
-    for (c = srv->conns; c != NULL; c = next) {
+    for (c = srv->ep.conns; c != NULL; c = next) {
         next = c->next; /* shutdown may unlink c */
         wsc__conn_shutdown(c);
     }
-    if (srv->num_live == 0)
+    if (srv->ep.num_live == 0)
         server_finish(srv);
 }
 
@@ -244,34 +205,27 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
 struct ws_server *ws_server_new(const struct ws_config *cfg)
 {
     struct ws_server *srv;
-    struct event_base *base;
+    struct event_base *base = cfg != NULL ? cfg->base : NULL;
 
-    pthread_once(&lib_once, lib_init);
-    if (lib_init_rc != 0)
+    if (wsc__library_init() != 0)
         return NULL;
     srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
         return NULL;
-    if (cfg != NULL)
-        srv->cfg = *cfg;
-    else
-        wsc__config_defaults(&srv->cfg);
-    atomic_init(&srv->stopping, 0);
-    base = srv->cfg.base;
     if (base == NULL) {
         base = event_base_new();
         srv->own_base = true;
     }
-    if (base == NULL || wsc__loop_init(&srv->loop, base) != 0) {
+    if (base == NULL || wsc__endpoint_init(&srv->ep, cfg, base) != 0) {
         if (base != NULL && srv->own_base)
             event_base_free(base);
         free(srv);
         return NULL;
     }
-    srv->hdr_scratch = calloc(srv->cfg.max_headers, sizeof(*srv->hdr_scratch));
+    srv->ep.on_released = server_on_released;
     srv->stop_ev = event_new(base, -1, 0, server_on_stop, srv);
     srv->resume_ev = evtimer_new(base, server_on_resume, srv);
-    if (srv->hdr_scratch == NULL || srv->stop_ev == NULL || srv->resume_ev == NULL) {
+    if (srv->stop_ev == NULL || srv->resume_ev == NULL) {
         ws_server_free(srv);
         return NULL;
     }
@@ -285,10 +239,10 @@ int ws_server_run(struct ws_server *srv)
     if (!srv->own_base || srv->running)
         return WS_ESTATE;
     srv->running = true;
-    wsc__loop_mark_owner(&srv->loop);
-    if (srv->cfg.handle_signals && !atomic_load(&srv->stopping)) {
-        srv->sig_int = evsignal_new(srv->loop.base, SIGINT, server_on_signal, srv);
-        srv->sig_term = evsignal_new(srv->loop.base, SIGTERM, server_on_signal, srv);
+    wsc__loop_mark_owner(&srv->ep.loop);
+    if (srv->ep.cfg.handle_signals && !atomic_load(&srv->ep.stopping)) {
+        srv->sig_int = evsignal_new(srv->ep.loop.base, SIGINT, server_on_signal, srv);
+        srv->sig_term = evsignal_new(srv->ep.loop.base, SIGTERM, server_on_signal, srv);
         if (srv->sig_int == NULL || srv->sig_term == NULL ||
             evsignal_add(srv->sig_int, NULL) != 0 || evsignal_add(srv->sig_term, NULL) != 0) {
             server_remove_signals(srv);
@@ -296,7 +250,7 @@ int ws_server_run(struct ws_server *srv)
             return WS_EEVENT;
         }
     }
-    event_base_dispatch(srv->loop.base);
+    event_base_dispatch(srv->ep.loop.base);
     server_remove_signals(srv);
     srv->running = false;
     return 0;
@@ -308,7 +262,7 @@ int ws_server_stop(struct ws_server *srv)
 
     if (srv == NULL)
         return WS_EINVAL;
-    if (!atomic_compare_exchange_strong(&srv->stopping, &expected, 1))
+    if (!atomic_compare_exchange_strong(&srv->ep.stopping, &expected, 1))
         return WS_ESTATE;
     /* No timeout on this event, so the activation cannot be lost. */
     event_active(srv->stop_ev, EV_READ, 0);
@@ -317,38 +271,33 @@ int ws_server_stop(struct ws_server *srv)
 
 void ws_server_free(struct ws_server *srv)
 {
+    struct event_base *base;
+
     if (srv == NULL)
         return;
-    /* No callbacks from here on: the application is tearing down. */
-    atomic_store(&srv->stopping, 0);
-    while (srv->conns != NULL)
-        wsc__conn_abort(srv->conns, WS_CAUSE_SHUTDOWN);
+    base = srv->ep.loop.base;
     server_close_listeners(srv);
     server_remove_signals(srv);
     if (srv->stop_ev != NULL)
         event_free(srv->stop_ev);
     if (srv->resume_ev != NULL)
         event_free(srv->resume_ev);
-    wsc__loop_destroy(&srv->loop);
     if (srv->bcast_fctx != NULL)
         wslay_frame_context_free(srv->bcast_fctx);
-    wsc__inflater_free(srv->shared_inflater);
-    wsc__deflater_free(srv->shared_deflater);
-    free(srv->zbuf);
-    free(srv->hdr_scratch);
+    wsc__endpoint_destroy(&srv->ep);
     if (srv->own_base)
-        event_base_free(srv->loop.base);
+        event_base_free(base);
     free(srv);
 }
 
 struct event_base *ws_server_event_base(struct ws_server *srv)
 {
-    return srv != NULL ? srv->loop.base : NULL;
+    return srv != NULL ? srv->ep.loop.base : NULL;
 }
 
 size_t ws_server_connection_count(const struct ws_server *srv)
 {
-    return srv != NULL ? srv->num_open : 0;
+    return srv != NULL ? srv->ep.num_open : 0;
 }
 
 #define WSC_HANDLER_SETTER(event, type)                                      \
@@ -356,8 +305,8 @@ size_t ws_server_connection_count(const struct ws_server *srv)
     {                                                                        \
         if (srv == NULL)                                                     \
             return;                                                          \
-        srv->on_##event = cb;                                                \
-        srv->event##_arg = arg;                                              \
+        srv->ep.on_##event = cb;                                             \
+        srv->ep.event##_arg = arg;                                           \
     }
 
 WSC_HANDLER_SETTER(open, ws_open_cb)
@@ -365,4 +314,11 @@ WSC_HANDLER_SETTER(data, ws_data_cb)
 WSC_HANDLER_SETTER(ping, ws_control_cb)
 WSC_HANDLER_SETTER(pong, ws_control_cb)
 WSC_HANDLER_SETTER(close, ws_close_cb)
-WSC_HANDLER_SETTER(http, ws_http_cb)
+
+void ws_server_handle_http(struct ws_server *srv, ws_http_cb cb, void *arg)
+{
+    if (srv == NULL)
+        return;
+    srv->on_http = cb;
+    srv->http_arg = arg;
+}

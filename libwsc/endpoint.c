@@ -1,0 +1,96 @@
+/*
+ * endpoint.c - what servers and clients share: one-time library setup,
+ * connection ids, and the endpoint (options, loop, callbacks, the list of
+ * live connections, shared zlib streams).
+ */
+#include <signal.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "internal.h"
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_init_rc;
+static _Atomic uint64_t conn_ids = 1;
+
+static void lib_init(void)
+{
+    struct sigaction old;
+
+    /* Cross-thread wake-ups need libevent's locks and notification fds. */
+    lib_init_rc = evthread_use_pthreads();
+    /* A peer that vanishes must not kill the process with SIGPIPE while a
+     * bufferevent writes; only touch the default disposition. */
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
+int wsc__library_init(void)
+{
+    pthread_once(&lib_once, lib_init);
+    return lib_init_rc;
+}
+
+uint64_t wsc__next_conn_id(void)
+{
+    return atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed);
+}
+
+int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
+                       struct event_base *base)
+{
+    if (cfg != NULL)
+        ep->cfg = *cfg;
+    else
+        wsc__config_defaults(&ep->cfg);
+    ep->cfg.base = base;
+    atomic_init(&ep->stopping, 0);
+    ep->hdr_scratch = calloc(ep->cfg.max_headers, sizeof(*ep->hdr_scratch));
+    if (ep->hdr_scratch == NULL)
+        return WS_ENOMEM;
+    if (wsc__loop_init(&ep->loop, base) != 0) {
+        free(ep->hdr_scratch);
+        return WS_EEVENT;
+    }
+    return 0;
+}
+
+void wsc__endpoint_destroy(struct wsc__endpoint *ep)
+{
+    /* No callbacks from here on: the application is tearing down. */
+    atomic_store(&ep->stopping, 0);
+    ep->on_released = NULL;
+    while (ep->conns != NULL)
+        wsc__conn_abort(ep->conns, WS_CAUSE_SHUTDOWN);
+    wsc__loop_destroy(&ep->loop);
+    wsc__inflater_free(ep->shared_inflater);
+    wsc__deflater_free(ep->shared_deflater);
+    free(ep->zbuf);
+    free(ep->hdr_scratch);
+}
+
+void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    c->prev = NULL;
+    c->next = ep->conns;
+    if (ep->conns != NULL)
+        ep->conns->prev = c;
+    ep->conns = c;
+    ep->num_live++;
+}
+
+void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        ep->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    ep->num_live--;
+    if (ep->on_released != NULL)
+        ep->on_released(ep, c);
+}
