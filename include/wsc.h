@@ -1,15 +1,18 @@
 /*
- * wsc.h - libwsc, an embeddable WebSocket (RFC 6455) server library for C.
+ * wsc.h - libwsc, an embeddable WebSocket (RFC 6455) library for C: servers
+ * and clients on libevent, with permessage-deflate (RFC 7692).
  *
  * One header, opaque objects, one setter per event. Every function that can
  * fail returns 0 (or a non-negative value) on success and a negative WS_E*
  * code on failure; ws_strerror() names the code.
  *
- * Threads: a server runs on one event loop (libevent event_base). Callbacks
- * run on that loop's thread. ws_conn_send(), ws_conn_ping(), ws_conn_close(),
- * ws_conn_ref(), ws_conn_unref() and ws_server_stop() may be called from any
- * thread; every other function must be called from the loop's thread (or
- * before the loop runs). See man 3 wsc.
+ * Threads: a server or client runs on one event loop (libevent event_base).
+ * Callbacks run on that loop's thread. ws_conn_send(), ws_conn_ping(),
+ * ws_conn_close(), ws_conn_ref(), ws_conn_unref(), ws_conn_id(),
+ * ws_conn_remote_addr(), ws_conn_buffered_amount(), ws_server_broadcast(),
+ * ws_server_stop() and ws_client_stop() may be called from any thread; every
+ * other function must be called from the loop's thread (or before the loop
+ * runs). See man 3 wsc.
  */
 #ifndef WSC_H
 #define WSC_H
@@ -58,7 +61,12 @@ enum ws_error {
     WS_EEVENT = -9,      /* libevent failed to create or add an event */
     WS_EUTF8 = -10,      /* text payload or reason is not valid UTF-8 */
     WS_ENOTFOUND = -11,  /* no such header or parameter */
-    WS_ECODE = -12       /* close code not allowed on the wire */
+    WS_ECODE = -12,      /* close code not allowed on the wire */
+    WS_ECONNECT = -13,   /* TCP connection refused, reset or unreachable */
+    WS_EHANDSHAKE = -14, /* the server's upgrade response was not acceptable */
+    WS_ETIMEDOUT = -15,  /* connect or handshake took too long */
+    WS_EDNS = -16,       /* host name could not be resolved */
+    WS_EUNSUPPORTED = -17 /* not supported by this build (e.g. wss://) */
 };
 
 /* A static, never-NULL description of an error code (any int is accepted). */
@@ -100,7 +108,8 @@ enum ws_close_cause {
     WS_CAUSE_PROTOCOL = 2,   /* peer broke the protocol or a limit; we failed it */
     WS_CAUSE_DISCONNECT = 3, /* TCP ended without a close frame */
     WS_CAUSE_ERROR = 4,      /* local error (out of memory, socket error) */
-    WS_CAUSE_SHUTDOWN = 5    /* server stop: peer did not answer 1001 in time */
+    WS_CAUSE_SHUTDOWN = 5,   /* server stop: peer did not answer 1001 in time */
+    WS_CAUSE_SLOW = 6        /* slow consumer over max_buffered, closed by policy */
 };
 
 /* What the close callback is told. Borrowed for the callback's duration. */
@@ -132,6 +141,11 @@ struct ws_close_info {
  *   max_connections    10000   (open WebSocket connections; more -> 503;
  *                               0 means no limit)
  *   handle_signals     1       (ws_server_run() stops on SIGINT/SIGTERM)
+ *   max_buffered       16 MiB  (bytes queued on one connection: a send beyond
+ *                               it fails with WS_EAGAIN, or closes the
+ *                               connection with close_slow_consumers)
+ *   close_slow_consumers 0     (1: over max_buffered -> close 1008, cause
+ *                               WS_CAUSE_SLOW, instead of WS_EAGAIN)
  *   deflate            1       (accept permessage-deflate, RFC 7692)
  *   deflate_no_context_takeover 1 (forced both ways, see below)
  *   deflate_window_bits 15     (9..15: the window our compressor uses)
@@ -156,11 +170,18 @@ WS_EXTERN int ws_config_set_max_message_size(struct ws_config *cfg, size_t bytes
 WS_EXTERN int ws_config_set_max_head_size(struct ws_config *cfg, size_t bytes);
 WS_EXTERN int ws_config_set_max_headers(struct ws_config *cfg, unsigned count);
 WS_EXTERN int ws_config_set_handshake_timeout(struct ws_config *cfg, unsigned ms);
+/* Client: name resolution + TCP connect must finish within ms (default
+ * 10000); the upgrade that follows has handshake_timeout. */
+WS_EXTERN int ws_config_set_connect_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_ping_interval(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_pong_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_close_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_max_connections(struct ws_config *cfg, unsigned count);
 WS_EXTERN int ws_config_set_handle_signals(struct ws_config *cfg, int on);
+/* Backpressure cap per connection; the drain callback fires when a
+ * connection that hit it is back at or below half of it. */
+WS_EXTERN int ws_config_set_max_buffered(struct ws_config *cfg, size_t bytes);
+WS_EXTERN int ws_config_set_close_slow_consumers(struct ws_config *cfg, int on);
 /* permessage-deflate: off declines every offer. */
 WS_EXTERN int ws_config_set_deflate(struct ws_config *cfg, int on);
 /* 1: answer with server_ and client_no_context_takeover whatever the client
@@ -181,6 +202,7 @@ WS_EXTERN int ws_config_set_event_base(struct ws_config *cfg, struct event_base 
 /* ---- server ------------------------------------------------------------- */
 
 struct ws_server;
+struct ws_client;
 struct ws_conn;
 struct ws_request;
 struct ws_response;
@@ -222,8 +244,11 @@ WS_EXTERN struct event_base *ws_server_event_base(struct ws_server *srv);
  * The frame is encoded once (and compressed once for every connection that
  * shares the server's compressor) and the same bytes are queued on each
  * connection. Any thread; from another thread the message is copied and
- * delivered by the loop in order with that thread's other sends. Returns 0,
- * WS_EINVAL, WS_EUTF8 or WS_ENOMEM.
+ * delivered by the loop in order with that thread's other sends. A
+ * connection over max_buffered is skipped (and gets a drain callback later)
+ * or closed, by the same policy as ws_conn_send(). On the loop thread
+ * returns the number of connections skipped (0: all got it); from other
+ * threads 0. Errors: WS_EINVAL, WS_EUTF8, WS_ENOMEM.
  */
 WS_EXTERN int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op,
                                   const void *data, size_t len);
@@ -246,6 +271,8 @@ typedef void (*ws_control_cb)(struct ws_conn *conn, const void *data,
  * (longer only if referenced with ws_conn_ref()). */
 typedef void (*ws_close_cb)(struct ws_conn *conn,
                             const struct ws_close_info *info, void *arg);
+/* A connection that got WS_EAGAIN is back at or below half of max_buffered. */
+typedef void (*ws_drain_cb)(struct ws_conn *conn, void *arg);
 /* A request that is not a WebSocket upgrade. Respond with ws_response_send();
  * without a response the client gets 404. Request strings are borrowed. */
 typedef void (*ws_http_cb)(const struct ws_request *req,
@@ -256,6 +283,7 @@ WS_EXTERN void ws_server_handle_data(struct ws_server *srv, ws_data_cb cb, void 
 WS_EXTERN void ws_server_handle_ping(struct ws_server *srv, ws_control_cb cb, void *arg);
 WS_EXTERN void ws_server_handle_pong(struct ws_server *srv, ws_control_cb cb, void *arg);
 WS_EXTERN void ws_server_handle_close(struct ws_server *srv, ws_close_cb cb, void *arg);
+WS_EXTERN void ws_server_handle_drain(struct ws_server *srv, ws_drain_cb cb, void *arg);
 /* Without an HTTP handler, non-upgrade requests get 426 Upgrade Required. */
 WS_EXTERN void ws_server_handle_http(struct ws_server *srv, ws_http_cb cb, void *arg);
 
@@ -263,8 +291,12 @@ WS_EXTERN void ws_server_handle_http(struct ws_server *srv, ws_http_cb cb, void 
 
 /*
  * Queue a message (WS_OP_TEXT or WS_OP_BINARY). data is copied before the
- * call returns. Any thread. Returns 0 when queued, WS_ECLOSED after close
- * began, WS_EUTF8 for invalid text, WS_EINVAL, WS_ENOMEM.
+ * call returns. Any thread. Returns 0 when queued (it will be sent unless
+ * the connection ends first), WS_EAGAIN when it would take the connection
+ * over max_buffered (nothing queued; the drain callback says when to try
+ * again), WS_ETOOBIG when len alone exceeds max_buffered, WS_ECLOSED after
+ * close began (or the connection was just closed as a slow consumer),
+ * WS_EUTF8 for invalid text, WS_EINVAL, WS_ENOMEM.
  */
 WS_EXTERN int ws_conn_send(struct ws_conn *conn, enum ws_opcode op,
                            const void *data, size_t len);
@@ -276,6 +308,13 @@ WS_EXTERN int ws_conn_ping(struct ws_conn *conn, const void *data, size_t len);
  * else WS_ETOOBIG). The close callback follows. Any thread.
  */
 WS_EXTERN int ws_conn_close(struct ws_conn *conn, int code, const char *reason);
+
+/*
+ * Bytes queued for conn but not yet written to its socket (uWebSockets'
+ * getBufferedAmount). Exact on the loop thread; from other threads a recent
+ * value (never lower than the truth at the time it was published).
+ */
+WS_EXTERN size_t ws_conn_buffered_amount(const struct ws_conn *conn);
 
 /* Keep conn valid past its close callback; every ref needs one unref. Any
  * thread. Sending on a closed but referenced conn returns WS_ECLOSED. */
@@ -290,6 +329,78 @@ WS_EXTERN const char *ws_conn_remote_addr(const struct ws_conn *conn);
 WS_EXTERN void ws_conn_set_user(struct ws_conn *conn, void *user);
 WS_EXTERN void *ws_conn_get_user(const struct ws_conn *conn);
 WS_EXTERN struct ws_server *ws_conn_server(const struct ws_conn *conn);
+
+/* The client that owns conn, or NULL for a server's connection. */
+WS_EXTERN struct ws_client *ws_conn_client(const struct ws_conn *conn);
+/* The subprotocol the handshake agreed on, "" when none. */
+WS_EXTERN const char *ws_conn_subprotocol(const struct ws_conn *conn);
+
+/* ---- client -------------------------------------------------------------- */
+
+/*
+ * A client keeps at most one connection to one URL, reconnecting if asked.
+ * Its connections are ordinary struct ws_conn: the same callbacks, and
+ * ws_conn_send/ping/close from any thread. Frames are masked with keys from
+ * OpenSSL's RAND_bytes. Options from cfg (NULL for defaults): message and
+ * head limits, connect/handshake timeouts, heartbeat, close timeout,
+ * permessage-deflate (offered unless disabled), event_base (many clients
+ * may share one), handle_signals (for ws_client_run()).
+ */
+WS_EXTERN struct ws_client *ws_client_new(const struct ws_config *cfg);
+
+/* Extra request header for every attempt; CR/LF not allowed (WS_EINVAL). */
+WS_EXTERN int ws_client_add_header(struct ws_client *cl, const char *name,
+                                   const char *value);
+/* Offer subprotocols, e.g. "chat, superchat"; the server's choice must be
+ * one of them (else WS_EHANDSHAKE). */
+WS_EXTERN int ws_client_set_subprotocols(struct ws_client *cl, const char *protocols);
+/*
+ * Reconnect after a failed attempt or a closed connection: the n-th retry
+ * waits min(max_delay_ms, min_delay_ms * 2^(n-1)), reduced by up to half at
+ * random (jitter, so many clients do not return in step). max_attempts 0
+ * retries forever. min_delay_ms 0 turns reconnecting off (the default).
+ * The count restarts after every successful open.
+ */
+WS_EXTERN int ws_client_set_reconnect(struct ws_client *cl, unsigned min_delay_ms,
+                                      unsigned max_delay_ms, unsigned max_attempts);
+
+/* A retry is scheduled: attempt 1, 2, ...; error is why the last one ended
+ * (a WS_E* code, or 0 after a normal close). */
+typedef void (*ws_reconnect_cb)(struct ws_client *cl, unsigned attempt,
+                                unsigned delay_ms, int error, void *arg);
+/* No more attempts (reconnect off, max_attempts reached, or stopped):
+ * error as above. The client is idle afterwards. */
+typedef void (*ws_give_up_cb)(struct ws_client *cl, int error, void *arg);
+
+WS_EXTERN void ws_client_handle_open(struct ws_client *cl, ws_open_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_data(struct ws_client *cl, ws_data_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_ping(struct ws_client *cl, ws_control_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_pong(struct ws_client *cl, ws_control_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_close(struct ws_client *cl, ws_close_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_drain(struct ws_client *cl, ws_drain_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_reconnect(struct ws_client *cl, ws_reconnect_cb cb, void *arg);
+WS_EXTERN void ws_client_handle_give_up(struct ws_client *cl, ws_give_up_cb cb, void *arg);
+
+/*
+ * Start connecting to "ws://host[:port][/path][?query]" (host may be a
+ * name, an IPv4 address or [IPv6]); resolution is non-blocking (evdns).
+ * Returns 0, WS_EADDR (bad URL), WS_EUNSUPPORTED (wss:// in this build) or
+ * WS_ESTATE (already connecting or connected).
+ */
+WS_EXTERN int ws_client_connect(struct ws_client *cl, const char *url);
+/* Run the client's own loop until it is stopped or gives up. Returns 0, or
+ * WS_ESTATE on an application's event_base. */
+WS_EXTERN int ws_client_run(struct ws_client *cl);
+/* Any thread: close the connection with 1000 (or abandon the attempt) and
+ * do not reconnect; the give-up callback follows. */
+WS_EXTERN int ws_client_stop(struct ws_client *cl);
+/* Loop thread, after the loop returned or the client gave up; never from
+ * one of the client's own callbacks. The connection, if any, is dropped
+ * without callbacks. */
+WS_EXTERN void ws_client_free(struct ws_client *cl);
+/* The open connection, or NULL (loop thread). */
+WS_EXTERN struct ws_conn *ws_client_conn(struct ws_client *cl);
+WS_EXTERN struct event_base *ws_client_event_base(struct ws_client *cl);
 
 /* ---- HTTP requests and responses (inside ws_http_cb) -------------------- */
 

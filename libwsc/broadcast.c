@@ -84,6 +84,7 @@ static void bcast_queue(struct ws_conn *c, const struct bcast_frame *f)
         evbuffer_add(out, f->flat, f->len);
     else
         evbuffer_add_buffer_reference(out, f->buf);
+    atomic_store_explicit(&c->outbuf, evbuffer_get_length(out), memory_order_relaxed);
 }
 
 /* Compress once for every connection on the shared compressor. Sets
@@ -121,11 +122,17 @@ int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t l
 {
     struct bcast_frame plain = { 0 }, packed = { 0 };
     bool packed_is_plain = false;
-    int rc = 0;
+    int rc = 0, skipped = 0;
 
     for (struct ws_conn *c = srv->ep.conns; c != NULL && rc == 0; c = c->next) {
         if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
             continue;
+        /* A slow consumer is skipped or closed; it never holds up the rest.
+         * (The frame header is a few bytes more than len: close enough.) */
+        if (wsc__conn_admit(c, len) != 0) {
+            skipped++;
+            continue;
+        }
         if (c->pmd.enabled && len >= srv->ep.cfg.deflate_threshold &&
             !uses_shared_compression(c, len)) {
             /* Its own compression context: it has to compress for itself. */
@@ -154,7 +161,7 @@ int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t l
         srv->ep.zbuf = NULL;
         srv->ep.zbuf_cap = 0;
     }
-    return rc;
+    return rc != 0 ? rc : skipped;
 }
 
 int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *data, size_t len)

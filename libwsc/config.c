@@ -9,6 +9,7 @@ void wsc__config_defaults(struct ws_config *cfg)
     cfg->max_head_size = 8192;
     cfg->max_headers = 100;
     cfg->handshake_timeout_ms = 10000;
+    cfg->connect_timeout_ms = 10000;
     cfg->ping_interval_ms = 30000;
     cfg->pong_timeout_ms = 10000;
     cfg->close_timeout_ms = 5000;
@@ -20,6 +21,8 @@ void wsc__config_defaults(struct ws_config *cfg)
     cfg->deflate_window_bits = 15;
     cfg->deflate_mem_level = 8;
     cfg->deflate_threshold = 128;
+    cfg->max_buffered = 16u << 20;
+    cfg->close_slow_consumers = 0;
 }
 
 struct ws_config *ws_config_new(void)
@@ -71,6 +74,7 @@ int ws_config_set_max_headers(struct ws_config *cfg, unsigned count)
     }
 
 WSC_CONFIG_SETTER(handshake_timeout, handshake_timeout_ms)
+WSC_CONFIG_SETTER(connect_timeout, connect_timeout_ms)
 WSC_CONFIG_SETTER(ping_interval, ping_interval_ms)
 WSC_CONFIG_SETTER(pong_timeout, pong_timeout_ms)
 WSC_CONFIG_SETTER(close_timeout, close_timeout_ms)
@@ -130,5 +134,21 @@ int ws_config_set_deflate_threshold(struct ws_config *cfg, size_t bytes)
     if (cfg == NULL)
         return WS_EINVAL;
     cfg->deflate_threshold = bytes;
+    return 0;
+}
+
+int ws_config_set_max_buffered(struct ws_config *cfg, size_t bytes)
+{
+    if (cfg == NULL || bytes < 1024)
+        return WS_EINVAL;
+    cfg->max_buffered = bytes;
+    return 0;
+}
+
+int ws_config_set_close_slow_consumers(struct ws_config *cfg, int on)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->close_slow_consumers = on != 0;
     return 0;
 }

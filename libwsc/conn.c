@@ -18,10 +18,12 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
 
 #include "internal.h"
 
-static void conn_arm_timer(struct ws_conn *c, unsigned ms)
+void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms)
 {
     struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
     evtimer_add(c->timer, &tv);
@@ -31,7 +33,9 @@ static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
 
-    if (sa->sa_family == AF_INET6) {
+    if (sa == NULL) {
+        snprintf(out, outlen, "unknown");
+    } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
         inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
         snprintf(out, outlen, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
@@ -84,10 +88,9 @@ static void conn_drop(struct ws_conn *c, enum ws_close_cause cause)
     conn_release(c);
 }
 
-void wsc__conn_abort(struct ws_conn *c, enum ws_close_cause cause)
+void wsc__conn_abort(struct ws_conn *c)
 {
-    c->close_notified = true; /* ws_server_free: no callbacks */
-    (void)cause;
+    c->close_notified = true; /* teardown or abandoned attempt: no callbacks */
     conn_release(c);
 }
 
@@ -101,6 +104,8 @@ void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int co
     if (!c->opened || c->close_notified)
         return;
     c->close_notified = true;
+    c->fail_error = cause == WS_CAUSE_CLEAN ? 0
+                    : cause == WS_CAUSE_TIMEOUT ? WS_ETIMEDOUT : WS_ECLOSED;
     ep->num_open--;
     if (reason_len > sizeof(buf) - 1)
         reason_len = sizeof(buf) - 1;
@@ -125,7 +130,7 @@ static void conn_start_linger(struct ws_conn *c)
     bufferevent_enable(c->bev, EV_READ);
     evbuffer_drain(bufferevent_get_input(c->bev),
                    evbuffer_get_length(bufferevent_get_input(c->bev)));
-    conn_arm_timer(c, WSC__LINGER_MS);
+    wsc__conn_arm_timer(c, WSC__LINGER_MS);
 }
 
 void wsc__conn_flush_and_close(struct ws_conn *c)
@@ -136,13 +141,14 @@ void wsc__conn_flush_and_close(struct ws_conn *c)
         return;
     atomic_store(&c->state, WSC__CONN_FLUSHING);
     evtimer_del(c->timer);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* now: tell us at empty */
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
         conn_start_linger(c);
         return;
     }
     /* The write callback fires when the output drains (low watermark 0);
      * bound the wait in case the peer never reads. */
-    conn_arm_timer(c, WSC__LINGER_MS);
+    wsc__conn_arm_timer(c, WSC__LINGER_MS);
 }
 
 void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
@@ -154,7 +160,7 @@ void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
     if (st == WSC__CONN_OPEN && !c->close_sent) {
         uint8_t payload[125];
         size_t n = wsc__frame_close_payload(payload, code, reason, rlen);
-        wsc__frame_write(c->fctx, false, false, WS_OP_CLOSE, true, payload, n);
+        wsc__frame_write(c->fctx, c->ep->is_client, false, WS_OP_CLOSE, true, payload, n);
         c->close_sent = true;
     }
     wsc__conn_notify_close(c, cause, code, reason, rlen, false);
@@ -169,7 +175,7 @@ void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
         uint8_t payload[125];
         size_t n = wsc__frame_close_payload(payload, code == WS_CLOSE_NO_STATUS ? 0 : code,
                                             NULL, 0);
-        wsc__frame_write(c->fctx, false, false, WS_OP_CLOSE, true, payload, n);
+        wsc__frame_write(c->fctx, c->ep->is_client, false, WS_OP_CLOSE, true, payload, n);
         c->close_sent = true;
         wsc__conn_notify_close(c, WS_CAUSE_CLEAN, code, reason, reason_len, true);
     } else {
@@ -187,7 +193,10 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
 
     switch (atomic_load(&c->state)) {
     case WSC__CONN_HTTP:
-        wsc__conn_http_readable(c);
+        if (c->ep->is_client)
+            wsc__client_http_readable(c);
+        else
+            wsc__conn_http_readable(c);
         break;
     case WSC__CONN_OPEN:
     case WSC__CONN_CLOSING:
@@ -201,22 +210,57 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* Output fell to the low watermark (half of max_buffered; 0 when
+ * flushing): publish the new length, and tell a waiting sender. */
 static void conn_on_write(struct bufferevent *bev, void *arg)
 {
     struct ws_conn *c = arg;
+    struct wsc__endpoint *ep = c->ep;
+    int st = atomic_load(&c->state);
 
-    (void)bev;
-    if (atomic_load(&c->state) == WSC__CONN_FLUSHING && !c->lingering)
-        conn_start_linger(c);
+    if (st == WSC__CONN_FLUSHING) {
+        if (!c->lingering)
+            conn_start_linger(c);
+        return;
+    }
+    atomic_store_explicit(&c->outbuf, evbuffer_get_length(bufferevent_get_output(bev)),
+                          memory_order_relaxed);
+    if (st == WSC__CONN_OPEN && atomic_exchange(&c->want_drain, false) && ep->on_drain != NULL)
+        ep->on_drain(c, ep->drain_arg);
+}
+
+/* A client's TCP connection is up: send the upgrade request. */
+static void conn_on_connected(struct ws_conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = bufferevent_getfd(c->bev), one = 1;
+
+    c->connected = true;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        format_remote(c->remote, sizeof(c->remote), (struct sockaddr *)&ss);
+    evtimer_del(c->timer);
+    if (c->ep->cfg.handshake_timeout_ms > 0)
+        wsc__conn_arm_timer(c, c->ep->cfg.handshake_timeout_ms);
+    wsc__client_connected(c);
 }
 
 static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct ws_conn *c = arg;
 
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        conn_drop(c, WS_CAUSE_DISCONNECT);
+    if (what & BEV_EVENT_CONNECTED) {
+        conn_on_connected(c);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (atomic_load(&c->state) == WSC__CONN_HTTP && c->ep->is_client)
+        c->fail_error = c->connected ? WS_EHANDSHAKE
+                        : bufferevent_socket_get_dns_error(bev) != 0 ? WS_EDNS
+                        : WS_ECONNECT;
+    conn_drop(c, WS_CAUSE_DISCONNECT);
 }
 
 /* One timer per connection; what it means depends on the state. */
@@ -227,8 +271,21 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->slow) {
+        /* Its output backlog goes with it: waiting for it to drain is
+         * exactly what a slow consumer cannot be granted. */
+        static const char reason[] = "slow consumer";
+        wsc__conn_notify_close(c, WS_CAUSE_SLOW, WS_CLOSE_POLICY_VIOLATION, reason,
+                               sizeof(reason) - 1, false);
+        conn_release(c);
+        return;
+    }
     switch (atomic_load(&c->state)) {
-    case WSC__CONN_HTTP:       /* handshake timeout */
+    case WSC__CONN_HTTP:       /* connect or handshake timeout */
+        if (c->ep->is_client)
+            c->fail_error = WS_ETIMEDOUT;
+        conn_release(c);
+        break;
     case WSC__CONN_FLUSHING:   /* peer never read or never closed */
         conn_release(c);
         break;
@@ -240,13 +297,13 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
         if (c->got_traffic) {
             c->got_traffic = false;
             c->awaiting_pong = false;
-            conn_arm_timer(c, cfg->ping_interval_ms);
+            wsc__conn_arm_timer(c, cfg->ping_interval_ms);
         } else if (c->awaiting_pong) {
             conn_drop(c, WS_CAUSE_TIMEOUT);
         } else {
             wsc__conn_send_now(c, WS_OP_PING, NULL, 0);
             c->awaiting_pong = cfg->pong_timeout_ms > 0;
-            conn_arm_timer(c, c->awaiting_pong ? cfg->pong_timeout_ms
+            wsc__conn_arm_timer(c, c->awaiting_pong ? cfg->pong_timeout_ms
                                                : cfg->ping_interval_ms);
         }
         break;
@@ -275,7 +332,7 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     if (c->bev == NULL || c->timer == NULL) {
         if (c->bev != NULL)
             bufferevent_free(c->bev);
-        else
+        else if (fd >= 0)
             evutil_closesocket(fd);
         if (c->timer != NULL)
             event_free(c->timer);
@@ -283,10 +340,13 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
         return NULL;
     }
     bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, ep->cfg.max_buffered / 2, 0);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     wsc__endpoint_link(ep, c);
-    if (ep->cfg.handshake_timeout_ms > 0)
-        conn_arm_timer(c, ep->cfg.handshake_timeout_ms);
+    /* A client first has to connect; a server's peer has to send its head. */
+    if (ep->is_client ? ep->cfg.connect_timeout_ms > 0 : ep->cfg.handshake_timeout_ms > 0)
+        wsc__conn_arm_timer(c, ep->is_client ? ep->cfg.connect_timeout_ms
+                                        : ep->cfg.handshake_timeout_ms);
     return c;
 }
 
@@ -313,9 +373,8 @@ static ssize_t conn_wslay_recv(uint8_t *buf, size_t len, int flags, void *arg)
 static int conn_wslay_genmask(uint8_t *buf, size_t len, void *arg)
 {
     (void)arg;
-    /* Servers never mask; only a client context asks for a mask. */
-    memset(buf, 0, len);
-    return 0;
+    /* Only clients mask. RFC 6455 10.3: the key must be unpredictable. */
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
 int wsc__conn_open(struct ws_conn *c)
@@ -332,7 +391,7 @@ int wsc__conn_open(struct ws_conn *c)
     ep->num_open++;
     evtimer_del(c->timer);
     if (ep->cfg.ping_interval_ms > 0)
-        conn_arm_timer(c, ep->cfg.ping_interval_ms);
+        wsc__conn_arm_timer(c, ep->cfg.ping_interval_ms);
     if (ep->on_open != NULL)
         ep->on_open(c, ep->open_arg);
     return 0;
@@ -371,9 +430,9 @@ static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data,
     /* Without context takeover no state ties us to the compressed form:
      * send whichever is smaller. With it, the peer's window must see it. */
     if (c->pmd.tx_no_context_takeover && out_len >= len)
-        rc = wsc__frame_write(c->fctx, false, false, opcode, true, data, len);
+        rc = wsc__frame_write(c->fctx, c->ep->is_client, false, opcode, true, data, len);
     else
-        rc = wsc__frame_write(c->fctx, false, true, opcode, true, ep->zbuf, out_len);
+        rc = wsc__frame_write(c->fctx, c->ep->is_client, true, opcode, true, ep->zbuf, out_len);
     if (ep->zbuf_cap > WSC__ZBUF_KEEP) { /* do not pin a huge scratch buffer */
         free(ep->zbuf);
         ep->zbuf = NULL;
@@ -384,12 +443,65 @@ static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data,
 
 int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t len)
 {
+    int rc;
+
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
         return WS_ECLOSED;
-    if (c->pmd.enabled && (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
+    if (c->pmd.enabled && c->pmd.tx_window_bits >= 9 &&
+        (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
         len >= c->ep->cfg.deflate_threshold)
-        return conn_send_compressed(c, opcode, data, len);
-    return wsc__frame_write(c->fctx, false, false, opcode, true, data, len);
+        rc = conn_send_compressed(c, opcode, data, len);
+    else
+        rc = wsc__frame_write(c->fctx, c->ep->is_client, false, opcode, true, data, len);
+    atomic_store_explicit(&c->outbuf, evbuffer_get_length(bufferevent_get_output(c->bev)),
+                          memory_order_relaxed);
+    return rc;
+}
+
+/* Apply the slow-consumer policy to a send that does not fit. */
+static int conn_over_cap(struct ws_conn *c)
+{
+    if (c->ep->cfg.close_slow_consumers) {
+        if (wsc__loop_is_owner(c->loop)) {
+            wsc__conn_close_slow(c);
+        } else {
+            struct wsc__xmsg *m = malloc(sizeof(*m));
+            if (m != NULL) {
+                m->kind = WSC__X_SLOW;
+                m->srv = NULL;
+                m->len = 0;
+                ws_conn_ref(c);
+                m->conn = c;
+                wsc__loop_post(c->loop, m);
+            }
+        }
+        return WS_ECLOSED;
+    }
+    atomic_store(&c->want_drain, true);
+    return WS_EAGAIN;
+}
+
+int wsc__conn_admit(struct ws_conn *c, size_t len)
+{
+    size_t cap = c->ep->cfg.max_buffered;
+    size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
+
+    if (len > cap)
+        return WS_ETOOBIG;
+    queued += wsc__loop_is_owner(c->loop)
+                  ? evbuffer_get_length(bufferevent_get_output(c->bev))
+                  : atomic_load_explicit(&c->outbuf, memory_order_relaxed);
+    return queued + len > cap ? conn_over_cap(c) : 0;
+}
+
+void wsc__conn_close_slow(struct ws_conn *c)
+{
+    if (atomic_load(&c->state) != WSC__CONN_OPEN)
+        return;
+    c->slow = true;
+    atomic_store(&c->state, WSC__CONN_CLOSING); /* no more sends */
+    evtimer_del(c->timer);
+    wsc__conn_arm_timer(c, 0);
 }
 
 int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len)
@@ -400,7 +512,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
         return WS_ECLOSED;
     n = wsc__frame_close_payload(payload, code, reason, len);
-    wsc__frame_write(c->fctx, false, false, WS_OP_CLOSE, true, payload, n);
+    wsc__frame_write(c->fctx, c->ep->is_client, false, WS_OP_CLOSE, true, payload, n);
     c->close_sent = true;
     c->close_code = code;
     c->close_reason_len = len < sizeof(c->close_reason) ? len : sizeof(c->close_reason) - 1;
@@ -409,7 +521,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     atomic_store(&c->state, WSC__CONN_CLOSING);
     evtimer_del(c->timer);
     if (c->ep->cfg.close_timeout_ms > 0)
-        conn_arm_timer(c, c->ep->cfg.close_timeout_ms);
+        wsc__conn_arm_timer(c, c->ep->cfg.close_timeout_ms);
     return 0;
 }
 
@@ -426,7 +538,7 @@ void wsc__conn_shutdown(struct ws_conn *c)
         wsc__conn_close_now(c, WS_CLOSE_GOING_AWAY, reason, sizeof(reason) - 1);
         /* Unbounded close timeout would make stop unbounded too. */
         if (c->ep->cfg.close_timeout_ms == 0)
-            conn_arm_timer(c, WSC__LINGER_MS);
+            wsc__conn_arm_timer(c, WSC__LINGER_MS);
         break;
     case WSC__CONN_CLOSING:
         c->shutting_down = true;
@@ -444,8 +556,12 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
 {
     struct wsc__xmsg *m;
 
+    int rc;
+
     if (atomic_load(&c->state) != WSC__CONN_OPEN)
         return WS_ECLOSED;
+    if (kind == WSC__X_SEND && (rc = wsc__conn_admit(c, len)) != 0)
+        return rc;
     if (wsc__loop_is_owner(c->loop)) {
         if (kind == WSC__X_CLOSE)
             return wsc__conn_close_now(c, code, data, len);
@@ -463,6 +579,9 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
         memcpy(m->data, data, len);
     ws_conn_ref(c);
     m->conn = c;
+    /* Admitted now, so the loop queues it whatever the buffer holds then. */
+    if (kind == WSC__X_SEND)
+        atomic_fetch_add_explicit(&c->xqueued, len, memory_order_relaxed);
     wsc__loop_post(c->loop, m);
     return 0;
 }
@@ -500,6 +619,18 @@ int ws_conn_close(struct ws_conn *conn, int code, const char *reason)
     if (!wsc__utf8_valid(reason, len))
         return WS_EUTF8;
     return conn_dispatch(conn, WSC__X_CLOSE, WS_OP_CLOSE, code, reason, len);
+}
+
+size_t ws_conn_buffered_amount(const struct ws_conn *conn)
+{
+    size_t n;
+
+    if (conn == NULL)
+        return 0;
+    n = atomic_load_explicit(&conn->xqueued, memory_order_relaxed);
+    if (wsc__loop_is_owner(conn->loop) && conn->bev != NULL)
+        return n + evbuffer_get_length(bufferevent_get_output(conn->bev));
+    return n + atomic_load_explicit(&conn->outbuf, memory_order_relaxed);
 }
 
 void ws_conn_ref(struct ws_conn *conn)

@@ -63,7 +63,7 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     atomic_store(&ep->stopping, 0);
     ep->on_released = NULL;
     while (ep->conns != NULL)
-        wsc__conn_abort(ep->conns, WS_CAUSE_SHUTDOWN);
+        wsc__conn_abort(ep->conns);
     wsc__loop_destroy(&ep->loop);
     wsc__inflater_free(ep->shared_inflater);
     wsc__deflater_free(ep->shared_deflater);

@@ -15,7 +15,12 @@
     X(WS_EEVENT, "libevent failed to create or add an event")          \
     X(WS_EUTF8, "text is not valid UTF-8")                             \
     X(WS_ENOTFOUND, "no such header or parameter")                     \
-    X(WS_ECODE, "close code not allowed on the wire")
+    X(WS_ECODE, "close code not allowed on the wire")                 \
+    X(WS_ECONNECT, "connection refused, reset or unreachable")         \
+    X(WS_EHANDSHAKE, "the server's upgrade response was not acceptable") \
+    X(WS_ETIMEDOUT, "connect or handshake timed out")                  \
+    X(WS_EDNS, "host name could not be resolved")                      \
+    X(WS_EUNSUPPORTED, "not supported by this build")
 
 const char *ws_strerror(int code)
 {

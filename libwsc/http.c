@@ -334,3 +334,53 @@ const char *wsc__http_status_text(int status)
     default: return "Unknown";
     }
 }
+
+/* "HTTP/1.x SP 3DIGIT SP reason" (RFC 9112 4). */
+static bool parse_status_line(const char *p, const char *eol,
+                              struct wsc__http_response *resp)
+{
+    if (eol - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ')
+        return false;
+    for (int i = 9; i < 12; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+    if (eol - p > 12 && p[12] != ' ')
+        return false;
+    resp->minor_version = p[7] - '0';
+    resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    return true;
+}
+
+int wsc__http_parse_response(const char *buf, size_t len, size_t last_len,
+                             struct wsc__http_response *resp, size_t max_headers)
+{
+    size_t head_len = find_head_end(buf, len, last_len);
+    const char *p = buf, *end = buf + head_len, *eol;
+    struct wsc__http_request *h = &resp->head;
+
+    if (head_len == 0)
+        return WSC__HTTP_INCOMPLETE;
+    if (head_len > (size_t)INT32_MAX)
+        return WSC__HTTP_BAD;
+    h->num_headers = 0;
+    p = split_line(p, end, &eol);
+    if (p == NULL || !parse_status_line(buf, eol, resp))
+        return WSC__HTTP_BAD;
+    for (;;) {
+        const char *line = p;
+        p = split_line(line, end, &eol);
+        if (p == NULL)
+            return WSC__HTTP_BAD;
+        if (eol == line)
+            break;
+        if (*line == ' ' || *line == '\t')
+            return WSC__HTTP_BAD;
+        if (h->num_headers == max_headers)
+            return WSC__HTTP_TOO_MANY_HEADERS;
+        if (!parse_header_line(line, eol, &h->headers[h->num_headers]))
+            return WSC__HTTP_BAD;
+        h->num_headers++;
+    }
+    return (int)head_len;
+}

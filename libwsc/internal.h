@@ -72,6 +72,17 @@ enum {
 int wsc__http_parse_request(const char *buf, size_t len, size_t last_len,
                             struct wsc__http_request *req, size_t max_headers);
 
+/* A response head: the status plus headers (in head.headers, so the
+ * header helpers below work on it). */
+struct wsc__http_response {
+    int status;
+    int minor_version;
+    struct wsc__http_request head; /* only headers/num_headers are used */
+};
+/* Like wsc__http_parse_request, for "HTTP/1.x NNN reason" heads. */
+int wsc__http_parse_response(const char *buf, size_t len, size_t last_len,
+                             struct wsc__http_response *resp, size_t max_headers);
+
 /* First header of that name (case-insensitive), or NULL. */
 const struct wsc__http_header *wsc__http_find_header(
     const struct wsc__http_request *req, const char *name);
@@ -154,6 +165,7 @@ struct ws_config {
     size_t max_head_size;
     unsigned max_headers;
     unsigned handshake_timeout_ms;
+    unsigned connect_timeout_ms;
     unsigned ping_interval_ms;
     unsigned pong_timeout_ms;
     unsigned close_timeout_ms;
@@ -164,6 +176,8 @@ struct ws_config {
     int deflate_no_context_takeover; /* force it both ways (shared streams) */
     unsigned deflate_window_bits; /* 9..15: our compressor's window */
     unsigned deflate_mem_level;   /* 1..9 */
+    size_t max_buffered;          /* backpressure cap per connection */
+    int close_slow_consumers;
     size_t deflate_threshold;     /* smaller messages go uncompressed */
 };
 void wsc__config_defaults(struct ws_config *cfg);
@@ -226,6 +240,12 @@ struct ws_conn {
 
     bool lingering;
     bool shutting_down;           /* 1001 sent by ws_server_stop() */
+    bool connected;               /* client: TCP connect completed */
+    bool slow;                    /* over max_buffered: closing by policy */
+    _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
+    _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
+    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
+    int fail_error;               /* why it ended, for a client's callbacks */
 
     /* heartbeat */
     bool awaiting_pong;
@@ -248,6 +268,9 @@ struct sockaddr;
 #define WSC__LINGER_MS 2000
 
 struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa);
+/* client.c: the outgoing side of the HTTP phase. */
+void wsc__client_connected(struct ws_conn *c);
+void wsc__client_http_readable(struct ws_conn *c);
 /* conn_http.c: the request phase; upgrades to OPEN on success. */
 void wsc__conn_http_readable(struct ws_conn *c);
 /* message.c: frames to messages; runs until no complete chunk is left. */
@@ -266,17 +289,24 @@ void wsc__conn_flush_and_close(struct ws_conn *c);
 /* Fire the close callback if the connection opened and it has not fired. */
 void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int code,
                             const char *reason, size_t reason_len, bool remote);
-/* On the loop thread: frame and queue a message / control frame. */
+/* On the loop thread: frame and queue a message / control frame, no cap. */
 int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t len);
+/* May len more bytes be queued? 0, or WS_EAGAIN / WS_ETOOBIG / WS_ECLOSED
+ * (the slow-consumer policy was applied). Loop thread. */
+int wsc__conn_admit(struct ws_conn *c, size_t len);
+/* (Re)arm the connection's one timer. */
+void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms);
+/* Close a slow consumer by policy (deferred to the next loop pass). */
+void wsc__conn_close_slow(struct ws_conn *c);
 int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len);
-/* Drop a connection at once (no callbacks if it never opened). */
-void wsc__conn_abort(struct ws_conn *c, enum ws_close_cause cause);
+/* Drop a connection at once, without a close callback. */
+void wsc__conn_abort(struct ws_conn *c);
 /* Server is stopping: 1001 to open connections, drop handshaking ones. */
 void wsc__conn_shutdown(struct ws_conn *c);
 
 /* ---- xthread.c: sends from other threads --------------------------------- */
 
-enum wsc__xmsg_kind { WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST };
+enum wsc__xmsg_kind { WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW };
 
 struct wsc__xmsg {
     struct wsc__xmsg *next;
@@ -336,6 +366,7 @@ struct wsc__endpoint {
     ws_control_cb on_ping; void *ping_arg;
     ws_control_cb on_pong; void *pong_arg;
     ws_close_cb on_close; void *close_arg;
+    ws_drain_cb on_drain; void *drain_arg;
 };
 
 /* The server an endpoint belongs to (server endpoints only). */

@@ -57,8 +57,9 @@ static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
         fail_protocol(c, "reserved opcode");
         return false;
     }
-    if (!f->mask) {
-        fail_protocol(c, "client frame not masked"); /* RFC 6455 5.1 */
+    /* RFC 6455 5.1: clients mask every frame, servers none. */
+    if ((f->mask != 0) == c->ep->is_client) {
+        fail_protocol(c, c->ep->is_client ? "server frame masked" : "client frame not masked");
         return false;
     }
     if (is_control(f->opcode))

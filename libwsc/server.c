@@ -315,6 +315,8 @@ WSC_HANDLER_SETTER(ping, ws_control_cb)
 WSC_HANDLER_SETTER(pong, ws_control_cb)
 WSC_HANDLER_SETTER(close, ws_close_cb)
 
+WSC_HANDLER_SETTER(drain, ws_drain_cb)
+
 void ws_server_handle_http(struct ws_server *srv, ws_http_cb cb, void *arg)
 {
     if (srv == NULL)

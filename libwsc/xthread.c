@@ -25,9 +25,14 @@ static void loop_deliver(struct wsc__xmsg *m)
     }
     switch (m->kind) {
     case WSC__X_SEND:
+        atomic_fetch_sub_explicit(&c->xqueued, m->len, memory_order_relaxed);
+        /* fall through: admitted when posted, so no second cap check */
     case WSC__X_PING:
         /* Closed meanwhile: dropped, as if lost with the connection. */
         wsc__conn_send_now(c, m->opcode, m->data, m->len);
+        break;
+    case WSC__X_SLOW:
+        wsc__conn_close_slow(c);
         break;
     case WSC__X_CLOSE:
         wsc__conn_close_now(c, m->code, (const char *)m->data, m->len);

@@ -1,10 +1,31 @@
 # Man pages installed by make install (maintained alongside include/wsc.h).
 dist_man3_MANS = \
 	man/wsc.3 \
+	man/ws_client.3 \
+	man/ws_client_add_header.3 \
+	man/ws_client_conn.3 \
+	man/ws_client_connect.3 \
+	man/ws_client_event_base.3 \
+	man/ws_client_free.3 \
+	man/ws_client_handle_close.3 \
+	man/ws_client_handle_data.3 \
+	man/ws_client_handle_drain.3 \
+	man/ws_client_handle_give_up.3 \
+	man/ws_client_handle_open.3 \
+	man/ws_client_handle_ping.3 \
+	man/ws_client_handle_pong.3 \
+	man/ws_client_handle_reconnect.3 \
+	man/ws_client_new.3 \
+	man/ws_client_run.3 \
+	man/ws_client_set_reconnect.3 \
+	man/ws_client_set_subprotocols.3 \
+	man/ws_client_stop.3 \
 	man/ws_config.3 \
 	man/ws_config_free.3 \
 	man/ws_config_new.3 \
+	man/ws_config_set_close_slow_consumers.3 \
 	man/ws_config_set_close_timeout.3 \
+	man/ws_config_set_connect_timeout.3 \
 	man/ws_config_set_deflate.3 \
 	man/ws_config_set_deflate_mem_level.3 \
 	man/ws_config_set_deflate_no_context_takeover.3 \
@@ -13,6 +34,7 @@ dist_man3_MANS = \
 	man/ws_config_set_event_base.3 \
 	man/ws_config_set_handle_signals.3 \
 	man/ws_config_set_handshake_timeout.3 \
+	man/ws_config_set_max_buffered.3 \
 	man/ws_config_set_max_connections.3 \
 	man/ws_config_set_max_head_size.3 \
 	man/ws_config_set_max_headers.3 \
@@ -20,6 +42,8 @@ dist_man3_MANS = \
 	man/ws_config_set_ping_interval.3 \
 	man/ws_config_set_pong_timeout.3 \
 	man/ws_conn.3 \
+	man/ws_conn_buffered_amount.3 \
+	man/ws_conn_client.3 \
 	man/ws_conn_close.3 \
 	man/ws_conn_get_user.3 \
 	man/ws_conn_id.3 \
@@ -29,6 +53,7 @@ dist_man3_MANS = \
 	man/ws_conn_send.3 \
 	man/ws_conn_server.3 \
 	man/ws_conn_set_user.3 \
+	man/ws_conn_subprotocol.3 \
 	man/ws_conn_unref.3 \
 	man/ws_request.3 \
 	man/ws_request_body.3 \
@@ -49,6 +74,7 @@ dist_man3_MANS = \
 	man/ws_server_free.3 \
 	man/ws_server_handle_close.3 \
 	man/ws_server_handle_data.3 \
+	man/ws_server_handle_drain.3 \
 	man/ws_server_handle_http.3 \
 	man/ws_server_handle_open.3 \
 	man/ws_server_handle_ping.3 \

@@ -8,7 +8,8 @@
  * Every interval each client gets a ping carrying the send time; the pong
  * brings it back unchanged, and now minus then is the round trip. --demo N
  * starts N clients in this process (demo-client.c) to have something to
- * measure; --count K stops gracefully after K measurements.
+ * measure (libwsc clients on this server's own loop, which answer pings by
+ * themselves); --count K stops gracefully after K measurements.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -51,7 +52,7 @@ struct app {
     struct event *ticker;
     struct client *clients;
     unsigned long count, printed;
-    struct demo_client *demo[MAX_DEMO]; /* main thread only, outside the loop */
+    struct demo_client *demo[MAX_DEMO]; /* on the server's loop too */
     unsigned demos;
 };
 
@@ -204,6 +205,7 @@ static const char *cause_name(enum ws_close_cause cause)
     case WS_CAUSE_DISCONNECT: return "no close frame";
     case WS_CAUSE_ERROR: return "local error";
     case WS_CAUSE_SHUTDOWN: return "shutdown";
+    case WS_CAUSE_SLOW: return "slow consumer";
     }
     return "unknown";
 }
@@ -338,14 +340,17 @@ static int setup(struct app *app, const struct options *opt)
     return port;
 }
 
-/* N clients in this process that dial our own port over real TCP. */
+/* N clients in this process that dial our own port over real TCP. They
+ * share the server's event_base: one thread runs both ends. */
 static int start_demos(struct app *app, const char *addr, int port, unsigned n)
 {
+    struct event_base *base = ws_server_event_base(app->srv);
     char host[256];
 
     dial_host(addr, host, sizeof(host));
     while (app->demos < n) {
-        struct demo_client *dc = demo_client_start(host, port, app->demos + 1);
+        struct demo_client *dc =
+            demo_client_start(base, host, port, app->demos + 1);
 
         if (dc == NULL)
             return -1;
@@ -357,7 +362,8 @@ static int start_demos(struct app *app, const char *addr, int port, unsigned n)
 static void teardown(struct app *app)
 {
     /* The graceful stop closed their connections (or the loop never ran and
-     * demo_client_stop() cuts them off): joining is quick either way. */
+     * demo_client_stop() drops them). They use the server's event_base, so
+     * they go before the server frees it. */
     while (app->demos > 0)
         demo_client_stop(app->demo[--app->demos]);
     if (app->ticker != NULL)

@@ -13,6 +13,9 @@
  *   SEND ERROR <code>              (ws_conn_send returned non-zero)
  *   SENDERS DONE                   (--send-threads: every sender finished)
  *   CMD bcast rc=<rc>              (--broadcast-on-message: ws_server_broadcast's result)
+ *   EAGAIN <id> buffered=<n>       (flood: the first WS_EAGAIN after each drain)
+ *   DRAIN <id> buffered=<n>        (drain callback)
+ *   FLOOD <id> sent=<n>            (flood: total sent, when the connection closes)
  *   STOPPED                        (ws_server_run returned; about to exit)
  *
  * Default behaviour: echo every message with its opcode. See --help.
@@ -40,6 +43,7 @@ struct app {
     int close_on_message;
     int ping_on_message;
     int broadcast_on_message;
+    struct flood *floods;     /* "flood:<size>" connections */
     int send_broadcast;       /* senders use ws_server_broadcast */
 
     /* --send-threads mode */
@@ -53,6 +57,16 @@ struct app {
     int senders_launched;
 };
 
+/* A connection the server sends numbered binary messages to as fast as
+ * backpressure allows (text "flood:<size>"). */
+struct flood {
+    struct flood *next;
+    struct ws_conn *conn;
+    size_t size;
+    uint64_t sent;
+    int blocked;              /* got WS_EAGAIN, waiting for drain */
+};
+
 static struct app app;
 
 static const char *cause_name(enum ws_close_cause cause)
@@ -64,6 +78,7 @@ static const char *cause_name(enum ws_close_cause cause)
     case WS_CAUSE_DISCONNECT: return "disconnect";
     case WS_CAUSE_ERROR: return "error";
     case WS_CAUSE_SHUTDOWN: return "shutdown";
+    case WS_CAUSE_SLOW: return "slow";
     }
     return "unknown";
 }
@@ -130,6 +145,86 @@ static void join_senders(void)
             pthread_join(app.senders[t].thread, NULL);
 }
 
+/* ---- flood mode (backpressure) -------------------------------------------- */
+
+static struct flood *flood_find(struct ws_conn *conn)
+{
+    for (struct flood *f = app.floods; f != NULL; f = f->next)
+        if (f->conn == conn)
+            return f;
+    return NULL;
+}
+
+/* Send until the library says WS_EAGAIN; the drain callback resumes. */
+static void flood_pump(struct flood *f)
+{
+    unsigned char *msg = calloc(1, f->size);
+    int rc = 0;
+
+    if (msg == NULL)
+        return;
+    for (int i = 0; i < 100000 && !f->blocked; i++) {
+        for (int b = 0; b < 8; b++) /* sequence number, big-endian */
+            msg[b] = (unsigned char)(f->sent >> (56 - 8 * b));
+        rc = ws_conn_send(f->conn, WS_OP_BINARY, msg, f->size);
+        if (rc == WS_EAGAIN) {
+            f->blocked = 1;
+            printf("EAGAIN %" PRIu64 " buffered=%zu\n", ws_conn_id(f->conn),
+                   ws_conn_buffered_amount(f->conn));
+        } else if (rc != 0) {
+            break;
+        } else {
+            f->sent++;
+        }
+    }
+    free(msg);
+}
+
+static void on_drain(struct ws_conn *conn, void *arg)
+{
+    struct flood *f = flood_find(conn);
+
+    (void)arg;
+    printf("DRAIN %" PRIu64 " buffered=%zu\n", ws_conn_id(conn), ws_conn_buffered_amount(conn));
+    if (f != NULL) {
+        f->blocked = 0;
+        flood_pump(f);
+    }
+}
+
+static void flood_start(struct ws_conn *conn, const char *size, size_t len)
+{
+    struct flood *f = calloc(1, sizeof(*f));
+    char buf[32];
+
+    if (f == NULL || len == 0 || len >= sizeof(buf)) {
+        free(f);
+        return;
+    }
+    memcpy(buf, size, len);
+    buf[len] = '\0';
+    f->conn = conn;
+    f->size = (size_t)strtoul(buf, NULL, 10);
+    if (f->size < 8)
+        f->size = 8;
+    f->next = app.floods;
+    app.floods = f;
+    flood_pump(f);
+}
+
+static void flood_end(struct ws_conn *conn)
+{
+    for (struct flood **p = &app.floods; *p != NULL; p = &(*p)->next) {
+        if ((*p)->conn == conn) {
+            struct flood *f = *p;
+            printf("FLOOD %" PRIu64 " sent=%" PRIu64 "\n", ws_conn_id(conn), f->sent);
+            *p = f->next;
+            free(f);
+            return;
+        }
+    }
+}
+
 /* ---- callbacks ---------------------------------------------------------- */
 
 static void on_open(struct ws_conn *conn, void *arg)
@@ -192,6 +287,10 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         do_close_command(conn, rest, restlen);
         return;
     }
+    if (op == WS_OP_TEXT && (rest = command(data, len, "flood:", &restlen)) != NULL) {
+        flood_start(conn, rest, restlen);
+        return;
+    }
     if (app.broadcast_on_message && (rest = command(data, len, "bcast:", &restlen)) != NULL) {
         rc = ws_server_broadcast(app.srv, op, rest, restlen);
         printf("CMD bcast rc=%d\n", rc);
@@ -234,6 +333,7 @@ static void on_close(struct ws_conn *conn, const struct ws_close_info *info, voi
     printf("CLOSE %" PRIu64 " code=%d cause=%s remote=%d reason=%.*s\n",
            ws_conn_id(conn), info->code, cause_name(info->cause), info->remote,
            (int)info->reason_len, info->reason != NULL ? info->reason : "");
+    flood_end(conn);
 }
 
 static void on_http(const struct ws_request *req, struct ws_response *res, void *arg)
@@ -287,7 +387,10 @@ static void usage(FILE *f)
           "  --send-broadcast         senders call ws_server_broadcast once per message\n"
           "  --no-deflate             ws_config_set_deflate(cfg, 0)\n"
           "  --deflate-context-takeover  ws_config_set_deflate_no_context_takeover(cfg, 0)\n"
-          "  --deflate-threshold N    ws_config_set_deflate_threshold\n",
+          "  --deflate-threshold N    ws_config_set_deflate_threshold\n"
+          "  --max-buffered N         ws_config_set_max_buffered\n"
+          "  --close-slow             ws_config_set_close_slow_consumers(cfg, 1)\n"
+          "  (text \"flood:<size>\" always starts sending numbered binary messages)\n",
           f);
 }
 
@@ -319,7 +422,7 @@ enum {
     OPT_MAX_CONNECTIONS, OPT_HTTP, OPT_SEND_THREADS, OPT_SEND_CONNS,
     OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP,
     OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
-    OPT_DEFLATE_THRESHOLD
+    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW
 };
 
 int main(int argc, char **argv)
@@ -346,6 +449,8 @@ int main(int argc, char **argv)
         { "no-deflate", no_argument, NULL, OPT_NO_DEFLATE },
         { "deflate-context-takeover", no_argument, NULL, OPT_DEFLATE_TAKEOVER },
         { "deflate-threshold", required_argument, NULL, OPT_DEFLATE_THRESHOLD },
+        { "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
+        { "close-slow", no_argument, NULL, OPT_CLOSE_SLOW },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0";
@@ -428,6 +533,13 @@ int main(int argc, char **argv)
             check_set("deflate-context-takeover",
                       ws_config_set_deflate_no_context_takeover(cfg, 0));
             break;
+        case OPT_MAX_BUFFERED:
+            check_set("max-buffered", ws_config_set_max_buffered(
+                          cfg, (size_t)parse_number("max-buffered", optarg, SIZE_MAX)));
+            break;
+        case OPT_CLOSE_SLOW:
+            check_set("close-slow", ws_config_set_close_slow_consumers(cfg, 1));
+            break;
         case OPT_DEFLATE_THRESHOLD:
             check_set("deflate-threshold", ws_config_set_deflate_threshold(
                           cfg, (size_t)parse_number("deflate-threshold", optarg, SIZE_MAX)));
@@ -473,6 +585,7 @@ int main(int argc, char **argv)
     ws_server_handle_ping(srv, on_ping, NULL);
     ws_server_handle_pong(srv, on_pong, NULL);
     ws_server_handle_close(srv, on_close, NULL);
+    ws_server_handle_drain(srv, on_drain, NULL);
     if (http)
         ws_server_handle_http(srv, on_http, NULL);
 

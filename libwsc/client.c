@@ -1,0 +1,628 @@
+/*
+ * client.c - outgoing connections: URL, upgrade request, validating the
+ * server's answer (RFC 6455 4.1), and reconnecting with backoff.
+ *
+ * A client is an endpoint with at most one connection. Once upgraded, the
+ * connection is an ordinary struct ws_conn: conn.c and message.c run it,
+ * masking what it sends because its endpoint is a client.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <signal.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "internal.h"
+
+struct ws_client {
+    struct wsc__endpoint ep;      /* first: a conn's endpoint is its client */
+    bool own_base, running, started, gave_up;
+    struct event *stop_ev, *retry_ev, *sig_int, *sig_term;
+    struct evdns_base *dns;
+
+    char *host;                   /* for resolution: no brackets */
+    char *host_header;            /* as the Host header wants it */
+    char *target;                 /* path and query */
+    int port;
+    struct evbuffer *extra_headers;
+    char *subprotocols;           /* offered, as given */
+
+    struct ws_conn *conn;         /* the attempt or connection, if any */
+    char accept[WSC__ACCEPT_LEN + 1];
+    char subprotocol[128];        /* chosen by the server */
+
+    unsigned min_delay_ms, max_delay_ms, max_attempts, attempt;
+    ws_reconnect_cb on_reconnect; void *reconnect_arg;
+    ws_give_up_cb on_give_up;     void *give_up_arg;
+};
+
+static struct ws_client *client_of(struct wsc__endpoint *ep)
+{
+    return (struct ws_client *)(void *)ep;
+}
+
+/* ---- URL ------------------------------------------------------------------ */
+
+static char *dup_slice(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+    if (p != NULL) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* Parse "ws://host[:port][/path][?query]" into the client. */
+static int client_parse_url(struct ws_client *cl, const char *url)
+{
+    const char *p, *host, *hend, *target;
+    char hh[300];
+    long port = 80;
+
+
+    if (strncasecmp(url, "wss://", 6) == 0)
+        return WS_EUNSUPPORTED;
+    if (strncasecmp(url, "ws://", 5) != 0)
+        return WS_EADDR;
+    host = url + 5;
+    if (*host == '[') {
+        hend = strchr(host, ']');
+        if (hend == NULL)
+            return WS_EADDR;
+        host++;
+        p = hend + 1;
+    } else {
+        hend = host + strcspn(host, ":/?#");
+        p = hend;
+    }
+    if (hend == host || (size_t)(hend - host) > 253)
+        return WS_EADDR;
+    /* The host goes into the Host header: no spaces, controls or '@'. */
+    for (const char *h = host; h < hend; h++)
+        if ((unsigned char)*h <= 0x20 || *h == 0x7f || *h == '@' || *h == '/')
+            return WS_EADDR;
+    if (*p == ':') {
+        char *end;
+        port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535 || (*end != '\0' && *end != '/' && *end != '?'))
+            return WS_EADDR;
+        p = end;
+    }
+    target = *p == '\0' ? "/" : p;
+    if (strchr(target, '#') != NULL || strpbrk(target, " \t\r\n") != NULL)
+        return WS_EADDR;
+    free(cl->host);
+    free(cl->host_header);
+    free(cl->target);
+    cl->host = dup_slice(host, (size_t)(hend - host));
+    /* Host keeps the brackets of an IPv6 literal, and the port if given. */
+    snprintf(hh, sizeof(hh), "%.*s", (int)(p - (url + 5)), url + 5);
+    cl->host_header = strdup(hh);
+    /* "ws://host?q" has an empty path: the request target is "/?q". */
+    if (*target == '?') {
+        cl->target = malloc(strlen(target) + 2);
+        if (cl->target != NULL) {
+            cl->target[0] = '/';
+            strcpy(cl->target + 1, target);
+        }
+    } else {
+        cl->target = strdup(target);
+    }
+    cl->port = (int)port;
+    return cl->host && cl->host_header && cl->target ? 0 : WS_ENOMEM;
+}
+
+/* ---- the upgrade request and the answer ---------------------------------- */
+
+static int client_send_request(struct ws_client *cl, struct ws_conn *c)
+{
+    unsigned char raw[16];
+    char key[25];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return WS_ENOMEM;
+    EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
+    if (wsc__handshake_accept(key, 24, cl->accept) != 0)
+        return WS_ENOMEM;
+    evbuffer_add_printf(out,
+                        "GET %s HTTP/1.1\r\n"
+                        "Host: %s\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: %s\r\n"
+                        "Sec-WebSocket-Version: 13\r\n",
+                        cl->target, cl->host_header, key);
+    if (cl->subprotocols != NULL)
+        evbuffer_add_printf(out, "Sec-WebSocket-Protocol: %s\r\n", cl->subprotocols);
+    if (cl->ep.cfg.deflate)
+        evbuffer_add_printf(out, "Sec-WebSocket-Extensions: permessage-deflate; "
+                                 "client_max_window_bits%s\r\n",
+                            cl->ep.cfg.deflate_no_context_takeover
+                                ? "; client_no_context_takeover; server_no_context_takeover"
+                                : "");
+    evbuffer_add_buffer_reference(out, cl->extra_headers);
+    evbuffer_add(out, "\r\n", 2);
+    return 0;
+}
+
+void wsc__client_connected(struct ws_conn *c)
+{
+    struct ws_client *cl = client_of(c->ep);
+
+    if (client_send_request(cl, c) != 0) {
+        c->fail_error = WS_ENOMEM;
+        wsc__conn_flush_and_close(c);
+    }
+}
+
+/* The server's permessage-deflate answer, from the client's side. */
+static bool client_accept_extension(struct ws_client *cl, const struct wsc__http_header *h,
+                                    struct wsc__pmd *pmd)
+{
+    const char *p = h->value, *end = h->value + h->value_len;
+    const char *semi;
+
+    memset(pmd, 0, sizeof(*pmd));
+    if (!cl->ep.cfg.deflate)
+        return false; /* not offered: any extension is unexpected */
+    semi = memchr(p, ';', h->value_len);
+    if (semi == NULL)
+        semi = end;
+    while (p < semi && (*p == ' ' || *p == '\t'))
+        p++;
+    if ((size_t)(semi - p) < 18 || strncasecmp(p, "permessage-deflate", 18) != 0 ||
+        memchr(p, ',', (size_t)(end - p)) != NULL)
+        return false;
+    pmd->enabled = true;
+    pmd->tx_window_bits = (uint8_t)cl->ep.cfg.deflate_window_bits;
+    /* Resetting our own compressor is always allowed (RFC 7692 7.1.1.2). */
+    pmd->tx_no_context_takeover = cl->ep.cfg.deflate_no_context_takeover;
+    for (p = semi; p < end;) {
+        const char *n = p + 1, *ne;
+        while (n < end && (*n == ' ' || *n == '\t'))
+            n++;
+        ne = n;
+        while (ne < end && *ne != ';' && *ne != '=' && *ne != ' ')
+            ne++;
+        p = memchr(n, ';', (size_t)(end - n));
+        if (p == NULL)
+            p = end;
+        if ((size_t)(ne - n) == 26 && strncasecmp(n, "server_no_context_takeover", 26) == 0)
+            pmd->rx_no_context_takeover = true;
+        else if ((size_t)(ne - n) == 26 && strncasecmp(n, "client_no_context_takeover", 26) == 0)
+            pmd->tx_no_context_takeover = true;
+        else if ((size_t)(ne - n) == 22 && strncasecmp(n, "client_max_window_bits", 22) == 0) {
+            int bits = ne < p && *ne == '=' ? atoi(ne + 1) : 0;
+            if (bits < 8 || bits > 15)
+                return false;
+            /* zlib cannot deflate with 8: then we just never compress. */
+            if (bits < (int)pmd->tx_window_bits)
+                pmd->tx_window_bits = bits >= 9 ? (uint8_t)bits : 0;
+        } else if ((size_t)(ne - n) == 22 && strncasecmp(n, "server_max_window_bits", 22) == 0) {
+            /* We inflate with a 15-bit window, which decodes any smaller. */
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Is the chosen subprotocol one we offered? */
+static bool client_offered(const struct ws_client *cl, const char *v, size_t len)
+{
+    const char *p = cl->subprotocols;
+
+    while (p != NULL && *p != '\0') {
+        size_t n;
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        if (n == len && n > 0 && strncmp(p, v, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* RFC 6455 4.1: the checks a client MUST make of the server's response. */
+static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
+                               const struct wsc__http_response *resp)
+{
+    const struct wsc__http_request *h = &resp->head;
+    const struct wsc__http_header *accept, *ext, *proto;
+
+    if (resp->status != 101 || !wsc__http_header_has_token(h, "Upgrade", "websocket") ||
+        !wsc__http_header_has_token(h, "Connection", "upgrade"))
+        return false;
+    accept = wsc__http_find_header(h, "Sec-WebSocket-Accept");
+    if (accept == NULL || accept->value_len != WSC__ACCEPT_LEN ||
+        memcmp(accept->value, cl->accept, WSC__ACCEPT_LEN) != 0)
+        return false;
+    ext = wsc__http_find_header(h, "Sec-WebSocket-Extensions");
+    if (ext != NULL && !client_accept_extension(cl, ext, &c->pmd))
+        return false;
+    proto = wsc__http_find_header(h, "Sec-WebSocket-Protocol");
+    cl->subprotocol[0] = '\0';
+    if (proto != NULL) {
+        if (!client_offered(cl, proto->value, proto->value_len) ||
+            proto->value_len >= sizeof(cl->subprotocol))
+            return false;
+        memcpy(cl->subprotocol, proto->value, proto->value_len);
+        cl->subprotocol[proto->value_len] = '\0';
+    }
+    return true;
+}
+
+void wsc__client_http_readable(struct ws_conn *c)
+{
+    struct ws_client *cl = client_of(c->ep);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t scan = avail < cl->ep.cfg.max_head_size ? avail : cl->ep.cfg.max_head_size;
+    struct wsc__http_response resp = { .head.headers = cl->ep.hdr_scratch };
+    const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)scan);
+    int head_len = wsc__http_parse_response(buf, scan, c->http_scanned, &resp,
+                                            cl->ep.cfg.max_headers);
+
+    if (head_len == WSC__HTTP_INCOMPLETE && avail < cl->ep.cfg.max_head_size) {
+        c->http_scanned = scan;
+        return;
+    }
+    if (head_len < 0 || !client_response_ok(cl, c, &resp)) {
+        c->fail_error = WS_EHANDSHAKE;
+        wsc__conn_flush_and_close(c);
+        return;
+    }
+    evbuffer_drain(in, (size_t)head_len);
+    ws_conn_ref(c);
+    cl->attempt = 0; /* a success restarts the backoff */
+    if (wsc__conn_open(c) != 0) {
+        c->fail_error = WS_ENOMEM;
+        wsc__conn_flush_and_close(c);
+    } else if (evbuffer_get_length(in) > 0) {
+        wsc__conn_ws_readable(c); /* frames sent right behind the 101 */
+    }
+    ws_conn_unref(c);
+}
+
+/* ---- attempts and reconnecting ------------------------------------------- */
+
+static void client_finish(struct ws_client *cl, int error)
+{
+    if (cl->gave_up)
+        return;
+    cl->gave_up = true;
+    if (cl->retry_ev != NULL)
+        evtimer_del(cl->retry_ev);
+    if (cl->sig_int != NULL)
+        event_free(cl->sig_int);
+    if (cl->sig_term != NULL)
+        event_free(cl->sig_term);
+    cl->sig_int = cl->sig_term = NULL;
+    if (cl->own_base)
+        event_base_loopexit(cl->ep.loop.base, NULL);
+    /* Last: the application may start a new connect from here. */
+    if (cl->on_give_up != NULL)
+        cl->on_give_up(cl, error, cl->give_up_arg);
+}
+
+static int client_start_attempt(struct ws_client *cl)
+{
+    struct ws_conn *c = wsc__conn_new(&cl->ep, -1, NULL);
+
+    if (c == NULL)
+        return WS_ENOMEM;
+    cl->conn = c;
+    /* A lookup that fails synchronously may already have run our event
+     * callback and released c: hold it until we have looked. */
+    ws_conn_ref(c);
+    if (bufferevent_socket_connect_hostname(c->bev, cl->dns, AF_UNSPEC, cl->host,
+                                            cl->port) != 0 &&
+        atomic_load(&c->state) != WSC__CONN_CLOSED) {
+        c->fail_error = WS_ECONNECT;
+        wsc__conn_abort(c);
+    }
+    ws_conn_unref(c);
+    return 0;
+}
+
+static void client_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_client *cl = arg;
+
+    (void)fd;
+    (void)what;
+    if (client_start_attempt(cl) != 0)
+        client_finish(cl, WS_ENOMEM);
+}
+
+/* Delay of retry n (1-based): exponential, capped, minus up to half. */
+static unsigned client_backoff(const struct ws_client *cl, unsigned n)
+{
+    unsigned long long d = cl->min_delay_ms;
+    unsigned jitter = 0;
+
+    for (unsigned i = 1; i < n && d < cl->max_delay_ms; i++)
+        d *= 2;
+    if (d > cl->max_delay_ms)
+        d = cl->max_delay_ms;
+    if (d >= 2 && RAND_bytes((unsigned char *)&jitter, sizeof(jitter)) == 1)
+        d -= jitter % (d / 2 + 1);
+    return d > 0 ? (unsigned)d : 1;
+}
+
+static void client_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    struct ws_client *cl = client_of(ep);
+    int error = c->fail_error;
+    unsigned delay;
+    struct timeval tv;
+
+    if (cl->conn == c)
+        cl->conn = NULL;
+    if (atomic_load(&ep->stopping) || cl->min_delay_ms == 0 ||
+        (cl->max_attempts > 0 && cl->attempt >= cl->max_attempts)) {
+        client_finish(cl, error);
+        return;
+    }
+    cl->attempt++;
+    delay = client_backoff(cl, cl->attempt);
+    if (cl->on_reconnect != NULL)
+        cl->on_reconnect(cl, cl->attempt, delay, error, cl->reconnect_arg);
+    if (atomic_load(&ep->stopping)) { /* stopped from the callback */
+        client_finish(cl, error);
+        return;
+    }
+    tv.tv_sec = delay / 1000;
+    tv.tv_usec = (delay % 1000) * 1000;
+    evtimer_add(cl->retry_ev, &tv);
+}
+
+static void client_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    static const char reason[] = "client stopping";
+    struct ws_client *cl = arg;
+    struct ws_conn *c = cl->conn;
+
+    (void)fd;
+    (void)what;
+    evtimer_del(cl->retry_ev);
+    if (c == NULL) {
+        client_finish(cl, 0);
+    } else if (atomic_load(&c->state) == WSC__CONN_OPEN) {
+        /* Like a server stop: bounded even when close_timeout is 0. */
+        c->shutting_down = true;
+        wsc__conn_close_now(c, WS_CLOSE_NORMAL, reason, sizeof(reason) - 1);
+        if (cl->ep.cfg.close_timeout_ms == 0)
+            wsc__conn_arm_timer(c, WSC__LINGER_MS);
+    } else if (atomic_load(&c->state) == WSC__CONN_HTTP) {
+        wsc__conn_abort(c); /* released: give-up follows */
+    }
+}
+
+static void client_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    ws_client_stop(arg);
+}
+
+/* ---- public API ------------------------------------------------------------ */
+
+struct ws_client *ws_client_new(const struct ws_config *cfg)
+{
+    struct ws_client *cl;
+    struct event_base *base = cfg != NULL ? cfg->base : NULL;
+
+    if (wsc__library_init() != 0)
+        return NULL;
+    cl = calloc(1, sizeof(*cl));
+    if (cl == NULL)
+        return NULL;
+    if (base == NULL) {
+        base = event_base_new();
+        cl->own_base = true;
+    }
+    if (base == NULL || wsc__endpoint_init(&cl->ep, cfg, base) != 0) {
+        if (base != NULL && cl->own_base)
+            event_base_free(base);
+        free(cl);
+        return NULL;
+    }
+    cl->ep.is_client = true;
+    cl->ep.on_released = client_on_released;
+    cl->stop_ev = event_new(base, -1, 0, client_on_stop, cl);
+    cl->retry_ev = evtimer_new(base, client_on_retry, cl);
+    cl->extra_headers = evbuffer_new();
+    cl->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (cl->stop_ev == NULL || cl->retry_ev == NULL || cl->extra_headers == NULL ||
+        cl->dns == NULL) {
+        ws_client_free(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+int ws_client_add_header(struct ws_client *cl, const char *name, const char *value)
+{
+    if (cl == NULL || name == NULL || value == NULL || name[0] == '\0' ||
+        strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
+        return WS_EINVAL;
+    return evbuffer_add_printf(cl->extra_headers, "%s: %s\r\n", name, value) < 0
+               ? WS_ENOMEM : 0;
+}
+
+int ws_client_set_subprotocols(struct ws_client *cl, const char *protocols)
+{
+    char *copy;
+
+    if (cl == NULL || (protocols != NULL && strpbrk(protocols, "\r\n") != NULL))
+        return WS_EINVAL;
+    copy = protocols != NULL ? strdup(protocols) : NULL;
+    if (protocols != NULL && copy == NULL)
+        return WS_ENOMEM;
+    free(cl->subprotocols);
+    cl->subprotocols = copy;
+    return 0;
+}
+
+int ws_client_set_reconnect(struct ws_client *cl, unsigned min_delay_ms,
+                            unsigned max_delay_ms, unsigned max_attempts)
+{
+    if (cl == NULL || (min_delay_ms > 0 && max_delay_ms < min_delay_ms))
+        return WS_EINVAL;
+    cl->min_delay_ms = min_delay_ms;
+    cl->max_delay_ms = max_delay_ms;
+    cl->max_attempts = max_attempts;
+    return 0;
+}
+
+int ws_client_connect(struct ws_client *cl, const char *url)
+{
+    int rc;
+
+    if (cl == NULL || url == NULL)
+        return WS_EINVAL;
+    if (cl->conn != NULL || evtimer_pending(cl->retry_ev, NULL))
+        return WS_ESTATE;
+    rc = client_parse_url(cl, url);
+    if (rc != 0)
+        return rc;
+    wsc__loop_mark_owner(&cl->ep.loop);
+    event_del(cl->stop_ev); /* a stop requested before this connect is spent */
+    atomic_store(&cl->ep.stopping, 0);
+    cl->gave_up = false;
+    cl->started = true;
+    cl->attempt = 0;
+    return client_start_attempt(cl);
+}
+
+int ws_client_run(struct ws_client *cl)
+{
+    struct event_base *base;
+
+    if (cl == NULL)
+        return WS_EINVAL;
+    if (!cl->own_base || cl->running)
+        return WS_ESTATE;
+    base = cl->ep.loop.base;
+    cl->running = true;
+    wsc__loop_mark_owner(&cl->ep.loop);
+    if (cl->ep.cfg.handle_signals && !cl->gave_up) {
+        cl->sig_int = evsignal_new(base, SIGINT, client_on_signal, cl);
+        cl->sig_term = evsignal_new(base, SIGTERM, client_on_signal, cl);
+        if (cl->sig_int != NULL)
+            evsignal_add(cl->sig_int, NULL);
+        if (cl->sig_term != NULL)
+            evsignal_add(cl->sig_term, NULL);
+    }
+    if (cl->started && !cl->gave_up)
+        event_base_dispatch(base);
+    cl->running = false;
+    return 0;
+}
+
+int ws_client_stop(struct ws_client *cl)
+{
+    int expected = 0;
+
+    if (cl == NULL)
+        return WS_EINVAL;
+    if (!atomic_compare_exchange_strong(&cl->ep.stopping, &expected, 1))
+        return WS_ESTATE;
+    event_active(cl->stop_ev, EV_READ, 0);
+    return 0;
+}
+
+void ws_client_free(struct ws_client *cl)
+{
+    struct event_base *base;
+
+    if (cl == NULL)
+        return;
+    base = cl->ep.loop.base;
+    wsc__endpoint_destroy(&cl->ep); /* drops the connection, no callbacks */
+    if (cl->stop_ev != NULL)
+        event_free(cl->stop_ev);
+    if (cl->retry_ev != NULL)
+        event_free(cl->retry_ev);
+    if (cl->sig_int != NULL)
+        event_free(cl->sig_int);
+    if (cl->sig_term != NULL)
+        event_free(cl->sig_term);
+    if (cl->dns != NULL)
+        evdns_base_free(cl->dns, 0);
+    if (cl->extra_headers != NULL)
+        evbuffer_free(cl->extra_headers);
+    free(cl->host);
+    free(cl->host_header);
+    free(cl->target);
+    free(cl->subprotocols);
+    if (cl->own_base)
+        event_base_free(base);
+    free(cl);
+}
+
+struct ws_conn *ws_client_conn(struct ws_client *cl)
+{
+    if (cl == NULL || cl->conn == NULL || atomic_load(&cl->conn->state) != WSC__CONN_OPEN)
+        return NULL;
+    return cl->conn;
+}
+
+struct event_base *ws_client_event_base(struct ws_client *cl)
+{
+    return cl != NULL ? cl->ep.loop.base : NULL;
+}
+
+struct ws_client *ws_conn_client(const struct ws_conn *conn)
+{
+    return conn != NULL && conn->ep->is_client ? client_of(conn->ep) : NULL;
+}
+
+const char *ws_conn_subprotocol(const struct ws_conn *conn)
+{
+    if (conn == NULL || !conn->ep->is_client)
+        return "";
+    return client_of(conn->ep)->subprotocol;
+}
+
+#define WSC_CLIENT_HANDLER(event, type)                                      \
+    void ws_client_handle_##event(struct ws_client *cl, type cb, void *arg) \
+    {                                                                        \
+        if (cl == NULL)                                                      \
+            return;                                                          \
+        cl->ep.on_##event = cb;                                              \
+        cl->ep.event##_arg = arg;                                            \
+    }
+
+WSC_CLIENT_HANDLER(open, ws_open_cb)
+WSC_CLIENT_HANDLER(data, ws_data_cb)
+WSC_CLIENT_HANDLER(ping, ws_control_cb)
+WSC_CLIENT_HANDLER(pong, ws_control_cb)
+WSC_CLIENT_HANDLER(close, ws_close_cb)
+WSC_CLIENT_HANDLER(drain, ws_drain_cb)
+
+void ws_client_handle_reconnect(struct ws_client *cl, ws_reconnect_cb cb, void *arg)
+{
+    if (cl != NULL) {
+        cl->on_reconnect = cb;
+        cl->reconnect_arg = arg;
+    }
+}
+
+void ws_client_handle_give_up(struct ws_client *cl, ws_give_up_cb cb, void *arg)
+{
+    if (cl != NULL) {
+        cl->on_give_up = cb;
+        cl->give_up_arg = arg;
+    }
+}
