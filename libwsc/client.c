@@ -16,6 +16,7 @@
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -79,6 +80,8 @@ static int client_parse_url(struct ws_client *cl, const char *url)
             return WS_EADDR;
         host++;
         p = hend + 1;
+        if (*p != '\0' && *p != ':' && *p != '/' && *p != '?')
+            return WS_EADDR; /* "[::1]x" */
     } else {
         hend = host + strcspn(host, ":/?#");
         p = hend;
@@ -90,11 +93,13 @@ static int client_parse_url(struct ws_client *cl, const char *url)
         if ((unsigned char)*h <= 0x20 || *h == 0x7f || *h == '@' || *h == '/')
             return WS_EADDR;
     if (*p == ':') {
-        char *end;
-        port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535 || (*end != '\0' && *end != '/' && *end != '?'))
+        size_t digits = strspn(p + 1, "0123456789");
+        /* Digits only: strtol alone would take a sign or leading spaces. */
+        port = digits > 0 && digits <= 5 ? strtol(p + 1, NULL, 10) : 0;
+        if (port < 1 || port > 65535 || (p[1 + digits] != '\0' && p[1 + digits] != '/' &&
+                                         p[1 + digits] != '?'))
             return WS_EADDR;
-        p = end;
+        p += 1 + digits;
     }
     target = *p == '\0' ? "/" : p;
     if (strchr(target, '#') != NULL || strpbrk(target, " \t\r\n") != NULL)
@@ -164,58 +169,6 @@ void wsc__client_connected(struct ws_conn *c)
     }
 }
 
-/* The server's permessage-deflate answer, from the client's side. */
-static bool client_accept_extension(struct ws_client *cl, const struct wsc__http_header *h,
-                                    struct wsc__pmd *pmd)
-{
-    const char *p = h->value, *end = h->value + h->value_len;
-    const char *semi;
-
-    memset(pmd, 0, sizeof(*pmd));
-    if (!cl->ep.cfg.deflate)
-        return false; /* not offered: any extension is unexpected */
-    semi = memchr(p, ';', h->value_len);
-    if (semi == NULL)
-        semi = end;
-    while (p < semi && (*p == ' ' || *p == '\t'))
-        p++;
-    if ((size_t)(semi - p) < 18 || strncasecmp(p, "permessage-deflate", 18) != 0 ||
-        memchr(p, ',', (size_t)(end - p)) != NULL)
-        return false;
-    pmd->enabled = true;
-    pmd->tx_window_bits = (uint8_t)cl->ep.cfg.deflate_window_bits;
-    /* Resetting our own compressor is always allowed (RFC 7692 7.1.1.2). */
-    pmd->tx_no_context_takeover = cl->ep.cfg.deflate_no_context_takeover;
-    for (p = semi; p < end;) {
-        const char *n = p + 1, *ne;
-        while (n < end && (*n == ' ' || *n == '\t'))
-            n++;
-        ne = n;
-        while (ne < end && *ne != ';' && *ne != '=' && *ne != ' ')
-            ne++;
-        p = memchr(n, ';', (size_t)(end - n));
-        if (p == NULL)
-            p = end;
-        if ((size_t)(ne - n) == 26 && strncasecmp(n, "server_no_context_takeover", 26) == 0)
-            pmd->rx_no_context_takeover = true;
-        else if ((size_t)(ne - n) == 26 && strncasecmp(n, "client_no_context_takeover", 26) == 0)
-            pmd->tx_no_context_takeover = true;
-        else if ((size_t)(ne - n) == 22 && strncasecmp(n, "client_max_window_bits", 22) == 0) {
-            int bits = ne < p && *ne == '=' ? atoi(ne + 1) : 0;
-            if (bits < 8 || bits > 15)
-                return false;
-            /* zlib cannot deflate with 8: then we just never compress. */
-            if (bits < (int)pmd->tx_window_bits)
-                pmd->tx_window_bits = bits >= 9 ? (uint8_t)bits : 0;
-        } else if ((size_t)(ne - n) == 22 && strncasecmp(n, "server_max_window_bits", 22) == 0) {
-            /* We inflate with a 15-bit window, which decodes any smaller. */
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Is the chosen subprotocol one we offered? */
 static bool client_offered(const struct ws_client *cl, const char *v, size_t len)
 {
@@ -247,7 +200,8 @@ static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
         memcmp(accept->value, cl->accept, WSC__ACCEPT_LEN) != 0)
         return false;
     ext = wsc__http_find_header(h, "Sec-WebSocket-Extensions");
-    if (ext != NULL && !client_accept_extension(cl, ext, &c->pmd))
+    if (ext != NULL &&
+        !wsc__pmd_parse_response(ext->value, ext->value_len, &cl->ep.cfg, &c->pmd))
         return false;
     proto = wsc__http_find_header(h, "Sec-WebSocket-Protocol");
     cl->subprotocol[0] = '\0';
@@ -314,17 +268,41 @@ static void client_finish(struct ws_client *cl, int error)
         cl->on_give_up(cl, error, cl->give_up_arg);
 }
 
+static bool client_host_is_numeric(const struct ws_client *cl)
+{
+    unsigned char addr[16];
+
+    return evutil_inet_pton(AF_INET, cl->host, addr) == 1 ||
+           evutil_inet_pton(AF_INET6, cl->host, addr) == 1;
+}
+
+/* Numeric hosts need no resolver: libevent converts them without blocking.
+ * Names get the client's evdns base, made the first time one is needed (it
+ * holds a UDP socket, which numeric-only clients should not pay for). */
+static struct evdns_base *client_resolver(struct ws_client *cl)
+{
+    if (client_host_is_numeric(cl))
+        return NULL;
+    if (cl->dns == NULL)
+        cl->dns = evdns_base_new(cl->ep.loop.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    return cl->dns;
+}
+
 static int client_start_attempt(struct ws_client *cl)
 {
-    struct ws_conn *c = wsc__conn_new(&cl->ep, -1, NULL);
+    struct evdns_base *dns = client_resolver(cl);
+    struct ws_conn *c;
 
+    if (dns == NULL && !client_host_is_numeric(cl))
+        return WS_ENOMEM;
+    c = wsc__conn_new(&cl->ep, -1, NULL);
     if (c == NULL)
         return WS_ENOMEM;
     cl->conn = c;
     /* A lookup that fails synchronously may already have run our event
      * callback and released c: hold it until we have looked. */
     ws_conn_ref(c);
-    if (bufferevent_socket_connect_hostname(c->bev, cl->dns, AF_UNSPEC, cl->host,
+    if (bufferevent_socket_connect_hostname(c->bev, dns, AF_UNSPEC, cl->host,
                                             cl->port) != 0 &&
         atomic_load(&c->state) != WSC__CONN_CLOSED) {
         c->fail_error = WS_ECONNECT;
@@ -442,9 +420,7 @@ struct ws_client *ws_client_new(const struct ws_config *cfg)
     cl->stop_ev = event_new(base, -1, 0, client_on_stop, cl);
     cl->retry_ev = evtimer_new(base, client_on_retry, cl);
     cl->extra_headers = evbuffer_new();
-    cl->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-    if (cl->stop_ev == NULL || cl->retry_ev == NULL || cl->extra_headers == NULL ||
-        cl->dns == NULL) {
+    if (cl->stop_ev == NULL || cl->retry_ev == NULL || cl->extra_headers == NULL) {
         ws_client_free(cl);
         return NULL;
     }

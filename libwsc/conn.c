@@ -63,9 +63,9 @@ static void conn_release(struct ws_conn *c)
     if (c->bev != NULL)
         bufferevent_free(c->bev); /* closes the socket */
     c->bev = NULL;
-    if (c->fctx != NULL)
-        wslay_frame_context_free(c->fctx);
-    c->fctx = NULL;
+    if (c->rx_fctx != NULL)
+        wslay_frame_context_free(c->rx_fctx); /* may hold a partial frame */
+    c->rx_fctx = NULL;
     free(c->msg_buf);
     c->msg_buf = NULL;
     c->msg_len = c->msg_cap = 0;
@@ -104,8 +104,10 @@ void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int co
     if (!c->opened || c->close_notified)
         return;
     c->close_notified = true;
+    /* What a client's reconnect callback is told about this end. */
     c->fail_error = cause == WS_CAUSE_CLEAN ? 0
-                    : cause == WS_CAUSE_TIMEOUT ? WS_ETIMEDOUT : WS_ECLOSED;
+                    : cause == WS_CAUSE_TIMEOUT ? WS_ETIMEDOUT
+                    : cause == WS_CAUSE_DISCONNECT ? WS_ECONNECT : WS_ECLOSED;
     ep->num_open--;
     if (reason_len > sizeof(buf) - 1)
         reason_len = sizeof(buf) - 1;
@@ -160,7 +162,7 @@ void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
     if (st == WSC__CONN_OPEN && !c->close_sent) {
         uint8_t payload[125];
         size_t n = wsc__frame_close_payload(payload, code, reason, rlen);
-        wsc__frame_write(c->fctx, c->ep->is_client, false, WS_OP_CLOSE, true, payload, n);
+        wsc__conn_write_frame(c, false, WS_OP_CLOSE, payload, n);
         c->close_sent = true;
     }
     wsc__conn_notify_close(c, cause, code, reason, rlen, false);
@@ -175,7 +177,7 @@ void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
         uint8_t payload[125];
         size_t n = wsc__frame_close_payload(payload, code == WS_CLOSE_NO_STATUS ? 0 : code,
                                             NULL, 0);
-        wsc__frame_write(c->fctx, c->ep->is_client, false, WS_OP_CLOSE, true, payload, n);
+        wsc__conn_write_frame(c, false, WS_OP_CLOSE, payload, n);
         c->close_sent = true;
         wsc__conn_notify_close(c, WS_CAUSE_CLEAN, code, reason, reason_len, true);
     } else {
@@ -352,22 +354,26 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
 
 static ssize_t conn_wslay_send(const uint8_t *data, size_t len, int flags, void *arg)
 {
-    struct ws_conn *c = arg;
+    struct wsc__endpoint *ep = arg;
 
     (void)flags;
-    if (evbuffer_add(bufferevent_get_output(c->bev), data, len) != 0)
+    if (evbuffer_add(bufferevent_get_output(ep->tx_conn->bev), data, len) != 0)
         return -1;
     return (ssize_t)len;
 }
 
 static ssize_t conn_wslay_recv(uint8_t *buf, size_t len, int flags, void *arg)
 {
-    struct ws_conn *c = arg;
+    struct wsc__endpoint *ep = arg;
+    struct ws_conn *c = ep->rx_conn;
     int n;
 
     (void)flags;
     n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
-    return n > 0 ? n : -1; /* -1: wslay reports WANT_READ */
+    if (n <= 0)
+        return -1; /* wslay reports WANT_READ */
+    c->rx_given += (uint64_t)n;
+    return n;
 }
 
 static int conn_wslay_genmask(uint8_t *buf, size_t len, void *arg)
@@ -377,15 +383,49 @@ static int conn_wslay_genmask(uint8_t *buf, size_t len, void *arg)
     return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
+static const struct wslay_frame_callbacks conn_wslay_callbacks = {
+    conn_wslay_send, conn_wslay_recv, conn_wslay_genmask
+};
+
+wslay_frame_context_ptr wsc__rx_fctx_get(struct wsc__endpoint *ep)
+{
+    wslay_frame_context_ptr fctx = NULL;
+
+    if (ep->rx_cached > 0)
+        return ep->rx_cache[--ep->rx_cached];
+    if (wslay_frame_context_init(&fctx, &conn_wslay_callbacks, ep) != 0)
+        return NULL;
+    return fctx;
+}
+
+/* Only a context with nothing buffered, between frames, may be reused. */
+void wsc__rx_fctx_put(struct wsc__endpoint *ep, wslay_frame_context_ptr fctx)
+{
+    if (ep->rx_cached < sizeof(ep->rx_cache) / sizeof(ep->rx_cache[0]))
+        ep->rx_cache[ep->rx_cached++] = fctx;
+    else
+        wslay_frame_context_free(fctx);
+}
+
+int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
+                          size_t len)
+{
+    struct wsc__endpoint *ep = c->ep;
+    int rc;
+
+    if (ep->tx_fctx == NULL &&
+        wslay_frame_context_init(&ep->tx_fctx, &conn_wslay_callbacks, ep) != 0)
+        return WS_ENOMEM;
+    ep->tx_conn = c;
+    rc = wsc__frame_write(ep->tx_fctx, ep->is_client, rsv1, opcode, true, data, len);
+    ep->tx_conn = NULL;
+    return rc;
+}
+
 int wsc__conn_open(struct ws_conn *c)
 {
-    static const struct wslay_frame_callbacks callbacks = {
-        conn_wslay_send, conn_wslay_recv, conn_wslay_genmask
-    };
     struct wsc__endpoint *ep = c->ep;
 
-    if (wslay_frame_context_init(&c->fctx, &callbacks, c) != 0)
-        return WS_ENOMEM;
     atomic_store(&c->state, WSC__CONN_OPEN);
     c->opened = true;
     ep->num_open++;
@@ -430,9 +470,9 @@ static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data,
     /* Without context takeover no state ties us to the compressed form:
      * send whichever is smaller. With it, the peer's window must see it. */
     if (c->pmd.tx_no_context_takeover && out_len >= len)
-        rc = wsc__frame_write(c->fctx, c->ep->is_client, false, opcode, true, data, len);
+        rc = wsc__conn_write_frame(c, false, opcode, data, len);
     else
-        rc = wsc__frame_write(c->fctx, c->ep->is_client, true, opcode, true, ep->zbuf, out_len);
+        rc = wsc__conn_write_frame(c, true, opcode, ep->zbuf, out_len);
     if (ep->zbuf_cap > WSC__ZBUF_KEEP) { /* do not pin a huge scratch buffer */
         free(ep->zbuf);
         ep->zbuf = NULL;
@@ -452,7 +492,7 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
         len >= c->ep->cfg.deflate_threshold)
         rc = conn_send_compressed(c, opcode, data, len);
     else
-        rc = wsc__frame_write(c->fctx, c->ep->is_client, false, opcode, true, data, len);
+        rc = wsc__conn_write_frame(c, false, opcode, data, len);
     atomic_store_explicit(&c->outbuf, evbuffer_get_length(bufferevent_get_output(c->bev)),
                           memory_order_relaxed);
     return rc;
@@ -512,7 +552,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
         return WS_ECLOSED;
     n = wsc__frame_close_payload(payload, code, reason, len);
-    wsc__frame_write(c->fctx, c->ep->is_client, false, WS_OP_CLOSE, true, payload, n);
+    wsc__conn_write_frame(c, false, WS_OP_CLOSE, payload, n);
     c->close_sent = true;
     c->close_code = code;
     c->close_reason_len = len < sizeof(c->close_reason) ? len : sizeof(c->close_reason) - 1;

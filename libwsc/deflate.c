@@ -119,8 +119,9 @@ static bool buf_reserve(uint8_t **buf, size_t *cap, size_t len, size_t want, siz
 }
 
 static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint8_t **buf,
-                        size_t *cap, size_t *out_len, size_t limit)
+                        size_t *cap, size_t *out_len, size_t limit, bool *ended)
 {
+    *ended = false;
     zs->next_in = (Bytef *)(uintptr_t)in;
     zs->avail_in = (uInt)len;
     for (;;) {
@@ -139,8 +140,10 @@ static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint8_t **b
             /* A final block (BFINAL) ends the stream; the rest of the
              * message, if any, starts a new one. */
             inflateReset(zs);
-            if (zs->avail_in == 0)
+            if (zs->avail_in == 0) {
+                *ended = true;
                 return 0;
+            }
             continue;
         }
         if (r != Z_OK && r != Z_BUF_ERROR)
@@ -154,12 +157,16 @@ static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint8_t **b
 int wsc__inflate(struct z_stream_s *zs, const uint8_t *in, size_t len, bool last,
                  uint8_t **buf, size_t *cap, size_t *out_len, size_t limit)
 {
+    bool ended = false;
     int rc = 0;
 
     if (len > 0)
-        rc = inflate_some(zs, in, len, buf, cap, out_len, limit);
-    if (rc == 0 && last)
-        rc = inflate_some(zs, deflate_tail, sizeof(deflate_tail), buf, cap, out_len, limit);
+        rc = inflate_some(zs, in, len, buf, cap, out_len, limit, &ended);
+    /* The tail completes a sync-flushed message; a message whose data ended
+     * with a final block (RFC 7692 7.2.3.4) is complete already. */
+    if (rc == 0 && last && !ended)
+        rc = inflate_some(zs, deflate_tail, sizeof(deflate_tail), buf, cap, out_len, limit,
+                          &ended);
     return rc;
 }
 

@@ -65,6 +65,10 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     while (ep->conns != NULL)
         wsc__conn_abort(ep->conns);
     wsc__loop_destroy(&ep->loop);
+    while (ep->rx_cached > 0)
+        wslay_frame_context_free(ep->rx_cache[--ep->rx_cached]);
+    if (ep->tx_fctx != NULL)
+        wslay_frame_context_free(ep->tx_fctx);
     wsc__inflater_free(ep->shared_inflater);
     wsc__deflater_free(ep->shared_deflater);
     free(ep->zbuf);

@@ -18,7 +18,7 @@
     X(WS_ECODE, "close code not allowed on the wire")                 \
     X(WS_ECONNECT, "connection refused, reset or unreachable")         \
     X(WS_EHANDSHAKE, "the server's upgrade response was not acceptable") \
-    X(WS_ETIMEDOUT, "connect or handshake timed out")                  \
+    X(WS_ETIMEDOUT, "timed out (connect, handshake, pong or close)")                  \
     X(WS_EDNS, "host name could not be resolved")                      \
     X(WS_EUNSUPPORTED, "not supported by this build")
 

@@ -163,6 +163,33 @@ bool wsc__pmd_negotiate(const struct wsc__http_request *req,
     return false;
 }
 
+bool wsc__pmd_parse_response(const char *value, size_t len, const struct ws_config *cfg,
+                             struct wsc__pmd *pmd)
+{
+    const char *p = value, *end = value + len;
+    struct pmd_offer o;
+
+    memset(pmd, 0, sizeof(*pmd));
+    /* Exactly one element, validated like an offer (RFC 7692 7: unknown,
+     * repeated or malformed parameters fail the connection). */
+    if (!cfg->deflate || !parse_element(&p, end, &o) || p != end || end[-1] == ',')
+        return false;
+    /* In a response both window parameters carry a value. */
+    if (o.client_max_window_bits == -1)
+        return false;
+    pmd->enabled = true;
+    pmd->tx_window_bits = (uint8_t)cfg->deflate_window_bits;
+    if (o.client_max_window_bits > 0 && o.client_max_window_bits < pmd->tx_window_bits)
+        /* zlib cannot deflate with 8: then we simply never compress. */
+        pmd->tx_window_bits = o.client_max_window_bits >= 9 ? (uint8_t)o.client_max_window_bits : 0;
+    /* Resetting our own compressor is always allowed (RFC 7692 7.1.1.2);
+     * server_max_window_bits needs nothing: we inflate with 15 bits. */
+    pmd->tx_no_context_takeover =
+        o.client_no_context_takeover || cfg->deflate_no_context_takeover;
+    pmd->rx_no_context_takeover = o.server_no_context_takeover;
+    return true;
+}
+
 int wsc__pmd_response(const struct wsc__pmd *pmd, char *out, size_t outlen)
 {
     int n = snprintf(out, outlen, "permessage-deflate%s%s",

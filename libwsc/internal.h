@@ -132,6 +132,10 @@ struct ws_config;
 /* Pick the first acceptable offer; false: no compression on this conn. */
 bool wsc__pmd_negotiate(const struct wsc__http_request *req,
                         const struct ws_config *cfg, struct wsc__pmd *pmd);
+/* Client: the server's answer (one header value); false fails the
+ * handshake. */
+bool wsc__pmd_parse_response(const char *value, size_t len, const struct ws_config *cfg,
+                             struct wsc__pmd *pmd);
 /* The Sec-WebSocket-Extensions response value; length or WS_ENOMEM. */
 int wsc__pmd_response(const struct wsc__pmd *pmd, char *out, size_t outlen);
 
@@ -185,7 +189,7 @@ void wsc__config_defaults(struct ws_config *cfg);
 /* ---- frame.c: frame encoding on wslay's frame API ------------------------ */
 
 /* Encode one frame through fctx's send callback (clients mask; rsv1 marks
- * a compressed message). */
+ * a compressed message). Connections use wsc__conn_write_frame(). */
 int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, bool rsv1, int opcode,
                      bool fin, const void *data, size_t len);
 /* Close payload: 2-byte code + reason; code 0 means an empty payload. */
@@ -214,7 +218,9 @@ struct ws_conn {
     struct wsc__loop *loop;
     struct bufferevent *bev;
     struct event *timer;          /* handshake / heartbeat / close timeout */
-    wslay_frame_context_ptr fctx;
+    wslay_frame_context_ptr rx_fctx; /* only while received bytes are in flight */
+    uint64_t rx_given;            /* wire bytes handed to rx_fctx */
+    uint64_t rx_framed;           /* wire bytes of frames seen so far */
     void *user;
     struct ws_conn *prev, *next;  /* the server's list */
     char remote[64];
@@ -275,6 +281,12 @@ void wsc__client_http_readable(struct ws_conn *c);
 void wsc__conn_http_readable(struct ws_conn *c);
 /* message.c: frames to messages; runs until no complete chunk is left. */
 void wsc__conn_ws_readable(struct ws_conn *c);
+/* Frame and queue one whole frame on c (masked if c is a client's). */
+int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
+                          size_t len);
+/* message.c <-> conn.c: a receive context while bytes are in flight. */
+wslay_frame_context_ptr wsc__rx_fctx_get(struct wsc__endpoint *ep);
+void wsc__rx_fctx_put(struct wsc__endpoint *ep, wslay_frame_context_ptr fctx);
 /* Upgrade done, 101 written: create the framing context, fire open. */
 int wsc__conn_open(struct ws_conn *c);
 /* Fail the connection (RFC 6455 7.1.7): close frame with code, close
@@ -367,6 +379,15 @@ struct wsc__endpoint {
     ws_control_cb on_pong; void *pong_arg;
     ws_close_cb on_close; void *close_arg;
     ws_drain_cb on_drain; void *drain_arg;
+
+    /* wslay frame contexts. Sending keeps no state between whole frames,
+     * so one context serves every connection (tx_conn says which, during
+     * a write). Receiving needs a context only while a frame is partly
+     * read; idle connections give theirs back to this small cache. */
+    wslay_frame_context_ptr tx_fctx;
+    struct ws_conn *tx_conn, *rx_conn;
+    wslay_frame_context_ptr rx_cache[16];
+    unsigned rx_cached;
 };
 
 /* The server an endpoint belongs to (server endpoints only). */

@@ -195,14 +195,17 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
             wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
-    if (c->msg_opcode == WS_OP_TEXT) {
+    if (c->msg_opcode == WS_OP_TEXT && c->msg_len > before) {
         c->utf8_state = wsc__utf8_feed(c->utf8_state, c->msg_buf + before,
                                        c->msg_len - before);
-        if (c->utf8_state == WSC__UTF8_REJECT ||
-            (last && c->utf8_state != WSC__UTF8_ACCEPT)) {
+        if (c->utf8_state == WSC__UTF8_REJECT) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
             return;
         }
+    }
+    if (last && c->msg_opcode == WS_OP_TEXT && c->utf8_state != WSC__UTF8_ACCEPT) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
+        return;
     }
     if (!last)
         return;
@@ -294,6 +297,13 @@ static void control_frame(struct ws_conn *c, const uint8_t *p, size_t len)
             ep->on_ping(c, p, len, ep->ping_arg);
         break;
     case WS_OP_PONG:
+        if (c->awaiting_pong && c->ep->cfg.ping_interval_ms > 0) {
+            /* Answered: the next ping is due one interval from now, not
+             * after what is left of the pong timeout. */
+            c->awaiting_pong = false;
+            c->got_traffic = false;
+            wsc__conn_arm_timer(c, c->ep->cfg.ping_interval_ms);
+        }
         c->awaiting_pong = false;
         if (ep->on_pong != NULL && !c->close_sent)
             ep->on_pong(c, p, len, ep->pong_arg);
@@ -323,21 +333,53 @@ static bool still_reading(struct ws_conn *c)
     return st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING;
 }
 
+/* Wire size of a frame's header (wslay refuses non-minimal lengths). */
+static uint64_t header_size(const struct wslay_frame_iocb *f)
+{
+    uint64_t n = 2 + (f->mask ? 4 : 0);
+    if (f->payload_length >= 65536)
+        return n + 8;
+    return f->payload_length >= 126 ? n + 2 : n;
+}
+
+/* Between frames with every byte given to wslay accounted for, its buffer
+ * is empty: give the context back, so an idle connection holds none. */
+static void rx_fctx_release_if_idle(struct ws_conn *c)
+{
+    if (c->rx_fctx != NULL && c->frame_left == 0 && c->rx_given == c->rx_framed &&
+        atomic_load(&c->state) != WSC__CONN_CLOSED) {
+        wsc__rx_fctx_put(c->ep, c->rx_fctx);
+        c->rx_fctx = NULL;
+        c->rx_given = c->rx_framed = 0;
+    }
+}
+
 void wsc__conn_ws_readable(struct ws_conn *c)
 {
+    struct wsc__endpoint *ep = c->ep;
+
+    if (c->rx_fctx == NULL && (c->rx_fctx = wsc__rx_fctx_get(ep)) == NULL) {
+        wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
     /* Callbacks may close or release c; keep it alive until we return. */
     ws_conn_ref(c);
     while (still_reading(c)) {
         struct wslay_frame_iocb f;
         bool first_chunk = c->frame_left == 0;
-        ssize_t r = wslay_frame_recv(c->fctx, &f);
+        ssize_t r;
 
+        ep->rx_conn = c; /* the context's recv callback reads from c */
+        r = wslay_frame_recv(c->rx_fctx, &f);
         if (r == WSLAY_ERR_WANT_READ)
             break;
         if (r < 0) {
             fail_protocol(c, "malformed frame header");
             break;
         }
+        if (first_chunk)
+            c->rx_framed += header_size(&f);
+        c->rx_framed += f.data_length;
         if (first_chunk && !frame_begin(c, &f))
             break;
         c->frame_left -= f.data_length;
@@ -346,5 +388,6 @@ void wsc__conn_ws_readable(struct ws_conn *c)
         else
             data_chunk(c, f.data, f.data_length, first_chunk);
     }
+    rx_fctx_release_if_idle(c);
     ws_conn_unref(c);
 }

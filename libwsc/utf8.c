@@ -53,7 +53,11 @@ static uint32_t continuation(uint32_t state, uint8_t b)
 
 uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
 {
-    const uint8_t *end = p + len;
+    const uint8_t *end;
+
+    if (len == 0)
+        return state; /* p may be NULL: no arithmetic on it */
+    end = p + len;
 
     while (p < end) {
         if (state == WSC__UTF8_REJECT)

@@ -1,26 +1,27 @@
 /*
- * demo-client.h - a tiny WebSocket client for the rtt-measure demo.
- *
- * Each client connects over real TCP, performs the RFC 6455 opening
- * handshake and then, on its own thread with a blocking socket, answers
- * every ping with a pong carrying the same payload. It echoes a close frame
- * and stops. libwsc has no client API (yet); this is just enough of one.
+ * demo-client.h - the clients rtt-measure --demo measures: libwsc clients
+ * on the server's own event_base, so no thread is needed. They connect over
+ * real TCP and do nothing themselves: a libwsc client answers every ping
+ * with a pong carrying the same payload, which is all rtt-measure needs.
  */
 #ifndef DEMO_CLIENT_H
 #define DEMO_CLIENT_H
 
 struct demo_client;
+struct event_base;
 
 /*
- * Connect to host:port (host is a name or a numeric IPv4/IPv6 address) and
- * start the client's thread; the handshake runs there, so the server's loop
- * may start later. index only names the client in error messages. Returns
- * NULL after printing why to stderr.
+ * Start connecting to host:port (host is a name or a numeric IPv4/IPv6
+ * address) on base; the connection is made once that loop runs. index only
+ * names the client in error messages. Returns NULL after printing why to
+ * stderr.
  */
-struct demo_client *demo_client_start(const char *host, int port,
+struct demo_client *demo_client_start(struct event_base *base,
+                                      const char *host, int port,
                                       unsigned index);
 
-/* Close the connection, join the thread, free the client. NULL is ignored. */
+/* After the loop has returned: stop and free the client (its connection,
+ * if still there, is dropped). NULL is ignored. */
 void demo_client_stop(struct demo_client *dc);
 
 #endif /* DEMO_CLIENT_H */
