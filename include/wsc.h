@@ -10,7 +10,8 @@
  * Callbacks run on that loop's thread. ws_conn_send(), ws_conn_ping(),
  * ws_conn_close(), ws_conn_ref(), ws_conn_unref(), ws_conn_id(),
  * ws_conn_remote_addr(), ws_conn_buffered_amount(), ws_server_broadcast(),
- * ws_server_stop() and ws_client_stop() may be called from any thread; every
+ * ws_server_publish(), ws_server_stop() and ws_client_stop() may be called
+ * from any thread; every
  * other function must be called from the loop's thread (or before the loop
  * runs). See man 3 wsc.
  */
@@ -252,6 +253,22 @@ WS_EXTERN struct event_base *ws_server_event_base(struct ws_server *srv);
  */
 WS_EXTERN int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op,
                                   const void *data, size_t len);
+
+/*
+ * Topics (publish/subscribe inside this server). ws_conn_subscribe() adds
+ * conn to a topic (a non-empty name of at most 1024 bytes; subscribing twice
+ * is harmless); ws_conn_unsubscribe() removes it (WS_ENOTFOUND if it was
+ * not subscribed). Subscriptions end with their connection. Loop thread;
+ * server connections only (WS_EINVAL for a client's).
+ * ws_server_publish() sends to the topic's subscribers on the same
+ * encode-once path and backpressure policy as ws_server_broadcast(), from
+ * any thread; on the loop thread it returns the number of subscribers
+ * skipped (0 when the topic has none).
+ */
+WS_EXTERN int ws_conn_subscribe(struct ws_conn *conn, const char *topic);
+WS_EXTERN int ws_conn_unsubscribe(struct ws_conn *conn, const char *topic);
+WS_EXTERN int ws_server_publish(struct ws_server *srv, const char *topic,
+                                enum ws_opcode op, const void *data, size_t len);
 
 /* Number of open WebSocket connections (loop thread). */
 WS_EXTERN size_t ws_server_connection_count(const struct ws_server *srv);

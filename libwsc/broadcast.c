@@ -118,13 +118,45 @@ static bool uses_shared_compression(const struct ws_conn *c, size_t len)
            c->pmd.tx_window_bits == cfg->deflate_window_bits;
 }
 
-int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t len)
+/* The connections a delivery goes to: all, or one topic's subscribers. */
+struct targets {
+    struct ws_conn *next_conn;
+    struct wsc__sub *cursor;
+    bool by_topic;
+};
+
+static struct ws_conn *targets_first(struct targets *it, struct ws_server *srv,
+                                     const struct wsc__topic *topic, bool by_topic)
+{
+    it->by_topic = by_topic;
+    if (by_topic)
+        return topic != NULL ? wsc__topic_first(topic, &it->cursor) : NULL;
+    it->next_conn = srv->ep.conns != NULL ? srv->ep.conns->next : NULL;
+    return srv->ep.conns;
+}
+
+static struct ws_conn *targets_next(struct targets *it)
+{
+    struct ws_conn *c;
+
+    if (it->by_topic)
+        return wsc__topic_next(&it->cursor);
+    c = it->next_conn;
+    if (c != NULL)
+        it->next_conn = c->next;
+    return c;
+}
+
+int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool by_topic,
+                     int op, const void *data, size_t len)
 {
     struct bcast_frame plain = { 0 }, packed = { 0 };
     bool packed_is_plain = false;
     int rc = 0, skipped = 0;
+    struct targets it;
 
-    for (struct ws_conn *c = srv->ep.conns; c != NULL && rc == 0; c = c->next) {
+    for (struct ws_conn *c = targets_first(&it, srv, topic, by_topic); c != NULL && rc == 0;
+         c = targets_next(&it)) {
         if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
             continue;
         /* A slow consumer is skipped or closed; it never holds up the rest.
@@ -173,7 +205,7 @@ int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *da
     if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
         return WS_EUTF8;
     if (wsc__loop_is_owner(&srv->ep.loop))
-        return wsc__broadcast_now(srv, op, data, len);
+        return wsc__deliver_now(srv, NULL, false, op, data, len);
     m = malloc(sizeof(*m) + len);
     if (m == NULL)
         return WS_ENOMEM;

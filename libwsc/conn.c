@@ -72,6 +72,8 @@ static void conn_release(struct ws_conn *c)
     wsc__inflater_free(c->inflater);
     wsc__deflater_free(c->deflater);
     c->inflater = c->deflater = NULL;
+    if (c->subs != NULL) /* a subscription ends with its connection */
+        wsc__topic_drop_conn(c);
     wsc__endpoint_unlink(ep, c);
     ws_conn_unref(c); /* the loop's reference */
 }

@@ -209,6 +209,8 @@ enum wsc__conn_state {
 };
 
 struct wsc__loop;
+struct wsc__sub;
+struct wsc__topic;
 
 struct ws_conn {
     _Atomic int refs;
@@ -223,6 +225,7 @@ struct ws_conn {
     uint64_t rx_framed;           /* wire bytes of frames seen so far */
     void *user;
     struct ws_conn *prev, *next;  /* the server's list */
+    struct wsc__sub *subs;        /* topics it subscribed to (server only) */
     char remote[64];
 
     /* HTTP phase */
@@ -318,7 +321,9 @@ void wsc__conn_shutdown(struct ws_conn *c);
 
 /* ---- xthread.c: sends from other threads --------------------------------- */
 
-enum wsc__xmsg_kind { WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW };
+enum wsc__xmsg_kind {
+    WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW, WSC__X_PUBLISH
+};
 
 struct wsc__xmsg {
     struct wsc__xmsg *next;
@@ -415,10 +420,26 @@ struct ws_server {
     ws_http_cb on_http;   void *http_arg;
     wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
     struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
+    struct wsc__topic **topics;   /* hash table, topic_buckets (power of 2) */
+    size_t topic_buckets, num_topics;
 };
 
-/* broadcast.c: frame once, queue on every open connection (loop thread). */
-int wsc__broadcast_now(struct ws_server *srv, int op, const void *data, size_t len);
+/* broadcast.c: frame once, queue on every open connection, or (by_topic)
+ * on the subscribers of topic (NULL: nobody). Loop thread. Returns the
+ * number skipped by backpressure, or a negative WS_E* code. */
+int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool by_topic,
+                     int op, const void *data, size_t len);
+
+/* topic.c */
+struct wsc__topic;
+struct wsc__sub;
+struct wsc__topic *wsc__topic_find(struct ws_server *srv, const char *name);
+/* Walk a topic's subscribers: first, then next until NULL. */
+struct ws_conn *wsc__topic_first(const struct wsc__topic *t, struct wsc__sub **cursor);
+struct ws_conn *wsc__topic_next(struct wsc__sub **cursor);
+/* A connection is released: end its subscriptions. */
+void wsc__topic_drop_conn(struct ws_conn *c);
+void wsc__topics_free(struct ws_server *srv);
 void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c);
 void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c);
 uint64_t wsc__next_conn_id(void);

@@ -285,6 +285,7 @@ void ws_server_free(struct ws_server *srv)
     if (srv->bcast_fctx != NULL)
         wslay_frame_context_free(srv->bcast_fctx);
     wsc__endpoint_destroy(&srv->ep);
+    wsc__topics_free(srv);
     if (srv->own_base)
         event_base_free(base);
     free(srv);

@@ -19,7 +19,14 @@ static void loop_deliver(struct wsc__xmsg *m)
     struct ws_conn *c = m->conn;
 
     if (m->kind == WSC__X_BROADCAST) {
-        wsc__broadcast_now(m->srv, m->opcode, m->data, m->len);
+        wsc__deliver_now(m->srv, NULL, false, m->opcode, m->data, m->len);
+        free(m);
+        return;
+    }
+    if (m->kind == WSC__X_PUBLISH) { /* data: "topic\0payload", code: topic length */
+        const char *topic = (const char *)m->data;
+        wsc__deliver_now(m->srv, wsc__topic_find(m->srv, topic), true, m->opcode,
+                         m->data + m->code + 1, m->len);
         free(m);
         return;
     }

@@ -69,6 +69,9 @@ dist_man3_MANS = \
 	man/ws_response_send.3 \
 	man/ws_server.3 \
 	man/ws_server_broadcast.3 \
+	man/ws_server_publish.3 \
+	man/ws_conn_subscribe.3 \
+	man/ws_conn_unsubscribe.3 \
 	man/ws_server_connection_count.3 \
 	man/ws_server_event_base.3 \
 	man/ws_server_free.3 \

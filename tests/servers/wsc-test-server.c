@@ -13,6 +13,7 @@
  *   SEND ERROR <code>              (ws_conn_send returned non-zero)
  *   SENDERS DONE                   (--send-threads: every sender finished)
  *   CMD bcast rc=<rc>              (--broadcast-on-message: ws_server_broadcast's result)
+ *   CMD sub|unsub|pub rc=<rc>      (text "sub:<t>", "unsub:<t>", "pub:<t>:<payload>")
  *   EAGAIN <id> buffered=<n>       (flood: the first WS_EAGAIN after each drain)
  *   DRAIN <id> buffered=<n>        (drain callback)
  *   FLOOD <id> sent=<n>            (flood: total sent, when the connection closes)
@@ -26,6 +27,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,7 @@ struct app {
     int broadcast_on_message;
     struct flood *floods;     /* "flood:<size>" connections */
     int send_broadcast;       /* senders use ws_server_broadcast */
+    const char *send_topic;   /* senders publish here; connections subscribe */
 
     /* --send-threads mode */
     unsigned send_threads;
@@ -96,8 +99,10 @@ static void *sender_main(void *arg)
         ws_conn_ref(app.conns[c]);
     for (unsigned seq = 0; seq < app.send_count; seq++) {
         int n = snprintf(msg, sizeof(msg), "t%u:%u", s->index, seq);
-        if (app.send_broadcast) {
-            int rc = ws_server_broadcast(app.srv, WS_OP_TEXT, msg, (size_t)n);
+        if (app.send_broadcast || app.send_topic != NULL) {
+            int rc = app.send_topic != NULL
+                         ? ws_server_publish(app.srv, app.send_topic, WS_OP_TEXT, msg, (size_t)n)
+                         : ws_server_broadcast(app.srv, WS_OP_TEXT, msg, (size_t)n);
             if (rc != 0)
                 printf("SEND ERROR %d\n", rc);
             continue;
@@ -231,6 +236,8 @@ static void on_open(struct ws_conn *conn, void *arg)
 {
     (void)arg;
     printf("OPEN %" PRIu64 " %s\n", ws_conn_id(conn), ws_conn_remote_addr(conn));
+    if (app.send_topic != NULL && ws_conn_subscribe(conn, app.send_topic) != 0)
+        printf("SUBSCRIBE ERROR\n");
     if (app.send_threads > 0 && app.nconns < app.send_conns) {
         app.conns[app.nconns++] = conn;
         if (app.nconns == app.send_conns)
@@ -274,6 +281,35 @@ static void do_close_command(struct ws_conn *conn, const char *rest, size_t rest
     printf("CMD close %" PRIu64 " rc=%d\n", ws_conn_id(conn), rc);
 }
 
+/* "sub:<t>", "unsub:<t>", "pub:<t>:<payload>"; true if it was one. */
+static bool topic_command(struct ws_conn *conn, const char *data, size_t len)
+{
+    char topic[256];
+    const char *rest, *colon;
+    size_t restlen = 0;
+    int rc;
+
+    if ((rest = command(data, len, "sub:", &restlen)) != NULL && restlen < sizeof(topic)) {
+        snprintf(topic, sizeof(topic), "%.*s", (int)restlen, rest);
+        printf("CMD sub rc=%d\n", ws_conn_subscribe(conn, topic));
+        return true;
+    }
+    if ((rest = command(data, len, "unsub:", &restlen)) != NULL && restlen < sizeof(topic)) {
+        snprintf(topic, sizeof(topic), "%.*s", (int)restlen, rest);
+        printf("CMD unsub rc=%d\n", ws_conn_unsubscribe(conn, topic));
+        return true;
+    }
+    if ((rest = command(data, len, "pub:", &restlen)) != NULL &&
+        (colon = memchr(rest, ':', restlen)) != NULL && (size_t)(colon - rest) < sizeof(topic)) {
+        snprintf(topic, sizeof(topic), "%.*s", (int)(colon - rest), rest);
+        rc = ws_server_publish(app.srv, topic, WS_OP_TEXT, colon + 1,
+                               restlen - (size_t)(colon - rest) - 1);
+        printf("CMD pub rc=%d\n", rc);
+        return true;
+    }
+    return false;
+}
+
 static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
                     size_t len, void *arg)
 {
@@ -287,6 +323,8 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         do_close_command(conn, rest, restlen);
         return;
     }
+    if (op == WS_OP_TEXT && topic_command(conn, data, len))
+        return;
     if (op == WS_OP_TEXT && (rest = command(data, len, "flood:", &restlen)) != NULL) {
         flood_start(conn, rest, restlen);
         return;
@@ -422,7 +460,7 @@ enum {
     OPT_MAX_CONNECTIONS, OPT_HTTP, OPT_SEND_THREADS, OPT_SEND_CONNS,
     OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP,
     OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
-    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW
+    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC
 };
 
 int main(int argc, char **argv)
@@ -451,6 +489,7 @@ int main(int argc, char **argv)
         { "deflate-threshold", required_argument, NULL, OPT_DEFLATE_THRESHOLD },
         { "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
         { "close-slow", no_argument, NULL, OPT_CLOSE_SLOW },
+        { "send-topic", required_argument, NULL, OPT_SEND_TOPIC },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0";
@@ -536,6 +575,9 @@ int main(int argc, char **argv)
         case OPT_MAX_BUFFERED:
             check_set("max-buffered", ws_config_set_max_buffered(
                           cfg, (size_t)parse_number("max-buffered", optarg, SIZE_MAX)));
+            break;
+        case OPT_SEND_TOPIC:
+            app.send_topic = optarg;
             break;
         case OPT_CLOSE_SLOW:
             check_set("close-slow", ws_config_set_close_slow_consumers(cfg, 1));

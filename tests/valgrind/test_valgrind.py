@@ -85,6 +85,13 @@ def exchange(port):
     c.send(wsutil.frame(0x2, bytes(500))[:100])
     time.sleep(0.2)
     c.close()
+    # topics: subscribe, publish, unsubscribe, and end with subscriptions held
+    c, _ = wsutil.handshake(port, timeout=20)
+    for cmd in (b"sub:a", b"sub:b", b"pub:a:hello", b"unsub:a", b"pub:b:world"):
+        c.send_frame(0x1, cmd)
+    assert c.read_frame(timeout=20)[2] == b"hello"
+    assert c.read_frame(timeout=20)[2] == b"world"
+    c.close()
     # plain HTTP: handler response, bad request, head too large
     wsutil.http_exchange(port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", timeout=20)
     wsutil.http_exchange(port, b"BROKEN\r\n\r\n", timeout=20)
