@@ -142,6 +142,7 @@ struct ws_close_info {
  *   max_connections    10000   (open WebSocket connections; more -> 503;
  *                               0 means no limit)
  *   handle_signals     1       (ws_server_run() stops on SIGINT/SIGTERM)
+ *   threads            1       (server worker loops, one thread each)
  *   max_buffered       16 MiB  (bytes queued on one connection: a send beyond
  *                               it fails with WS_EAGAIN, or closes the
  *                               connection with close_slow_consumers)
@@ -179,6 +180,16 @@ WS_EXTERN int ws_config_set_pong_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_close_timeout(struct ws_config *cfg, unsigned ms);
 WS_EXTERN int ws_config_set_max_connections(struct ws_config *cfg, unsigned count);
 WS_EXTERN int ws_config_set_handle_signals(struct ws_config *cfg, int on);
+/*
+ * Server worker loops (1..256; 0 means 1). With n > 1, ws_server_run()
+ * starts n - 1 threads beside the caller's; accepted sockets are dealt to
+ * the loops in turn. A connection's callbacks always run on its own loop,
+ * so callbacks of different connections run concurrently: guard shared
+ * application state. ws_server_broadcast/publish/stop reach every loop;
+ * ws_server_event_base() is the caller's loop. Not combinable with
+ * ws_config_set_event_base() (ws_server_new() returns NULL).
+ */
+WS_EXTERN int ws_config_set_threads(struct ws_config *cfg, unsigned n);
 /* Backpressure cap per connection; the drain callback fires when a
  * connection that hit it is back at or below half of it. */
 WS_EXTERN int ws_config_set_max_buffered(struct ws_config *cfg, size_t bytes);
@@ -270,7 +281,8 @@ WS_EXTERN int ws_conn_unsubscribe(struct ws_conn *conn, const char *topic);
 WS_EXTERN int ws_server_publish(struct ws_server *srv, const char *topic,
                                 enum ws_opcode op, const void *data, size_t len);
 
-/* Number of open WebSocket connections (loop thread). */
+/* Number of open WebSocket connections, summed over the worker loops
+ * (any thread; with several loops a moment's snapshot). */
 WS_EXTERN size_t ws_server_connection_count(const struct ws_server *srv);
 
 /* ---- events: one setter per event, (callback, arg) ---------------------- */

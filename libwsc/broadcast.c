@@ -28,10 +28,10 @@ struct bcast_frame {
 
 static ssize_t bcast_send(const uint8_t *data, size_t len, int flags, void *arg)
 {
-    struct ws_server *srv = arg;
+    struct wsc__endpoint *ep = arg;
 
     (void)flags;
-    return evbuffer_add(srv->bcast_dst, data, len) == 0 ? (ssize_t)len : -1;
+    return evbuffer_add(ep->bcast_dst, data, len) == 0 ? (ssize_t)len : -1;
 }
 
 static ssize_t bcast_recv(uint8_t *buf, size_t len, int flags, void *arg)
@@ -51,7 +51,7 @@ static int bcast_genmask(uint8_t *buf, size_t len, void *arg)
 }
 
 /* Encode one frame into f->buf with the server's template context. */
-static int bcast_encode(struct ws_server *srv, struct bcast_frame *f, bool rsv1, int op,
+static int bcast_encode(struct wsc__endpoint *ep, struct bcast_frame *f, bool rsv1, int op,
                         const void *data, size_t len)
 {
     static const struct wslay_frame_callbacks callbacks = {
@@ -59,15 +59,15 @@ static int bcast_encode(struct ws_server *srv, struct bcast_frame *f, bool rsv1,
     };
     int rc;
 
-    if (srv->bcast_fctx == NULL &&
-        wslay_frame_context_init(&srv->bcast_fctx, &callbacks, srv) != 0)
+    if (ep->bcast_fctx == NULL &&
+        wslay_frame_context_init(&ep->bcast_fctx, &callbacks, ep) != 0)
         return WS_ENOMEM;
     f->buf = evbuffer_new();
     if (f->buf == NULL)
         return WS_ENOMEM;
-    srv->bcast_dst = f->buf;
-    rc = wsc__frame_write(srv->bcast_fctx, false, rsv1, op, true, data, len);
-    srv->bcast_dst = NULL;
+    ep->bcast_dst = f->buf;
+    rc = wsc__frame_write(ep->bcast_fctx, false, rsv1, op, true, data, len);
+    ep->bcast_dst = NULL;
     if (rc != 0)
         return rc;
     f->len = evbuffer_get_length(f->buf);
@@ -89,23 +89,23 @@ static void bcast_queue(struct ws_conn *c, const struct bcast_frame *f)
 
 /* Compress once for every connection on the shared compressor. Sets
  * *use_plain when compression does not make the message smaller. */
-static int bcast_compress(struct ws_server *srv, struct bcast_frame *f, int op,
+static int bcast_compress(struct wsc__endpoint *ep, struct bcast_frame *f, int op,
                           const void *data, size_t len, bool *use_plain)
 {
     size_t out_len = 0;
     int rc;
 
-    if (srv->ep.shared_deflater == NULL)
-        srv->ep.shared_deflater = wsc__deflater_new(&srv->ep.zmem, (int)srv->ep.cfg.deflate_window_bits,
-                                                 (int)srv->ep.cfg.deflate_mem_level);
-    if (srv->ep.shared_deflater == NULL)
+    if (ep->shared_deflater == NULL)
+        ep->shared_deflater = wsc__deflater_new(&ep->zmem, (int)ep->cfg.deflate_window_bits,
+                                                 (int)ep->cfg.deflate_mem_level);
+    if (ep->shared_deflater == NULL)
         return WS_ENOMEM;
-    rc = wsc__deflate(srv->ep.shared_deflater, data, len, &srv->ep.zbuf, &srv->ep.zbuf_cap, &out_len,
+    rc = wsc__deflate(ep->shared_deflater, data, len, &ep->zbuf, &ep->zbuf_cap, &out_len,
                       true);
     if (rc != 0)
         return rc;
     *use_plain = out_len >= len;
-    return *use_plain ? 0 : bcast_encode(srv, f, true, op, srv->ep.zbuf, out_len);
+    return *use_plain ? 0 : bcast_encode(ep, f, true, op, ep->zbuf, out_len);
 }
 
 /* Does this connection share the server's compressed frame? */
@@ -125,14 +125,14 @@ struct targets {
     bool by_topic;
 };
 
-static struct ws_conn *targets_first(struct targets *it, struct ws_server *srv,
+static struct ws_conn *targets_first(struct targets *it, struct wsc__endpoint *ep,
                                      const struct wsc__topic *topic, bool by_topic)
 {
     it->by_topic = by_topic;
     if (by_topic)
         return topic != NULL ? wsc__topic_first(topic, &it->cursor) : NULL;
-    it->next_conn = srv->ep.conns != NULL ? srv->ep.conns->next : NULL;
-    return srv->ep.conns;
+    it->next_conn = ep->conns != NULL ? ep->conns->next : NULL;
+    return ep->conns;
 }
 
 static struct ws_conn *targets_next(struct targets *it)
@@ -147,15 +147,15 @@ static struct ws_conn *targets_next(struct targets *it)
     return c;
 }
 
-int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool by_topic,
-                     int op, const void *data, size_t len)
+int wsc__deliver_now(struct wsc__endpoint *ep, const struct wsc__topic *topic,
+                     bool by_topic, int op, const void *data, size_t len)
 {
     struct bcast_frame plain = { 0 }, packed = { 0 };
     bool packed_is_plain = false;
     int rc = 0, skipped = 0;
     struct targets it;
 
-    for (struct ws_conn *c = targets_first(&it, srv, topic, by_topic); c != NULL && rc == 0;
+    for (struct ws_conn *c = targets_first(&it, ep, topic, by_topic); c != NULL && rc == 0;
          c = targets_next(&it)) {
         if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
             continue;
@@ -165,7 +165,7 @@ int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool
             skipped++;
             continue;
         }
-        if (c->pmd.enabled && len >= srv->ep.cfg.deflate_threshold &&
+        if (c->pmd.enabled && len >= ep->cfg.deflate_threshold &&
             !uses_shared_compression(c, len)) {
             /* Its own compression context: it has to compress for itself. */
             wsc__conn_send_now(c, op, data, len);
@@ -173,14 +173,14 @@ int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool
         }
         if (uses_shared_compression(c, len) && !packed_is_plain) {
             if (packed.buf == NULL)
-                rc = bcast_compress(srv, &packed, op, data, len, &packed_is_plain);
+                rc = bcast_compress(ep, &packed, op, data, len, &packed_is_plain);
             if (rc == 0 && !packed_is_plain) {
                 bcast_queue(c, &packed);
                 continue;
             }
         }
         if (rc == 0 && plain.buf == NULL)
-            rc = bcast_encode(srv, &plain, false, op, data, len);
+            rc = bcast_encode(ep, &plain, false, op, data, len);
         if (rc == 0)
             bcast_queue(c, &plain);
     }
@@ -188,35 +188,19 @@ int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool
         evbuffer_free(plain.buf); /* referencing buffers keep their chains */
     if (packed.buf != NULL)
         evbuffer_free(packed.buf);
-    if (srv->ep.zbuf_cap > WSC__ZBUF_KEEP) {
-        free(srv->ep.zbuf);
-        srv->ep.zbuf = NULL;
-        srv->ep.zbuf_cap = 0;
+    if (ep->zbuf_cap > WSC__ZBUF_KEEP) {
+        free(ep->zbuf);
+        ep->zbuf = NULL;
+        ep->zbuf_cap = 0;
     }
     return rc != 0 ? rc : skipped;
 }
 
 int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *data, size_t len)
 {
-    struct wsc__xmsg *m;
-
     if (srv == NULL || (op != WS_OP_TEXT && op != WS_OP_BINARY) || (data == NULL && len > 0))
         return WS_EINVAL;
     if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
         return WS_EUTF8;
-    if (wsc__loop_is_owner(&srv->ep.loop))
-        return wsc__deliver_now(srv, NULL, false, op, data, len);
-    m = malloc(sizeof(*m) + len);
-    if (m == NULL)
-        return WS_ENOMEM;
-    m->kind = WSC__X_BROADCAST;
-    m->opcode = (uint8_t)op;
-    m->code = 0;
-    m->conn = NULL;
-    m->srv = srv;
-    m->len = len;
-    if (len > 0)
-        memcpy(m->data, data, len);
-    wsc__loop_post(&srv->ep.loop, m);
-    return 0;
+    return wsc__server_fan_out(srv, NULL, op, data, len);
 }

@@ -23,6 +23,7 @@ void wsc__config_defaults(struct ws_config *cfg)
     cfg->deflate_threshold = 128;
     cfg->max_buffered = 16u << 20;
     cfg->close_slow_consumers = 0;
+    cfg->threads = 1;
 }
 
 struct ws_config *ws_config_new(void)
@@ -150,5 +151,13 @@ int ws_config_set_close_slow_consumers(struct ws_config *cfg, int on)
     if (cfg == NULL)
         return WS_EINVAL;
     cfg->close_slow_consumers = on != 0;
+    return 0;
+}
+
+int ws_config_set_threads(struct ws_config *cfg, unsigned n)
+{
+    if (cfg == NULL || n > 256)
+        return WS_EINVAL;
+    cfg->threads = n == 0 ? 1 : n;
     return 0;
 }

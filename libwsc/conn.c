@@ -510,7 +510,7 @@ static int conn_over_cap(struct ws_conn *c)
             struct wsc__xmsg *m = malloc(sizeof(*m));
             if (m != NULL) {
                 m->kind = WSC__X_SLOW;
-                m->srv = NULL;
+                m->ep = NULL;
                 m->len = 0;
                 ws_conn_ref(c);
                 m->conn = c;
@@ -612,7 +612,7 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
     m = malloc(sizeof(*m) + len);
     if (m == NULL)
         return WS_ENOMEM;
-    m->srv = NULL;
+    m->ep = NULL;
     m->kind = (uint8_t)kind;
     m->opcode = (uint8_t)opcode;
     m->code = code;

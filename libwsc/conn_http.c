@@ -140,7 +140,8 @@ static bool http_upgrade(struct ws_conn *c, const char *accept)
     struct wsc__endpoint *ep = c->ep;
 
     if (atomic_load(&ep->stopping) ||
-        (ep->cfg.max_connections > 0 && ep->num_open >= ep->cfg.max_connections)) {
+        (ep->cfg.max_connections > 0 &&
+         ws_server_connection_count(ep->srv) >= ep->cfg.max_connections)) {
         http_refuse(c, 503, "Retry-After: 1\r\n");
         return false;
     }

@@ -69,6 +69,9 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
         wslay_frame_context_free(ep->rx_cache[--ep->rx_cached]);
     if (ep->tx_fctx != NULL)
         wslay_frame_context_free(ep->tx_fctx);
+    if (ep->bcast_fctx != NULL)
+        wslay_frame_context_free(ep->bcast_fctx);
+    wsc__topics_free(ep);
     wsc__inflater_free(ep->shared_inflater);
     wsc__deflater_free(ep->shared_deflater);
     free(ep->zbuf);

@@ -182,6 +182,7 @@ struct ws_config {
     unsigned deflate_mem_level;   /* 1..9 */
     size_t max_buffered;          /* backpressure cap per connection */
     int close_slow_consumers;
+    unsigned threads;             /* worker loops */
     size_t deflate_threshold;     /* smaller messages go uncompressed */
 };
 void wsc__config_defaults(struct ws_config *cfg);
@@ -322,13 +323,15 @@ void wsc__conn_shutdown(struct ws_conn *c);
 /* ---- xthread.c: sends from other threads --------------------------------- */
 
 enum wsc__xmsg_kind {
-    WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW, WSC__X_PUBLISH
+    WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW, WSC__X_PUBLISH,
+    WSC__X_ADOPT,   /* worker: take this accepted socket (code: fd, data: address) */
+    WSC__X_STOP     /* worker: the server is stopping */
 };
 
 struct wsc__xmsg {
     struct wsc__xmsg *next;
     struct ws_conn *conn;         /* holds a reference (NULL for broadcast) */
-    struct ws_server *srv;        /* broadcast only */
+    struct wsc__endpoint *ep;     /* broadcast/publish: the loop's endpoint */
     uint8_t kind;
     uint8_t opcode;
     int code;
@@ -364,10 +367,11 @@ struct wsc__endpoint {
     struct ws_config cfg;
     struct wsc__loop loop;
     bool is_client;               /* mask what we send, expect unmasked */
+    struct ws_server *srv;        /* the server it serves (NULL: a client) */
     _Atomic int stopping;
     struct wsc__http_header *hdr_scratch; /* max_headers entries, loop only */
     struct ws_conn *conns;        /* every live connection (any state) */
-    size_t num_open;              /* upgraded, not yet notified closed */
+    _Atomic size_t num_open;      /* upgraded, not yet notified closed */
     size_t num_live;
     /* Called when a connection is released (loop thread). */
     void (*on_released)(struct wsc__endpoint *ep, struct ws_conn *c);
@@ -393,12 +397,18 @@ struct wsc__endpoint {
     struct ws_conn *tx_conn, *rx_conn;
     wslay_frame_context_ptr rx_cache[16];
     unsigned rx_cached;
+
+    /* Broadcast and topics act on the connections of this loop. */
+    wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
+    struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
+    struct wsc__topic **topics;   /* hash table, topic_buckets (power of 2) */
+    size_t topic_buckets, num_topics;
 };
 
 /* The server an endpoint belongs to (server endpoints only). */
 static inline struct ws_server *wsc__server_of(struct wsc__endpoint *ep)
 {
-    return (struct ws_server *)(void *)ep; /* ep is its first member */
+    return ep->srv;
 }
 
 /* One-time process setup (libevent threading, SIGPIPE); 0 on success. */
@@ -408,8 +418,18 @@ int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
                        struct event_base *base);
 void wsc__endpoint_destroy(struct wsc__endpoint *ep);
 
+/* A worker loop beyond the first (config threads > 1). */
+struct wsc__worker {
+    struct wsc__endpoint ep;
+    pthread_t thread;
+    bool started;
+};
+
 struct ws_server {
-    struct wsc__endpoint ep;      /* first: a conn's endpoint is its server */
+    struct wsc__endpoint ep;      /* worker 0: the caller's loop; it accepts */
+    struct wsc__worker *workers;  /* workers 1 .. nworkers - 1 */
+    unsigned nworkers;
+    unsigned next_worker;         /* round-robin hand-out of accepted sockets */
     bool own_base;
     bool running;
     struct event *stop_ev;
@@ -418,28 +438,31 @@ struct ws_server {
     struct evconnlistener **listeners;
     size_t num_listeners;
     ws_http_cb on_http;   void *http_arg;
-    wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
-    struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
-    struct wsc__topic **topics;   /* hash table, topic_buckets (power of 2) */
-    size_t topic_buckets, num_topics;
 };
+
+/* Broadcast (topic NULL) or publish to every worker: directly on the
+ * caller's own loop, queued for the others. Skipped count or WS_E*. */
+int wsc__server_fan_out(struct ws_server *srv, const char *topic, int op, const void *data,
+                        size_t len);
+/* On a worker's loop: the stop reached it. */
+void wsc__worker_stop(struct wsc__endpoint *ep);
 
 /* broadcast.c: frame once, queue on every open connection, or (by_topic)
  * on the subscribers of topic (NULL: nobody). Loop thread. Returns the
  * number skipped by backpressure, or a negative WS_E* code. */
-int wsc__deliver_now(struct ws_server *srv, const struct wsc__topic *topic, bool by_topic,
-                     int op, const void *data, size_t len);
+int wsc__deliver_now(struct wsc__endpoint *ep, const struct wsc__topic *topic,
+                     bool by_topic, int op, const void *data, size_t len);
 
 /* topic.c */
 struct wsc__topic;
 struct wsc__sub;
-struct wsc__topic *wsc__topic_find(struct ws_server *srv, const char *name);
+struct wsc__topic *wsc__topic_find(struct wsc__endpoint *ep, const char *name);
 /* Walk a topic's subscribers: first, then next until NULL. */
 struct ws_conn *wsc__topic_first(const struct wsc__topic *t, struct wsc__sub **cursor);
 struct ws_conn *wsc__topic_next(struct wsc__sub **cursor);
 /* A connection is released: end its subscriptions. */
 void wsc__topic_drop_conn(struct ws_conn *c);
-void wsc__topics_free(struct ws_server *srv);
+void wsc__topics_free(struct wsc__endpoint *ep);
 void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c);
 void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c);
 uint64_t wsc__next_conn_id(void);

@@ -32,6 +32,37 @@ static void server_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
 
 /* ---- accepting ----------------------------------------------------------- */
 
+static struct wsc__endpoint *server_worker(struct ws_server *srv, unsigned i)
+{
+    return i == 0 ? &srv->ep : &srv->workers[i - 1].ep;
+}
+
+/* One acceptor deals sockets out in turn: exact balance, and it works with
+ * any listener (port 0 included), unlike SO_REUSEPORT's hashing. */
+static void server_hand_out(struct ws_server *srv, evutil_socket_t fd,
+                            const struct sockaddr *sa, int salen)
+{
+    unsigned i = srv->next_worker++ % srv->nworkers;
+    struct wsc__xmsg *m;
+
+    if (i == 0 || salen <= 0) {
+        wsc__conn_new(&srv->ep, fd, sa); /* on failure it closed the socket */
+        return;
+    }
+    m = malloc(sizeof(*m) + (size_t)salen);
+    if (m == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    m->kind = WSC__X_ADOPT;
+    m->code = fd;
+    m->conn = NULL;
+    m->ep = server_worker(srv, i);
+    m->len = (size_t)salen;
+    memcpy(m->data, sa, (size_t)salen);
+    wsc__loop_post(&m->ep->loop, m);
+}
+
 static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
                              struct sockaddr *sa, int salen, void *arg)
 {
@@ -39,7 +70,6 @@ static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     int one = 1;
 
     (void)l;
-    (void)salen;
     wsc__loop_mark_owner(&srv->ep.loop);
     if (atomic_load(&srv->ep.stopping)) {
         evutil_closesocket(fd);
@@ -47,8 +77,7 @@ static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     }
     /* Small frames (pings, RTT probes, chat) must not wait for Nagle. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (wsc__conn_new(&srv->ep, fd, sa) == NULL)
-        return; /* out of memory: wsc__conn_new closed the socket */
+    server_hand_out(srv, fd, sa, salen);
 }
 
 static void server_on_resume(evutil_socket_t fd, short what, void *arg)
@@ -187,6 +216,14 @@ static void server_on_stop(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     server_close_listeners(srv);
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        struct wsc__xmsg *m = calloc(1, sizeof(*m));
+        if (m != NULL) {
+            m->kind = WSC__X_STOP;
+            m->ep = server_worker(srv, i);
+            wsc__loop_post(&m->ep->loop, m);
+        }
+    }
     for (c = srv->ep.conns; c != NULL; c = next) {
         next = c->next; /* shutdown may unlink c */
         wsc__conn_shutdown(c);
@@ -202,12 +239,66 @@ static void server_on_signal(evutil_socket_t sig, short what, void *arg)
     ws_server_stop(arg);
 }
 
+/* ---- worker loops ------------------------------------------------------- */
+
+/* A worker ends its loop once stopping and its last connection is gone. */
+static void worker_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    (void)c;
+    if (atomic_load(&ep->stopping) && ep->num_live == 0)
+        event_base_loopexit(ep->loop.base, NULL);
+}
+
+void wsc__worker_stop(struct wsc__endpoint *ep)
+{
+    struct ws_conn *c, *next;
+
+    for (c = ep->conns; c != NULL; c = next) {
+        next = c->next;
+        wsc__conn_shutdown(c);
+    }
+    if (ep->num_live == 0)
+        event_base_loopexit(ep->loop.base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+    struct wsc__worker *w = arg;
+
+    wsc__loop_mark_owner(&w->ep.loop);
+    /* Idle workers have no events yet must keep running. */
+    event_base_loop(w->ep.loop.base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static int server_add_workers(struct ws_server *srv, const struct ws_config *cfg)
+{
+    srv->workers = calloc(srv->nworkers - 1, sizeof(*srv->workers));
+    if (srv->workers == NULL)
+        return WS_ENOMEM;
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        struct wsc__worker *w = &srv->workers[i - 1];
+        struct event_base *base = event_base_new();
+        if (base == NULL || wsc__endpoint_init(&w->ep, cfg, base) != 0) {
+            if (base != NULL)
+                event_base_free(base);
+            srv->nworkers = i; /* free the ones made so far */
+            return WS_ENOMEM;
+        }
+        w->ep.srv = srv;
+        w->ep.on_released = worker_on_released;
+    }
+    return 0;
+}
+
 struct ws_server *ws_server_new(const struct ws_config *cfg)
 {
     struct ws_server *srv;
     struct event_base *base = cfg != NULL ? cfg->base : NULL;
+    unsigned threads = cfg != NULL && cfg->threads > 0 ? cfg->threads : 1;
 
-    if (wsc__library_init() != 0)
+    /* Worker threads need loops of their own: not with an application base. */
+    if (wsc__library_init() != 0 || (base != NULL && threads > 1))
         return NULL;
     srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
@@ -222,6 +313,8 @@ struct ws_server *ws_server_new(const struct ws_config *cfg)
         free(srv);
         return NULL;
     }
+    srv->nworkers = 1;
+    srv->ep.srv = srv;
     srv->ep.on_released = server_on_released;
     srv->stop_ev = event_new(base, -1, 0, server_on_stop, srv);
     srv->resume_ev = evtimer_new(base, server_on_resume, srv);
@@ -229,7 +322,61 @@ struct ws_server *ws_server_new(const struct ws_config *cfg)
         ws_server_free(srv);
         return NULL;
     }
+    srv->nworkers = threads;
+    if (threads > 1 && server_add_workers(srv, cfg) != 0) {
+        ws_server_free(srv);
+        return NULL;
+    }
     return srv;
+}
+
+/* Handlers are set on the server; every worker needs its copy. */
+static void server_copy_handlers(struct ws_server *srv)
+{
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        struct wsc__endpoint *ep = server_worker(srv, i);
+        ep->on_open = srv->ep.on_open;   ep->open_arg = srv->ep.open_arg;
+        ep->on_data = srv->ep.on_data;   ep->data_arg = srv->ep.data_arg;
+        ep->on_ping = srv->ep.on_ping;   ep->ping_arg = srv->ep.ping_arg;
+        ep->on_pong = srv->ep.on_pong;   ep->pong_arg = srv->ep.pong_arg;
+        ep->on_close = srv->ep.on_close; ep->close_arg = srv->ep.close_arg;
+        ep->on_drain = srv->ep.on_drain; ep->drain_arg = srv->ep.drain_arg;
+    }
+}
+
+int wsc__server_fan_out(struct ws_server *srv, const char *topic, int op, const void *data,
+                        size_t len)
+{
+    size_t tlen = topic != NULL ? strlen(topic) + 1 : 0;
+    int skipped = 0;
+
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct wsc__endpoint *ep = server_worker(srv, i);
+        struct wsc__xmsg *m;
+        if (wsc__loop_is_owner(&ep->loop)) {
+            int rc = wsc__deliver_now(ep, topic != NULL ? wsc__topic_find(ep, topic) : NULL,
+                                      topic != NULL, op, data, len);
+            if (rc < 0)
+                return rc;
+            skipped += rc;
+            continue;
+        }
+        m = malloc(sizeof(*m) + tlen + len);
+        if (m == NULL)
+            return WS_ENOMEM;
+        m->kind = topic != NULL ? WSC__X_PUBLISH : WSC__X_BROADCAST;
+        m->opcode = (uint8_t)op;
+        m->code = topic != NULL ? (int)tlen - 1 : 0;
+        m->conn = NULL;
+        m->ep = ep;
+        m->len = len;
+        if (tlen > 0)
+            memcpy(m->data, topic, tlen);
+        if (len > 0)
+            memcpy(m->data + tlen, data, len);
+        wsc__loop_post(&ep->loop, m);
+    }
+    return skipped;
 }
 
 int ws_server_run(struct ws_server *srv)
@@ -250,7 +397,18 @@ int ws_server_run(struct ws_server *srv)
             return WS_EEVENT;
         }
     }
+    server_copy_handlers(srv);
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        struct wsc__worker *w = &srv->workers[i - 1];
+        w->started = pthread_create(&w->thread, NULL, worker_main, w) == 0;
+        if (!w->started)
+            atomic_store(&w->ep.stopping, 1); /* takes no sockets then */
+    }
     event_base_dispatch(srv->ep.loop.base);
+    /* Worker 0 is drained; the others drain within the same bounds. */
+    for (unsigned i = 1; i < srv->nworkers; i++)
+        if (srv->workers[i - 1].started)
+            pthread_join(srv->workers[i - 1].thread, NULL);
     server_remove_signals(srv);
     srv->running = false;
     return 0;
@@ -264,6 +422,8 @@ int ws_server_stop(struct ws_server *srv)
         return WS_EINVAL;
     if (!atomic_compare_exchange_strong(&srv->ep.stopping, &expected, 1))
         return WS_ESTATE;
+    for (unsigned i = 1; i < srv->nworkers; i++)
+        atomic_store(&srv->workers[i - 1].ep.stopping, 1);
     /* No timeout on this event, so the activation cannot be lost. */
     event_active(srv->stop_ev, EV_READ, 0);
     return 0;
@@ -282,10 +442,13 @@ void ws_server_free(struct ws_server *srv)
         event_free(srv->stop_ev);
     if (srv->resume_ev != NULL)
         event_free(srv->resume_ev);
-    if (srv->bcast_fctx != NULL)
-        wslay_frame_context_free(srv->bcast_fctx);
     wsc__endpoint_destroy(&srv->ep);
-    wsc__topics_free(srv);
+    for (unsigned i = 1; i < srv->nworkers && srv->workers != NULL; i++) {
+        struct event_base *wbase = srv->workers[i - 1].ep.loop.base;
+        wsc__endpoint_destroy(&srv->workers[i - 1].ep);
+        event_base_free(wbase);
+    }
+    free(srv->workers);
     if (srv->own_base)
         event_base_free(base);
     free(srv);
@@ -298,7 +461,14 @@ struct event_base *ws_server_event_base(struct ws_server *srv)
 
 size_t ws_server_connection_count(const struct ws_server *srv)
 {
-    return srv != NULL ? srv->ep.num_open : 0;
+    size_t n = 0;
+
+    if (srv == NULL)
+        return 0;
+    n = atomic_load(&srv->ep.num_open);
+    for (unsigned i = 1; i < srv->nworkers; i++)
+        n += atomic_load(&srv->workers[i - 1].ep.num_open);
+    return n;
 }
 
 #define WSC_HANDLER_SETTER(event, type)                                      \

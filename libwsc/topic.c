@@ -39,9 +39,9 @@ static uint64_t topic_hash(const char *s, size_t len)
     return h;
 }
 
-static struct wsc__topic **topic_slot(struct ws_server *srv, const char *name, size_t len)
+static struct wsc__topic **topic_slot(struct wsc__endpoint *ep, const char *name, size_t len)
 {
-    struct wsc__topic **slot = &srv->topics[topic_hash(name, len) & (srv->topic_buckets - 1)];
+    struct wsc__topic **slot = &ep->topics[topic_hash(name, len) & (ep->topic_buckets - 1)];
 
     while (*slot != NULL &&
            ((*slot)->name_len != len || memcmp((*slot)->name, name, len) != 0))
@@ -50,15 +50,15 @@ static struct wsc__topic **topic_slot(struct ws_server *srv, const char *name, s
 }
 
 /* Double the table when it gets as many topics as buckets. */
-static int topics_grow(struct ws_server *srv)
+static int topics_grow(struct wsc__endpoint *ep)
 {
-    size_t n = srv->topic_buckets ? srv->topic_buckets * 2 : 64;
+    size_t n = ep->topic_buckets ? ep->topic_buckets * 2 : 64;
     struct wsc__topic **t = calloc(n, sizeof(*t));
 
     if (t == NULL)
         return WS_ENOMEM;
-    for (size_t i = 0; i < srv->topic_buckets; i++) {
-        struct wsc__topic *tp = srv->topics[i];
+    for (size_t i = 0; i < ep->topic_buckets; i++) {
+        struct wsc__topic *tp = ep->topics[i];
         while (tp != NULL) {
             struct wsc__topic *next = tp->next;
             size_t b = topic_hash(tp->name, tp->name_len) & (n - 1);
@@ -67,17 +67,17 @@ static int topics_grow(struct ws_server *srv)
             tp = next;
         }
     }
-    free(srv->topics);
-    srv->topics = t;
-    srv->topic_buckets = n;
+    free(ep->topics);
+    ep->topics = t;
+    ep->topic_buckets = n;
     return 0;
 }
 
-struct wsc__topic *wsc__topic_find(struct ws_server *srv, const char *name)
+struct wsc__topic *wsc__topic_find(struct wsc__endpoint *ep, const char *name)
 {
-    if (srv->topic_buckets == 0)
+    if (ep->topic_buckets == 0)
         return NULL;
-    return *topic_slot(srv, name, strlen(name));
+    return *topic_slot(ep, name, strlen(name));
 }
 
 struct ws_conn *wsc__topic_first(const struct wsc__topic *t, struct wsc__sub **cursor)
@@ -96,7 +96,7 @@ struct ws_conn *wsc__topic_next(struct wsc__sub **cursor)
     return s->conn;
 }
 
-static void sub_unlink(struct ws_server *srv, struct wsc__sub *s)
+static void sub_unlink(struct wsc__endpoint *ep, struct wsc__sub *s)
 {
     struct wsc__topic *t = s->topic;
 
@@ -108,26 +108,24 @@ static void sub_unlink(struct ws_server *srv, struct wsc__sub *s)
         s->tnext->tprev = s->tprev;
     free(s);
     if (t->subs == NULL) { /* the last subscriber takes the topic along */
-        *topic_slot(srv, t->name, t->name_len) = t->next;
-        srv->num_topics--;
+        *topic_slot(ep, t->name, t->name_len) = t->next;
+        ep->num_topics--;
         free(t);
     }
 }
 
 void wsc__topic_drop_conn(struct ws_conn *c)
 {
-    struct ws_server *srv = wsc__server_of(c->ep);
-
     while (c->subs != NULL) {
         struct wsc__sub *s = c->subs;
         c->subs = s->cnext;
-        sub_unlink(srv, s);
+        sub_unlink(c->ep, s);
     }
 }
 
 int ws_conn_subscribe(struct ws_conn *conn, const char *topic)
 {
-    struct ws_server *srv;
+    struct wsc__endpoint *ep;
     struct wsc__topic **slot, *t;
     struct wsc__sub *s;
     size_t len;
@@ -137,16 +135,16 @@ int ws_conn_subscribe(struct ws_conn *conn, const char *topic)
         return WS_EINVAL;
     if (atomic_load(&conn->state) != WSC__CONN_OPEN)
         return WS_ECLOSED;
-    srv = wsc__server_of(conn->ep);
+    ep = conn->ep;
     for (s = conn->subs; s != NULL; s = s->cnext)
         if (s->topic->name_len == len && memcmp(s->topic->name, topic, len) == 0)
             return 0; /* already subscribed */
-    if (srv->num_topics >= srv->topic_buckets && topics_grow(srv) != 0)
+    if (ep->num_topics >= ep->topic_buckets && topics_grow(ep) != 0)
         return WS_ENOMEM;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return WS_ENOMEM;
-    slot = topic_slot(srv, topic, len);
+    slot = topic_slot(ep, topic, len);
     t = *slot;
     if (t == NULL) {
         t = calloc(1, sizeof(*t) + len + 1);
@@ -157,7 +155,7 @@ int ws_conn_subscribe(struct ws_conn *conn, const char *topic)
         memcpy(t->name, topic, len);
         t->name_len = len;
         *slot = t;
-        srv->num_topics++;
+        ep->num_topics++;
     }
     s->conn = conn;
     s->topic = t;
@@ -182,7 +180,7 @@ int ws_conn_unsubscribe(struct ws_conn *conn, const char *topic)
         struct wsc__sub *s = *p;
         if (s->topic->name_len == len && memcmp(s->topic->name, topic, len) == 0) {
             *p = s->cnext;
-            sub_unlink(wsc__server_of(conn->ep), s);
+            sub_unlink(conn->ep, s);
             return 0;
         }
     }
@@ -192,7 +190,6 @@ int ws_conn_unsubscribe(struct ws_conn *conn, const char *topic)
 int ws_server_publish(struct ws_server *srv, const char *topic, enum ws_opcode op,
                       const void *data, size_t len)
 {
-    struct wsc__xmsg *m;
     size_t tlen;
 
     if (srv == NULL || topic == NULL || (op != WS_OP_TEXT && op != WS_OP_BINARY) ||
@@ -201,29 +198,13 @@ int ws_server_publish(struct ws_server *srv, const char *topic, enum ws_opcode o
         return WS_EINVAL;
     if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
         return WS_EUTF8;
-    if (wsc__loop_is_owner(&srv->ep.loop))
-        return wsc__deliver_now(srv, wsc__topic_find(srv, topic), true, op, data, len);
-    /* The topic travels in front of the payload: "name\0payload". */
-    m = malloc(sizeof(*m) + tlen + 1 + len);
-    if (m == NULL)
-        return WS_ENOMEM;
-    m->kind = WSC__X_PUBLISH;
-    m->opcode = (uint8_t)op;
-    m->code = (int)tlen;
-    m->conn = NULL;
-    m->srv = srv;
-    m->len = len;
-    memcpy(m->data, topic, tlen + 1);
-    if (len > 0)
-        memcpy(m->data + tlen + 1, data, len);
-    wsc__loop_post(&srv->ep.loop, m);
-    return 0;
+    return wsc__server_fan_out(srv, topic, op, data, len);
 }
 
-void wsc__topics_free(struct ws_server *srv)
+void wsc__topics_free(struct wsc__endpoint *ep)
 {
     /* Connections are gone by now, and their subscriptions with them. */
-    free(srv->topics);
-    srv->topics = NULL;
-    srv->topic_buckets = 0;
+    free(ep->topics);
+    ep->topics = NULL;
+    ep->topic_buckets = 0;
 }

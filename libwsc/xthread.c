@@ -18,17 +18,31 @@ static void loop_deliver(struct wsc__xmsg *m)
 {
     struct ws_conn *c = m->conn;
 
-    if (m->kind == WSC__X_BROADCAST) {
-        wsc__deliver_now(m->srv, NULL, false, m->opcode, m->data, m->len);
+    switch (m->kind) {
+    case WSC__X_BROADCAST:
+        wsc__deliver_now(m->ep, NULL, false, m->opcode, m->data, m->len);
         free(m);
         return;
-    }
-    if (m->kind == WSC__X_PUBLISH) { /* data: "topic\0payload", code: topic length */
+    case WSC__X_PUBLISH: { /* data: "topic\0payload", code: topic length */
         const char *topic = (const char *)m->data;
-        wsc__deliver_now(m->srv, wsc__topic_find(m->srv, topic), true, m->opcode,
+        wsc__deliver_now(m->ep, wsc__topic_find(m->ep, topic), true, m->opcode,
                          m->data + m->code + 1, m->len);
         free(m);
         return;
+    }
+    case WSC__X_ADOPT:
+        if (atomic_load(&m->ep->stopping))
+            evutil_closesocket(m->code);
+        else /* on failure wsc__conn_new closes the socket itself */
+            wsc__conn_new(m->ep, m->code, (const struct sockaddr *)(void *)m->data);
+        free(m);
+        return;
+    case WSC__X_STOP:
+        wsc__worker_stop(m->ep);
+        free(m);
+        return;
+    default:
+        break;
     }
     switch (m->kind) {
     case WSC__X_SEND:
@@ -94,6 +108,8 @@ void wsc__loop_destroy(struct wsc__loop *loop)
     /* Messages nobody delivered still hold connection references. */
     while (m != NULL) {
         struct wsc__xmsg *next = m->next;
+        if (m->kind == WSC__X_ADOPT)
+            evutil_closesocket(m->code); /* a socket nobody took */
         ws_conn_unref(m->conn); /* NULL for broadcasts: ignored */
         free(m);
         m = next;

@@ -22,6 +22,7 @@ dist_man3_MANS = \
 	man/ws_client_stop.3 \
 	man/ws_config.3 \
 	man/ws_config_free.3 \
+	man/ws_config_set_threads.3 \
 	man/ws_config_new.3 \
 	man/ws_config_set_close_slow_consumers.3 \
 	man/ws_config_set_close_timeout.3 \

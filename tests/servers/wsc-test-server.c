@@ -48,6 +48,7 @@ struct app {
     struct flood *floods;     /* "flood:<size>" connections */
     int send_broadcast;       /* senders use ws_server_broadcast */
     const char *send_topic;   /* senders publish here; connections subscribe */
+    unsigned threads;         /* --threads: print which loop runs callbacks */
 
     /* --send-threads mode */
     unsigned send_threads;
@@ -71,6 +72,8 @@ struct flood {
 };
 
 static struct app app;
+/* With --threads, open callbacks run on several loops at once. */
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *cause_name(enum ws_close_cause cause)
 {
@@ -236,13 +239,17 @@ static void on_open(struct ws_conn *conn, void *arg)
 {
     (void)arg;
     printf("OPEN %" PRIu64 " %s\n", ws_conn_id(conn), ws_conn_remote_addr(conn));
+    if (app.threads > 1)
+        printf("LOOP %" PRIu64 " %lu\n", ws_conn_id(conn), (unsigned long)pthread_self());
     if (app.send_topic != NULL && ws_conn_subscribe(conn, app.send_topic) != 0)
         printf("SUBSCRIBE ERROR\n");
+    pthread_mutex_lock(&app_lock);
     if (app.send_threads > 0 && app.nconns < app.send_conns) {
         app.conns[app.nconns++] = conn;
         if (app.nconns == app.send_conns)
             launch_senders();
     }
+    pthread_mutex_unlock(&app_lock);
 }
 
 /* "prefix<rest>": returns rest or NULL. */
@@ -340,6 +347,8 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         printf("CMD ping %" PRIu64 " rc=%d\n", ws_conn_id(conn), rc);
         return;
     }
+    if (app.threads > 1) /* callbacks of one connection stay on its loop */
+        printf("DATALOOP %" PRIu64 " %lu\n", ws_conn_id(conn), (unsigned long)pthread_self());
     rc = ws_conn_send(conn, op, data, len);
     if (rc != 0)
         printf("SEND ERROR %d\n", rc);
@@ -460,7 +469,7 @@ enum {
     OPT_MAX_CONNECTIONS, OPT_HTTP, OPT_SEND_THREADS, OPT_SEND_CONNS,
     OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP,
     OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
-    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC
+    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC, OPT_THREADS
 };
 
 int main(int argc, char **argv)
@@ -490,6 +499,7 @@ int main(int argc, char **argv)
         { "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
         { "close-slow", no_argument, NULL, OPT_CLOSE_SLOW },
         { "send-topic", required_argument, NULL, OPT_SEND_TOPIC },
+        { "threads", required_argument, NULL, OPT_THREADS },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0";
@@ -575,6 +585,10 @@ int main(int argc, char **argv)
         case OPT_MAX_BUFFERED:
             check_set("max-buffered", ws_config_set_max_buffered(
                           cfg, (size_t)parse_number("max-buffered", optarg, SIZE_MAX)));
+            break;
+        case OPT_THREADS:
+            app.threads = (unsigned)parse_number("threads", optarg, 256);
+            check_set("threads", ws_config_set_threads(cfg, app.threads));
             break;
         case OPT_SEND_TOPIC:
             app.send_topic = optarg;
