@@ -2,7 +2,7 @@
  * echo - the smallest useful libwsc server: every text or binary message
  * goes back to its sender unchanged, with the same opcode.
  *
- *   examples/echo/echo [--max-message BYTES] [--no-deflate]
+ *   examples/echo/echo [--max-message BYTES] [--max-connections N] [--no-deflate]
  *                      [--deflate-context-takeover] [HOST:PORT]
  *
  * Stop it with Ctrl-C: ws_server_run() catches SIGINT/SIGTERM, closes every
@@ -28,6 +28,7 @@ _Noreturn static void usage(FILE *out, int status)
             "Echo every WebSocket message back to its sender.\n"
             "  HOST:PORT            where to listen (default %s)\n"
             "  --max-message BYTES  largest message accepted (default 1 MiB)\n"
+            "  --max-connections N  open connections allowed, 0 = no limit (default 10000)\n"
             "  --no-deflate         decline permessage-deflate\n"
             "  --deflate-context-takeover\n"
             "                       keep compression context between messages\n"
@@ -106,11 +107,12 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"max-message", required_argument, NULL, 'm'},
         {"no-deflate", no_argument, NULL, 'D'},
+        {"max-connections", required_argument, NULL, 'C'},
         {"deflate-context-takeover", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *max_message = NULL;
+    const char *max_message = NULL, *max_connections = NULL;
     struct ws_config *cfg;
     int opt, rc = 0, deflate = 1, takeover = 0;
 
@@ -120,6 +122,8 @@ int main(int argc, char **argv)
             max_message = optarg;
         else if (opt == 'D')
             deflate = 0;
+        else if (opt == 'C')
+            max_connections = optarg;
         else if (opt == 'T')
             takeover = 1;
         else
@@ -136,6 +140,8 @@ int main(int argc, char **argv)
     }
     ws_config_set_deflate(cfg, deflate);
     ws_config_set_deflate_no_context_takeover(cfg, !takeover);
+    if (max_connections != NULL) /* "0" is a valid value here: no limit */
+        ws_config_set_max_connections(cfg, (unsigned)strtoul(max_connections, NULL, 10));
     if (max_message != NULL)
         rc = ws_config_set_max_message_size(cfg, parse_size(max_message));
     if (rc < 0)
