@@ -329,7 +329,6 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     atomic_init(&c->state, WSC__CONN_HTTP);
     c->id = wsc__next_conn_id();
     c->ep = ep;
-    c->loop = loop;
     format_remote(c->remote, sizeof(c->remote), sa);
     c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(loop->base, conn_on_timer, c);
@@ -504,7 +503,7 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
 static int conn_over_cap(struct ws_conn *c)
 {
     if (c->ep->cfg.close_slow_consumers) {
-        if (wsc__loop_is_owner(c->loop)) {
+        if (wsc__loop_is_owner(&c->ep->loop)) {
             wsc__conn_close_slow(c);
         } else {
             struct wsc__xmsg *m = malloc(sizeof(*m));
@@ -514,7 +513,7 @@ static int conn_over_cap(struct ws_conn *c)
                 m->len = 0;
                 ws_conn_ref(c);
                 m->conn = c;
-                wsc__loop_post(c->loop, m);
+                wsc__loop_post(&c->ep->loop, m);
             }
         }
         return WS_ECLOSED;
@@ -530,7 +529,7 @@ int wsc__conn_admit(struct ws_conn *c, size_t len)
 
     if (len > cap)
         return WS_ETOOBIG;
-    queued += wsc__loop_is_owner(c->loop)
+    queued += wsc__loop_is_owner(&c->ep->loop)
                   ? evbuffer_get_length(bufferevent_get_output(c->bev))
                   : atomic_load_explicit(&c->outbuf, memory_order_relaxed);
     return queued + len > cap ? conn_over_cap(c) : 0;
@@ -604,7 +603,7 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
         return WS_ECLOSED;
     if (kind == WSC__X_SEND && (rc = wsc__conn_admit(c, len)) != 0)
         return rc;
-    if (wsc__loop_is_owner(c->loop)) {
+    if (wsc__loop_is_owner(&c->ep->loop)) {
         if (kind == WSC__X_CLOSE)
             return wsc__conn_close_now(c, code, data, len);
         return wsc__conn_send_now(c, opcode, data, len);
@@ -624,7 +623,7 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
     /* Admitted now, so the loop queues it whatever the buffer holds then. */
     if (kind == WSC__X_SEND)
         atomic_fetch_add_explicit(&c->xqueued, len, memory_order_relaxed);
-    wsc__loop_post(c->loop, m);
+    wsc__loop_post(&c->ep->loop, m);
     return 0;
 }
 
@@ -670,7 +669,7 @@ size_t ws_conn_buffered_amount(const struct ws_conn *conn)
     if (conn == NULL)
         return 0;
     n = atomic_load_explicit(&conn->xqueued, memory_order_relaxed);
-    if (wsc__loop_is_owner(conn->loop) && conn->bev != NULL)
+    if (wsc__loop_is_owner(&conn->ep->loop) && conn->bev != NULL)
         return n + evbuffer_get_length(bufferevent_get_output(conn->bev));
     return n + atomic_load_explicit(&conn->outbuf, memory_order_relaxed);
 }

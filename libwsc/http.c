@@ -164,6 +164,30 @@ static bool parse_header_line(const char *p, const char *eol,
     return true;
 }
 
+/* Header lines from p up to the empty line that ends the head at end.
+ * Returns head_len, or a negative WSC__HTTP_* code. */
+static int parse_headers(const char *p, const char *end, struct wsc__http_request *req,
+                         size_t max_headers, size_t head_len)
+{
+    const char *eol;
+
+    for (;;) {
+        const char *line = p;
+        p = split_line(line, end, &eol);
+        if (p == NULL)
+            return WSC__HTTP_BAD;
+        if (eol == line)
+            return (int)head_len; /* the empty line */
+        if (*line == ' ' || *line == '\t')
+            return WSC__HTTP_BAD; /* obs-fold (RFC 9112 5.2) */
+        if (req->num_headers == max_headers)
+            return WSC__HTTP_TOO_MANY_HEADERS;
+        if (!parse_header_line(line, eol, &req->headers[req->num_headers]))
+            return WSC__HTTP_BAD;
+        req->num_headers++;
+    }
+}
+
 int wsc__http_parse_request(const char *buf, size_t len, size_t last_len,
                             struct wsc__http_request *req, size_t max_headers)
 {
@@ -180,22 +204,7 @@ int wsc__http_parse_request(const char *buf, size_t len, size_t last_len,
     if (p == NULL || !parse_request_line(buf, eol, req))
         return WSC__HTTP_BAD;
 
-    for (;;) {
-        const char *line = p;
-        p = split_line(line, end, &eol);
-        if (p == NULL)
-            return WSC__HTTP_BAD;
-        if (eol == line)
-            break; /* the empty line */
-        if (*line == ' ' || *line == '\t')
-            return WSC__HTTP_BAD; /* obs-fold (RFC 9112 5.2) */
-        if (req->num_headers == max_headers)
-            return WSC__HTTP_TOO_MANY_HEADERS;
-        if (!parse_header_line(line, eol, &req->headers[req->num_headers]))
-            return WSC__HTTP_BAD;
-        req->num_headers++;
-    }
-    return (int)head_len;
+    return parse_headers(p, end, req, max_headers, head_len);
 }
 
 static bool name_equals(const char *a, size_t alen, const char *b)
@@ -367,20 +376,5 @@ int wsc__http_parse_response(const char *buf, size_t len, size_t last_len,
     p = split_line(p, end, &eol);
     if (p == NULL || !parse_status_line(buf, eol, resp))
         return WSC__HTTP_BAD;
-    for (;;) {
-        const char *line = p;
-        p = split_line(line, end, &eol);
-        if (p == NULL)
-            return WSC__HTTP_BAD;
-        if (eol == line)
-            break;
-        if (*line == ' ' || *line == '\t')
-            return WSC__HTTP_BAD;
-        if (h->num_headers == max_headers)
-            return WSC__HTTP_TOO_MANY_HEADERS;
-        if (!parse_header_line(line, eol, &h->headers[h->num_headers]))
-            return WSC__HTTP_BAD;
-        h->num_headers++;
-    }
-    return (int)head_len;
+    return parse_headers(p, end, h, max_headers, head_len);
 }

@@ -217,8 +217,7 @@ struct ws_conn {
     _Atomic int refs;
     _Atomic int state;            /* enum wsc__conn_state */
     uint64_t id;
-    struct wsc__endpoint *ep;
-    struct wsc__loop *loop;
+    struct wsc__endpoint *ep;     /* its loop is ep->loop */
     struct bufferevent *bev;
     struct event *timer;          /* handshake / heartbeat / close timeout */
     wslay_frame_context_ptr rx_fctx; /* only while received bytes are in flight */
