@@ -2,89 +2,39 @@
  * broadcast.c - one message to every open connection, framed once.
  *
  * Server frames are unmasked, so the same bytes suit every client: the frame
- * is encoded once into a template buffer (compressed once too, for every
- * connection on the shared no-context-takeover compressor) and then queued
- * on each connection. Large frames are queued as references to the
- * template's refcounted chains; small ones are copied, because a reference
- * is itself an allocated chain and costs more than copying a few bytes into
- * space the output buffer already has.
+ * is encoded once into a refcounted buffer (compressed once too, for every
+ * connection on the shared no-context-takeover compressor) and written to
+ * each connection straight from there. Only what a socket does not take at
+ * once is queued, by reference (io.c).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-
 #include "internal.h"
 
-/* Frames at least this long are shared by reference instead of copied. */
-#define WSC__BCAST_REFERENCE_MIN 1024
-
 struct bcast_frame {
-    struct evbuffer *buf;         /* NULL until first needed */
-    const uint8_t *flat;          /* contiguous view for small frames */
-    size_t len;
+    struct wsc__shared *s;        /* NULL until first needed */
 };
 
-static ssize_t bcast_send(const uint8_t *data, size_t len, int flags, void *arg)
+/* Encode one frame into f. */
+static int bcast_encode(struct bcast_frame *f, bool rsv1, int op, const void *data,
+                        size_t len)
 {
-    struct wsc__endpoint *ep = arg;
+    uint8_t hdr[WSC__FRAME_HEADER_MAX];
+    size_t hlen = wsc__frame_header(hdr, rsv1, op, len, NULL);
 
-    (void)flags;
-    return evbuffer_add(ep->bcast_dst, data, len) == 0 ? (ssize_t)len : -1;
-}
-
-static ssize_t bcast_recv(uint8_t *buf, size_t len, int flags, void *arg)
-{
-    (void)buf;
-    (void)len;
-    (void)flags;
-    (void)arg;
-    return -1; /* the template context only writes */
-}
-
-static int bcast_genmask(uint8_t *buf, size_t len, void *arg)
-{
-    (void)arg;
-    memset(buf, 0, len);
+    f->s = wsc__shared_new(hlen + len);
+    if (f->s == NULL)
+        return WS_ENOMEM;
+    memcpy(f->s->data, hdr, hlen);
+    if (len > 0)
+        memcpy(f->s->data + hlen, data, len);
     return 0;
-}
-
-/* Encode one frame into f->buf with the server's template context. */
-static int bcast_encode(struct wsc__endpoint *ep, struct bcast_frame *f, bool rsv1, int op,
-                        const void *data, size_t len)
-{
-    static const struct wslay_frame_callbacks callbacks = {
-        bcast_send, bcast_recv, bcast_genmask
-    };
-    int rc;
-
-    if (ep->bcast_fctx == NULL &&
-        wslay_frame_context_init(&ep->bcast_fctx, &callbacks, ep) != 0)
-        return WS_ENOMEM;
-    f->buf = evbuffer_new();
-    if (f->buf == NULL)
-        return WS_ENOMEM;
-    ep->bcast_dst = f->buf;
-    rc = wsc__frame_write(ep->bcast_fctx, false, rsv1, op, true, data, len);
-    ep->bcast_dst = NULL;
-    if (rc != 0)
-        return rc;
-    f->len = evbuffer_get_length(f->buf);
-    if (f->len < WSC__BCAST_REFERENCE_MIN)
-        f->flat = evbuffer_pullup(f->buf, -1);
-    return f->flat != NULL || f->len >= WSC__BCAST_REFERENCE_MIN ? 0 : WS_ENOMEM;
 }
 
 static void bcast_queue(struct ws_conn *c, const struct bcast_frame *f)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-
-    if (f->len < WSC__BCAST_REFERENCE_MIN)
-        evbuffer_add(out, f->flat, f->len);
-    else
-        evbuffer_add_buffer_reference(out, f->buf);
-    atomic_store_explicit(&c->outbuf, evbuffer_get_length(out), memory_order_relaxed);
+    wsc__io_send_shared(c, f->s);
 }
 
 /* Compress once for every connection on the shared compressor. Sets
@@ -105,7 +55,7 @@ static int bcast_compress(struct wsc__endpoint *ep, struct bcast_frame *f, int o
     if (rc != 0)
         return rc;
     *use_plain = out_len >= len;
-    return *use_plain ? 0 : bcast_encode(ep, f, true, op, ep->zbuf, out_len);
+    return *use_plain ? 0 : bcast_encode(f, true, op, ep->zbuf, out_len);
 }
 
 /* Does this connection share the server's compressed frame? */
@@ -172,22 +122,20 @@ int wsc__deliver_now(struct wsc__endpoint *ep, const struct wsc__topic *topic,
             continue;
         }
         if (uses_shared_compression(c, len) && !packed_is_plain) {
-            if (packed.buf == NULL)
+            if (packed.s == NULL)
                 rc = bcast_compress(ep, &packed, op, data, len, &packed_is_plain);
             if (rc == 0 && !packed_is_plain) {
                 bcast_queue(c, &packed);
                 continue;
             }
         }
-        if (rc == 0 && plain.buf == NULL)
-            rc = bcast_encode(ep, &plain, false, op, data, len);
+        if (rc == 0 && plain.s == NULL)
+            rc = bcast_encode(&plain, false, op, data, len);
         if (rc == 0)
             bcast_queue(c, &plain);
     }
-    if (plain.buf != NULL)
-        evbuffer_free(plain.buf); /* referencing buffers keep their chains */
-    if (packed.buf != NULL)
-        evbuffer_free(packed.buf);
+    wsc__shared_unref(plain.s); /* backlogs that reference it keep it */
+    wsc__shared_unref(packed.s);
     if (ep->zbuf_cap > WSC__ZBUF_KEEP) {
         free(ep->zbuf);
         ep->zbuf = NULL;

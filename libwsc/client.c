@@ -13,7 +13,6 @@
 #include <signal.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -27,6 +26,7 @@ struct ws_client {
     bool own_base, running, started, gave_up;
     struct event *stop_ev, *retry_ev, *sig_int, *sig_term;
     struct evdns_base *dns;
+    struct evdns_getaddrinfo_request *lookup; /* a name being resolved */
 
     char *host;                   /* for resolution: no brackets */
     char *host_header;            /* as the Host header wants it */
@@ -131,9 +131,13 @@ static int client_send_request(struct ws_client *cl, struct ws_conn *c)
 {
     unsigned char raw[16];
     char key[25];
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out;
+    int rc;
 
     if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return WS_ENOMEM;
+    out = evbuffer_new();
+    if (out == NULL)
         return WS_ENOMEM;
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
     if (wsc__handshake_accept(key, 24, cl->accept) != 0)
@@ -156,7 +160,9 @@ static int client_send_request(struct ws_client *cl, struct ws_conn *c)
                                 : "");
     evbuffer_add_buffer_reference(out, cl->extra_headers);
     evbuffer_add(out, "\r\n", 2);
-    return 0;
+    rc = wsc__io_send_buffer(c, out);
+    evbuffer_free(out);
+    return rc;
 }
 
 void wsc__client_connected(struct ws_conn *c)
@@ -215,36 +221,30 @@ static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
     return true;
 }
 
-void wsc__client_http_readable(struct ws_conn *c)
+size_t wsc__client_http_input(struct ws_conn *c, uint8_t *in, size_t avail)
 {
     struct ws_client *cl = client_of(c->ep);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t avail = evbuffer_get_length(in);
     size_t scan = avail < cl->ep.cfg.max_head_size ? avail : cl->ep.cfg.max_head_size;
     struct wsc__http_response resp = { .head.headers = cl->ep.hdr_scratch };
-    const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)scan);
-    int head_len = wsc__http_parse_response(buf, scan, c->http_scanned, &resp,
+    int head_len = wsc__http_parse_response((const char *)in, scan, c->http_scanned, &resp,
                                             cl->ep.cfg.max_headers);
 
     if (head_len == WSC__HTTP_INCOMPLETE && avail < cl->ep.cfg.max_head_size) {
         c->http_scanned = scan;
-        return;
+        return 0;
     }
     if (head_len < 0 || !client_response_ok(cl, c, &resp)) {
         c->fail_error = WS_EHANDSHAKE;
         wsc__conn_flush_and_close(c);
-        return;
+        return avail;
     }
-    evbuffer_drain(in, (size_t)head_len);
-    ws_conn_ref(c);
     cl->attempt = 0; /* a success restarts the backoff */
     if (wsc__conn_open(c) != 0) {
         c->fail_error = WS_ENOMEM;
         wsc__conn_flush_and_close(c);
-    } else if (evbuffer_get_length(in) > 0) {
-        wsc__conn_ws_readable(c); /* frames sent right behind the 101 */
+        return avail;
     }
-    ws_conn_unref(c);
+    return (size_t)head_len; /* frames right behind the 101 are read next */
 }
 
 /* ---- attempts and reconnecting ------------------------------------------- */
@@ -288,10 +288,39 @@ static struct evdns_base *client_resolver(struct ws_client *cl)
     return cl->dns;
 }
 
+/* Connect to the first address; failures end the attempt like a refused
+ * connection would (release, then reconnect or give up). */
+static void client_connect_to(struct ws_client *cl, struct ws_conn *c,
+                              const struct evutil_addrinfo *ai, int error)
+{
+    if (ai == NULL || wsc__io_connect(c, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+        c->fail_error = ai == NULL ? error : WS_ECONNECT;
+        wsc__conn_abort(c);
+    }
+    (void)cl;
+}
+
+static void client_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct ws_client *cl = arg;
+    struct ws_conn *c = cl->conn;
+
+    if (result != EVUTIL_EAI_CANCEL) { /* cancelled: the attempt is gone */
+        cl->lookup = NULL;
+        if (c != NULL && c->fd < 0 && atomic_load(&c->state) == WSC__CONN_HTTP)
+            client_connect_to(cl, c, result == 0 ? res : NULL, WS_EDNS);
+    }
+    if (res != NULL)
+        evutil_freeaddrinfo(res);
+}
+
 static int client_start_attempt(struct ws_client *cl)
 {
+    struct evutil_addrinfo hints, *res = NULL;
     struct evdns_base *dns = client_resolver(cl);
+    struct evdns_getaddrinfo_request *req;
     struct ws_conn *c;
+    char port[8];
 
     if (dns == NULL && !client_host_is_numeric(cl))
         return WS_ENOMEM;
@@ -299,16 +328,25 @@ static int client_start_attempt(struct ws_client *cl)
     if (c == NULL)
         return WS_ENOMEM;
     cl->conn = c;
-    /* A lookup that fails synchronously may already have run our event
-     * callback and released c: hold it until we have looked. */
-    ws_conn_ref(c);
-    if (bufferevent_socket_connect_hostname(c->bev, dns, AF_UNSPEC, cl->host,
-                                            cl->port) != 0 &&
-        atomic_load(&c->state) != WSC__CONN_CLOSED) {
-        c->fail_error = WS_ECONNECT;
-        wsc__conn_abort(c);
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(port, sizeof(port), "%d", cl->port);
+    if (dns == NULL) { /* numeric: converted without blocking */
+        hints.ai_flags = EVUTIL_AI_NUMERICHOST;
+        client_connect_to(cl, c, evutil_getaddrinfo(cl->host, port, &hints, &res) == 0
+                                     ? res : NULL, WS_EDNS);
+        if (res != NULL)
+            evutil_freeaddrinfo(res);
+        return 0;
     }
-    ws_conn_unref(c);
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    /* A lookup that fails at once runs its callback before this returns
+     * (and returns NULL). */
+    req = evdns_getaddrinfo(dns, cl->host, port, &hints, client_on_resolved, cl);
+    if (req != NULL && cl->conn == c && c->fd < 0 && atomic_load(&c->state) == WSC__CONN_HTTP)
+        cl->lookup = req;
     return 0;
 }
 
@@ -344,8 +382,13 @@ static void client_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
     unsigned delay;
     struct timeval tv;
 
-    if (cl->conn == c)
+    if (cl->conn == c) {
         cl->conn = NULL;
+        if (cl->lookup != NULL) { /* released while its name resolved */
+            evdns_getaddrinfo_cancel(cl->lookup);
+            cl->lookup = NULL;
+        }
+    }
     if (atomic_load(&ep->stopping) || cl->min_delay_ms == 0 ||
         (cl->max_attempts > 0 && cl->attempt >= cl->max_attempts)) {
         client_finish(cl, error);
@@ -525,7 +568,11 @@ void ws_client_free(struct ws_client *cl)
     if (cl == NULL)
         return;
     base = cl->ep.loop.base;
+    if (cl->lookup != NULL)
+        evdns_getaddrinfo_cancel(cl->lookup);
+    cl->lookup = NULL;
     wsc__endpoint_destroy(&cl->ep); /* drops the connection, no callbacks */
+    cl->conn = NULL;
     if (cl->stop_ev != NULL)
         event_free(cl->stop_ev);
     if (cl->retry_ev != NULL)

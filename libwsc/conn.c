@@ -3,7 +3,7 @@
  * the public ws_conn_* calls (which may come from any thread).
  *
  * A connection belongs to one loop. Only that loop's thread touches its
- * bufferevent, timer and wslay context. The loop holds one reference from
+ * socket, timer and receive state. The loop holds one reference from
  * accept until release; messages queued by other threads and applications
  * (ws_conn_ref) hold more. Release frees every I/O resource at once; the
  * struct itself goes when the last reference does.
@@ -15,8 +15,6 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/tcp.h>
 #include <openssl/rand.h>
@@ -26,7 +24,7 @@
 void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms)
 {
     struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    evtimer_add(&c->timer, &tv);
 }
 
 static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
@@ -57,18 +55,14 @@ static void conn_release(struct ws_conn *c)
     if (atomic_load(&c->state) == WSC__CONN_CLOSED)
         return;
     atomic_store(&c->state, WSC__CONN_CLOSED);
-    if (c->timer != NULL)
-        event_free(c->timer);
-    c->timer = NULL;
-    if (c->bev != NULL)
-        bufferevent_free(c->bev); /* closes the socket */
-    c->bev = NULL;
-    if (c->rx_fctx != NULL)
-        wslay_frame_context_free(c->rx_fctx); /* may hold a partial frame */
-    c->rx_fctx = NULL;
+    event_del(&c->timer);
+    wsc__io_release(c); /* closes the socket */
     free(c->msg_buf);
     c->msg_buf = NULL;
     c->msg_len = c->msg_cap = 0;
+    free(c->close_reason);
+    c->close_reason = NULL;
+    c->close_reason_len = 0;
     wsc__inflater_free(c->inflater);
     wsc__deflater_free(c->deflater);
     c->inflater = c->deflater = NULL;
@@ -83,7 +77,8 @@ static void conn_release(struct ws_conn *c)
 static void conn_drop(struct ws_conn *c, enum ws_close_cause cause)
 {
     if (c->close_sent)
-        wsc__conn_notify_close(c, cause, c->close_code, c->close_reason,
+        wsc__conn_notify_close(c, cause, c->close_code,
+                               c->close_reason != NULL ? c->close_reason : "",
                                c->close_reason_len, false);
     else
         wsc__conn_notify_close(c, cause, WS_CLOSE_ABNORMAL, "", 0, false);
@@ -129,11 +124,7 @@ void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int co
 static void conn_start_linger(struct ws_conn *c)
 {
     c->lingering = true;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    wsc__io_shutdown_write(c);
     wsc__conn_arm_timer(c, WSC__LINGER_MS);
 }
 
@@ -144,14 +135,14 @@ void wsc__conn_flush_and_close(struct ws_conn *c)
     if (st == WSC__CONN_FLUSHING || st == WSC__CONN_CLOSED)
         return;
     atomic_store(&c->state, WSC__CONN_FLUSHING);
-    evtimer_del(c->timer);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0); /* now: tell us at empty */
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    event_del(&c->timer);
+    wsc__io_flush(c); /* replies gathered in the cork go first */
+    if (wsc__io_pending(c) == 0) {
         conn_start_linger(c);
         return;
     }
-    /* The write callback fires when the output drains (low watermark 0);
-     * bound the wait in case the peer never reads. */
+    /* wsc__conn_io_drained() lingers once the backlog is out; bound the
+     * wait in case the peer never reads. */
     wsc__conn_arm_timer(c, WSC__LINGER_MS);
 }
 
@@ -189,82 +180,72 @@ void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
     wsc__conn_flush_and_close(c);
 }
 
-/* ---- bufferevent callbacks ----------------------------------------------- */
+/* ---- socket events (io.c calls these) ------------------------------------- */
 
-static void conn_on_read(struct bufferevent *bev, void *arg)
+size_t wsc__conn_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
-    struct ws_conn *c = arg;
+    size_t used = 0;
 
-    switch (atomic_load(&c->state)) {
-    case WSC__CONN_HTTP:
-        if (c->ep->is_client)
-            wsc__client_http_readable(c);
+    while (used < len) {
+        int st = atomic_load(&c->state);
+        if (st == WSC__CONN_HTTP)
+            used += c->ep->is_client ? wsc__client_http_input(c, buf + used, len - used)
+                                     : wsc__conn_http_input(c, buf + used, len - used);
+        else if (st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING)
+            used += wsc__conn_ws_input(c, buf + used, len - used);
         else
-            wsc__conn_http_readable(c);
-        break;
-    case WSC__CONN_OPEN:
-    case WSC__CONN_CLOSING:
-        wsc__conn_ws_readable(c);
-        break;
-    default:
-        /* Flushing or lingering: the peer's bytes no longer matter. */
-        evbuffer_drain(bufferevent_get_input(bev),
-                       evbuffer_get_length(bufferevent_get_input(bev)));
-        break;
+            return len; /* flushing or lingering: the rest no longer matters */
+        if (atomic_load(&c->state) == st)
+            break; /* the parser wants more bytes */
     }
+    return used;
 }
 
-/* Output fell to the low watermark (half of max_buffered; 0 when
- * flushing): publish the new length, and tell a waiting sender. */
-static void conn_on_write(struct bufferevent *bev, void *arg)
+void wsc__conn_io_closed(struct ws_conn *c)
 {
-    struct ws_conn *c = arg;
+    if (atomic_load(&c->state) == WSC__CONN_HTTP && c->ep->is_client)
+        c->fail_error = c->connected ? WS_EHANDSHAKE : WS_ECONNECT;
+    conn_drop(c, WS_CAUSE_DISCONNECT);
+}
+
+/* Output fell to len bytes: linger when flushing is done, and tell a
+ * waiting sender once it is down to the low watermark (half the cap). */
+void wsc__conn_io_drained(struct ws_conn *c, size_t len)
+{
     struct wsc__endpoint *ep = c->ep;
     int st = atomic_load(&c->state);
 
     if (st == WSC__CONN_FLUSHING) {
-        if (!c->lingering)
+        if (len == 0 && !c->lingering)
             conn_start_linger(c);
         return;
     }
-    atomic_store_explicit(&c->outbuf, evbuffer_get_length(bufferevent_get_output(bev)),
-                          memory_order_relaxed);
-    if (st == WSC__CONN_OPEN && atomic_exchange(&c->want_drain, false) && ep->on_drain != NULL)
+    if (st == WSC__CONN_OPEN && len <= ep->cfg.max_buffered / 2 &&
+        atomic_load(&c->want_drain) && atomic_exchange(&c->want_drain, false) &&
+        ep->on_drain != NULL)
         ep->on_drain(c, ep->drain_arg);
 }
 
 /* A client's TCP connection is up: send the upgrade request. */
-static void conn_on_connected(struct ws_conn *c)
+void wsc__conn_io_connected(struct ws_conn *c, int err)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    int fd = bufferevent_getfd(c->bev), one = 1;
+    int one = 1;
 
+    if (err != 0) {
+        c->fail_error = WS_ECONNECT;
+        conn_drop(c, WS_CAUSE_DISCONNECT);
+        return;
+    }
     c->connected = true;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
         format_remote(c->remote, sizeof(c->remote), (struct sockaddr *)&ss);
-    evtimer_del(c->timer);
+    event_del(&c->timer);
     if (c->ep->cfg.handshake_timeout_ms > 0)
         wsc__conn_arm_timer(c, c->ep->cfg.handshake_timeout_ms);
     wsc__client_connected(c);
-}
-
-static void conn_on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct ws_conn *c = arg;
-
-    if (what & BEV_EVENT_CONNECTED) {
-        conn_on_connected(c);
-        return;
-    }
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        return;
-    if (atomic_load(&c->state) == WSC__CONN_HTTP && c->ep->is_client)
-        c->fail_error = c->connected ? WS_EHANDSHAKE
-                        : bufferevent_socket_get_dns_error(bev) != 0 ? WS_EDNS
-                        : WS_ECONNECT;
-    conn_drop(c, WS_CAUSE_DISCONNECT);
 }
 
 /* One timer per connection; what it means depends on the state. */
@@ -275,6 +256,10 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->write_failed) { /* the socket refused our output (io.c) */
+        wsc__conn_io_closed(c);
+        return;
+    }
     if (c->slow) {
         /* Its output backlog goes with it: waiting for it to drain is
          * exactly what a slow consumer cannot be granted. */
@@ -320,31 +305,25 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
 struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa)
 {
-    struct wsc__loop *loop = &ep->loop;
     struct ws_conn *c = calloc(1, sizeof(*c));
 
-    if (c == NULL)
+    if (c == NULL) {
+        if (fd >= 0)
+            evutil_closesocket(fd);
         return NULL;
+    }
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, WSC__CONN_HTTP);
     c->id = wsc__next_conn_id();
     c->ep = ep;
+    c->fd = -1;
     format_remote(c->remote, sizeof(c->remote), sa);
-    c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(loop->base, conn_on_timer, c);
-    if (c->bev == NULL || c->timer == NULL) {
-        if (c->bev != NULL)
-            bufferevent_free(c->bev);
-        else if (fd >= 0)
-            evutil_closesocket(fd);
-        if (c->timer != NULL)
-            event_free(c->timer);
+    evtimer_assign(&c->timer, ep->loop.base, conn_on_timer, c);
+    if (fd >= 0 && wsc__io_start(c, fd) != 0) {
+        evutil_closesocket(fd);
         free(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, ep->cfg.max_buffered / 2, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     wsc__endpoint_link(ep, c);
     /* A client first has to connect; a server's peer has to send its head. */
     if (ep->is_client ? ep->cfg.connect_timeout_ms > 0 : ep->cfg.handshake_timeout_ms > 0)
@@ -353,73 +332,32 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     return c;
 }
 
-static ssize_t conn_wslay_send(const uint8_t *data, size_t len, int flags, void *arg)
-{
-    struct wsc__endpoint *ep = arg;
-
-    (void)flags;
-    if (evbuffer_add(bufferevent_get_output(ep->tx_conn->bev), data, len) != 0)
-        return -1;
-    return (ssize_t)len;
-}
-
-static ssize_t conn_wslay_recv(uint8_t *buf, size_t len, int flags, void *arg)
-{
-    struct wsc__endpoint *ep = arg;
-    struct ws_conn *c = ep->rx_conn;
-    int n;
-
-    (void)flags;
-    n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
-    if (n <= 0)
-        return -1; /* wslay reports WANT_READ */
-    c->rx_given += (uint64_t)n;
-    return n;
-}
-
-static int conn_wslay_genmask(uint8_t *buf, size_t len, void *arg)
-{
-    (void)arg;
-    /* Only clients mask. RFC 6455 10.3: the key must be unpredictable. */
-    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
-}
-
-static const struct wslay_frame_callbacks conn_wslay_callbacks = {
-    conn_wslay_send, conn_wslay_recv, conn_wslay_genmask
-};
-
-wslay_frame_context_ptr wsc__rx_fctx_get(struct wsc__endpoint *ep)
-{
-    wslay_frame_context_ptr fctx = NULL;
-
-    if (ep->rx_cached > 0)
-        return ep->rx_cache[--ep->rx_cached];
-    if (wslay_frame_context_init(&fctx, &conn_wslay_callbacks, ep) != 0)
-        return NULL;
-    return fctx;
-}
-
-/* Only a context with nothing buffered, between frames, may be reused. */
-void wsc__rx_fctx_put(struct wsc__endpoint *ep, wslay_frame_context_ptr fctx)
-{
-    if (ep->rx_cached < sizeof(ep->rx_cache) / sizeof(ep->rx_cache[0]))
-        ep->rx_cache[ep->rx_cached++] = fctx;
-    else
-        wslay_frame_context_free(fctx);
-}
-
 int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
                           size_t len)
 {
-    struct wsc__endpoint *ep = c->ep;
+    uint8_t hdr[WSC__FRAME_HEADER_MAX], mask[4], small[256], *frame;
+    size_t hlen;
     int rc;
 
-    if (ep->tx_fctx == NULL &&
-        wslay_frame_context_init(&ep->tx_fctx, &conn_wslay_callbacks, ep) != 0)
+    if (!c->ep->is_client) { /* servers never mask: header and payload as they are */
+        hlen = wsc__frame_header(hdr, rsv1, opcode, len, NULL);
+        return wsc__io_send(c, hdr, hlen, data, len);
+    }
+    /* RFC 6455 10.3: a client's masking key must be unpredictable. */
+    if (RAND_bytes(mask, sizeof(mask)) != 1)
         return WS_ENOMEM;
-    ep->tx_conn = c;
-    rc = wsc__frame_write(ep->tx_fctx, ep->is_client, rsv1, opcode, true, data, len);
-    ep->tx_conn = NULL;
+    hlen = wsc__frame_header(hdr, rsv1, opcode, len, mask);
+    frame = hlen + len <= sizeof(small) ? small : malloc(hlen + len);
+    if (frame == NULL)
+        return WS_ENOMEM;
+    memcpy(frame, hdr, hlen);
+    if (len > 0) {
+        memcpy(frame + hlen, data, len);
+        wsc__mask(frame + hlen, len, mask, 0);
+    }
+    rc = wsc__io_send(c, frame, hlen + len, NULL, 0);
+    if (frame != small)
+        free(frame);
     return rc;
 }
 
@@ -430,7 +368,7 @@ int wsc__conn_open(struct ws_conn *c)
     atomic_store(&c->state, WSC__CONN_OPEN);
     c->opened = true;
     ep->num_open++;
-    evtimer_del(c->timer);
+    event_del(&c->timer);
     if (ep->cfg.ping_interval_ms > 0)
         wsc__conn_arm_timer(c, ep->cfg.ping_interval_ms);
     if (ep->on_open != NULL)
@@ -494,8 +432,6 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
         rc = conn_send_compressed(c, opcode, data, len);
     else
         rc = wsc__conn_write_frame(c, false, opcode, data, len);
-    atomic_store_explicit(&c->outbuf, evbuffer_get_length(bufferevent_get_output(c->bev)),
-                          memory_order_relaxed);
     return rc;
 }
 
@@ -530,7 +466,7 @@ int wsc__conn_admit(struct ws_conn *c, size_t len)
     if (len > cap)
         return WS_ETOOBIG;
     queued += wsc__loop_is_owner(&c->ep->loop)
-                  ? evbuffer_get_length(bufferevent_get_output(c->bev))
+                  ? wsc__io_pending(c)
                   : atomic_load_explicit(&c->outbuf, memory_order_relaxed);
     return queued + len > cap ? conn_over_cap(c) : 0;
 }
@@ -541,7 +477,7 @@ void wsc__conn_close_slow(struct ws_conn *c)
         return;
     c->slow = true;
     atomic_store(&c->state, WSC__CONN_CLOSING); /* no more sends */
-    evtimer_del(c->timer);
+    event_del(&c->timer);
     wsc__conn_arm_timer(c, 0);
 }
 
@@ -556,11 +492,13 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     wsc__conn_write_frame(c, false, WS_OP_CLOSE, payload, n);
     c->close_sent = true;
     c->close_code = code;
-    c->close_reason_len = len < sizeof(c->close_reason) ? len : sizeof(c->close_reason) - 1;
-    if (c->close_reason_len > 0)
-        memcpy(c->close_reason, reason, c->close_reason_len);
+    free(c->close_reason); /* kept to report it if the peer never answers */
+    c->close_reason = len > 0 ? malloc(len) : NULL;
+    c->close_reason_len = c->close_reason != NULL ? (uint8_t)len : 0;
+    if (c->close_reason != NULL)
+        memcpy(c->close_reason, reason, len);
     atomic_store(&c->state, WSC__CONN_CLOSING);
-    evtimer_del(c->timer);
+    event_del(&c->timer);
     if (c->ep->cfg.close_timeout_ms > 0)
         wsc__conn_arm_timer(c, c->ep->cfg.close_timeout_ms);
     return 0;
@@ -669,8 +607,8 @@ size_t ws_conn_buffered_amount(const struct ws_conn *conn)
     if (conn == NULL)
         return 0;
     n = atomic_load_explicit(&conn->xqueued, memory_order_relaxed);
-    if (wsc__loop_is_owner(&conn->ep->loop) && conn->bev != NULL)
-        return n + evbuffer_get_length(bufferevent_get_output(conn->bev));
+    if (wsc__loop_is_owner(&conn->ep->loop))
+        return n + wsc__io_pending(conn);
     return n + atomic_load_explicit(&conn->outbuf, memory_order_relaxed);
 }
 

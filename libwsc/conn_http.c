@@ -9,14 +9,19 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "internal.h"
 
 /* Answer with a complete error response and close after it is written. */
 static void http_refuse(struct ws_conn *c, int status, const char *extra_headers)
 {
-    wsc__response_simple(bufferevent_get_output(c->bev), status, extra_headers);
+    struct evbuffer *out = evbuffer_new();
+
+    if (out != NULL) {
+        wsc__response_simple(out, status, extra_headers);
+        wsc__io_send_buffer(c, out);
+        evbuffer_free(out);
+    }
     wsc__conn_flush_and_close(c);
 }
 
@@ -64,7 +69,7 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
                             size_t head_len, const char *buf, size_t avail)
 {
     struct wsc__endpoint *ep = c->ep;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out;
     long long body_len = content_length(req);
     struct ws_request r;
     struct ws_response res;
@@ -92,11 +97,15 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
         return -1;
     }
     res.headers = evbuffer_new();
-    res.out = out;
+    res.out = out = evbuffer_new();
     res.sent = false;
     res.head_only = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     res.keep_alive = wants_keep_alive(req) && !atomic_load(&ep->stopping);
-    if (res.headers == NULL) {
+    if (res.headers == NULL || out == NULL) {
+        if (res.headers != NULL)
+            evbuffer_free(res.headers);
+        if (out != NULL)
+            evbuffer_free(out);
         wsc__request_release(&r);
         http_refuse(c, 500, NULL);
         return -1;
@@ -104,6 +113,8 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
     wsc__server_of(ep)->on_http(&r, &res, wsc__server_of(ep)->http_arg);
     if (!res.sent)
         ws_response_send(&res, 404, "text/plain", "Not Found\n", 10);
+    wsc__io_send_buffer(c, out);
+    evbuffer_free(out);
     evbuffer_free(res.headers);
     wsc__request_release(&r);
     if (!res.keep_alive) {
@@ -116,7 +127,8 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
 /* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5). */
 static int http_switch_protocols(struct ws_conn *c, const char *accept)
 {
-    char ext[160] = "";
+    char ext[160] = "", head[320];
+    int n;
 
     if (c->pmd.enabled) {
         memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
@@ -124,14 +136,15 @@ static int http_switch_protocols(struct ws_conn *c, const char *accept)
             return WS_ENOMEM;
         strcat(ext, "\r\n");
     }
-    if (evbuffer_add_printf(bufferevent_get_output(c->bev),
-                            "HTTP/1.1 101 Switching Protocols\r\n"
-                            "Upgrade: websocket\r\n"
-                            "Connection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: %s\r\n%s\r\n",
-                            accept, ext) < 0)
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+                 accept, ext);
+    if (n < 0 || (size_t)n >= sizeof(head))
         return WS_ENOMEM;
-    return 0;
+    return wsc__io_send(c, head, (size_t)n, NULL, 0);
 }
 
 /* Returns true when the request was an accepted upgrade. */
@@ -152,93 +165,79 @@ static bool http_upgrade(struct ws_conn *c, const char *accept)
     return true;
 }
 
-/* Parse and handle one request from the input. Returns true to go on
- * (another pipelined request may follow), false to stop reading now. */
-static bool http_handle_one(struct ws_conn *c)
+/* Parse and handle one request at buf[0..avail). Returns the bytes used
+ * (0: the request is not complete yet). The connection's state says
+ * whether to go on: still HTTP means another pipelined request may
+ * follow. */
+static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
 {
     struct wsc__endpoint *ep = c->ep;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    size_t avail = evbuffer_get_length(in);
     size_t scan = avail < ep->cfg.max_head_size ? avail : ep->cfg.max_head_size;
     struct wsc__http_request req = { .headers = ep->hdr_scratch };
     const struct wsc__http_header *key = NULL;
     char accept[WSC__ACCEPT_LEN + 1];
-    const char *buf;
     long long used;
     int head_len;
 
-    if (avail == 0)
-        return false;
-    buf = (const char *)evbuffer_pullup(in, (ssize_t)scan);
     head_len = wsc__http_parse_request(buf, scan, c->http_scanned, &req,
                                        ep->cfg.max_headers);
     if (head_len == WSC__HTTP_INCOMPLETE) {
         if (avail >= ep->cfg.max_head_size) {
             http_refuse(c, 431, NULL);
-            return false;
+            return avail;
         }
         c->http_scanned = scan;
-        return false;
+        return 0;
     }
     c->http_scanned = 0;
     if (head_len == WSC__HTTP_TOO_MANY_HEADERS) {
         http_refuse(c, 431, NULL);
-        return false;
+        return avail;
     }
     if (head_len < 0) {
         http_refuse(c, 400, NULL);
-        return false;
+        return avail;
     }
 
     switch (wsc__handshake_check(&req, &key)) {
     case WSC__NOT_UPGRADE:
-        /* The body follows the head: once it is all here, make head and
-         * body contiguous (the pullup may move the bytes, so parse again). */
-        if (content_length(&req) > 0 &&
-            avail >= (size_t)head_len + (size_t)content_length(&req) &&
-            (size_t)head_len + (size_t)content_length(&req) > scan) {
-            size_t whole = (size_t)head_len + (size_t)content_length(&req);
-            buf = (const char *)evbuffer_pullup(in, (ssize_t)whole);
-            head_len = wsc__http_parse_request(buf, whole, 0, &req, ep->cfg.max_headers);
-        }
         used = http_serve(c, &req, (size_t)head_len, buf, avail);
-        if (used <= 0)
-            return false;
-        evbuffer_drain(in, (size_t)used);
-        return true;
+        if (used < 0)
+            return avail;
+        if (used == 0)
+            c->http_scanned = 0; /* parse the head again with its body */
+        return (size_t)used;
     case WSC__UPGRADE_METHOD:
         http_refuse(c, 405, "Allow: GET\r\n");
-        return false;
+        return avail;
     case WSC__UPGRADE_VERSION:
         http_refuse(c, 426, "Sec-WebSocket-Version: 13\r\n");
-        return false;
+        return avail;
     case WSC__UPGRADE_BAD:
         http_refuse(c, 400, NULL);
-        return false;
+        return avail;
     case WSC__UPGRADE_OK:
         break;
     }
-    /* key and the offers point into the input buffer: use them before the
-     * head is drained. */
     wsc__pmd_negotiate(&req, &ep->cfg, &c->pmd);
     if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
         http_refuse(c, 500, NULL);
-        return false;
+        return avail;
     }
-    evbuffer_drain(in, (size_t)head_len);
-    if (!http_upgrade(c, accept))
-        return false;
-    /* A client may send its first frames with the request: read them now. */
-    if (evbuffer_get_length(in) > 0)
-        wsc__conn_ws_readable(c);
-    return false;
+    /* Frames sent right behind the request are read once we return. */
+    http_upgrade(c, accept);
+    return (size_t)head_len;
 }
 
-void wsc__conn_http_readable(struct ws_conn *c)
+size_t wsc__conn_http_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
-    /* Callbacks run from here may release c; keep it alive until we return. */
-    ws_conn_ref(c);
-    while (atomic_load(&c->state) == WSC__CONN_HTTP && http_handle_one(c))
-        ;
-    ws_conn_unref(c);
+    size_t used = 0;
+
+    while (used < len && atomic_load(&c->state) == WSC__CONN_HTTP) {
+        size_t n = http_handle_one(c, (const char *)buf + used, len - used);
+        if (n == 0)
+            break;
+        used += n;
+    }
+    return used;
 }

@@ -14,6 +14,7 @@
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static int lib_init_rc;
 static _Atomic uint64_t conn_ids = 1;
+static _Atomic unsigned live_endpoints;
 
 static void lib_init(void)
 {
@@ -22,7 +23,7 @@ static void lib_init(void)
     /* Cross-thread wake-ups need libevent's locks and notification fds. */
     lib_init_rc = evthread_use_pthreads();
     /* A peer that vanishes must not kill the process with SIGPIPE while a
-     * bufferevent writes; only touch the default disposition. */
+     * connection writes; only touch the default disposition. */
     if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
 }
@@ -54,6 +55,7 @@ int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
         free(ep->hdr_scratch);
         return WS_EEVENT;
     }
+    atomic_fetch_add(&live_endpoints, 1);
     return 0;
 }
 
@@ -65,17 +67,15 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     while (ep->conns != NULL)
         wsc__conn_abort(ep->conns);
     wsc__loop_destroy(&ep->loop);
-    while (ep->rx_cached > 0)
-        wslay_frame_context_free(ep->rx_cache[--ep->rx_cached]);
-    if (ep->tx_fctx != NULL)
-        wslay_frame_context_free(ep->tx_fctx);
-    if (ep->bcast_fctx != NULL)
-        wslay_frame_context_free(ep->bcast_fctx);
     wsc__topics_free(ep);
     wsc__inflater_free(ep->shared_inflater);
     wsc__deflater_free(ep->shared_deflater);
     free(ep->zbuf);
     free(ep->hdr_scratch);
+    /* Worker threads free their read and cork buffers as they exit; the
+     * thread that frees the last endpoint frees its own here. */
+    if (atomic_fetch_sub(&live_endpoints, 1) == 1)
+        wsc__io_thread_cleanup();
 }
 
 void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c)

@@ -1,30 +1,100 @@
-/* frame.c - writing frames through wslay's frame API; close payloads. */
+/*
+ * frame.c - RFC 6455 5.2 frame headers and masking, close payloads.
+ *
+ * Frames are parsed in place from the bytes read and unmasked in place,
+ * eight bytes at a time: no copy into a framing buffer, no allocation.
+ */
 #include <string.h>
-
-#include <event2/buffer.h>
 
 #include "internal.h"
 
-int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, bool rsv1, int opcode,
-                     bool fin, const void *data, size_t len)
+size_t wsc__frame_header(uint8_t out[WSC__FRAME_HEADER_MAX], bool rsv1, int opcode,
+                         size_t len, const uint8_t *mask)
 {
-    struct wslay_frame_iocb iocb = {
-        .fin = fin ? 1 : 0,
-        .rsv = rsv1 ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE,
-        .opcode = (uint8_t)opcode,
-        .payload_length = len,
-        .mask = mask ? 1 : 0,
-        .data = data,
-        .data_length = len,
-    };
-    ssize_t r;
+    size_t n = 2;
 
-    /* The context's send callback appends to the connection's output
-     * buffer and never refuses bytes, so one call writes the whole frame. */
-    r = wslay_frame_send(fctx, &iocb);
-    if (r < 0 || (size_t)r != len)
-        return WS_ENOMEM;
-    return 0;
+    out[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | (opcode & 0x0f)); /* FIN: whole frames */
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+    } else if (len <= 0xffff) {
+        out[1] = 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        n = 4;
+    } else {
+        uint64_t l = len;
+        out[1] = 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (uint8_t)(l >> (56 - 8 * i));
+        n = 10;
+    }
+    if (mask != NULL) {
+        out[1] |= 0x80;
+        memcpy(out + n, mask, 4);
+        n += 4;
+    }
+    return n;
+}
+
+int wsc__frame_parse(const uint8_t *p, size_t len, struct wsc__frame_head *h)
+{
+    size_t n = 2;
+    uint64_t plen;
+
+    if (len < 2)
+        return 0;
+    h->fin = (p[0] & 0x80) != 0;
+    h->rsv = (uint8_t)(p[0] & 0x70);
+    h->opcode = (uint8_t)(p[0] & 0x0f);
+    h->masked = (p[1] & 0x80) != 0;
+    plen = p[1] & 0x7f;
+    if (plen == 126) {
+        if (len < 4)
+            return 0;
+        plen = ((uint64_t)p[2] << 8) | p[3];
+        n = 4;
+        if (plen < 126)
+            return WSC__FRAME_BAD; /* RFC 6455 5.2: minimal length encoding */
+    } else if (plen == 127) {
+        if (len < 10)
+            return 0;
+        plen = 0;
+        for (int i = 0; i < 8; i++)
+            plen = (plen << 8) | p[2 + i];
+        n = 10;
+        if (plen <= 0xffff || (plen >> 63) != 0)
+            return WSC__FRAME_BAD; /* non-minimal, or the reserved top bit */
+    }
+    if (h->masked) {
+        if (len < n + 4)
+            return 0;
+        memcpy(h->mask, p + n, 4);
+        n += 4;
+    }
+    h->payload_len = plen;
+    h->header_len = n;
+    return (int)n;
+}
+
+void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset)
+{
+    uint8_t m[8];
+    uint64_t key;
+    size_t i = 0;
+
+    for (int k = 0; k < 8; k++)
+        m[k] = mask[(offset + (size_t)k) & 3];
+    memcpy(&key, m, 8);
+    /* Word at a time; memcpy keeps unaligned access defined (it compiles
+     * to plain loads and stores). */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= key;
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < n; i++)
+        p[i] ^= m[i & 7];
 }
 
 size_t wsc__frame_close_payload(uint8_t out[125], int code, const char *reason,

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <wslay/wslay.h>
+#include <event2/event_struct.h>
 
 #include "wsc.h"
 
@@ -187,12 +187,29 @@ struct ws_config {
 };
 void wsc__config_defaults(struct ws_config *cfg);
 
-/* ---- frame.c: frame encoding on wslay's frame API ------------------------ */
+/* ---- frame.c: RFC 6455 5.2 frames --------------------------------------- */
 
-/* Encode one frame through fctx's send callback (clients mask; rsv1 marks
- * a compressed message). Connections use wsc__conn_write_frame(). */
-int wsc__frame_write(wslay_frame_context_ptr fctx, bool mask, bool rsv1, int opcode,
-                     bool fin, const void *data, size_t len);
+#define WSC__FRAME_HEADER_MAX 14
+
+struct wsc__frame_head {
+    bool fin;
+    bool masked;
+    uint8_t rsv;                  /* the three bits in place: 0x40 is RSV1 */
+    uint8_t opcode;
+    uint8_t mask[4];
+    uint64_t payload_len;
+    size_t header_len;
+};
+enum { WSC__FRAME_BAD = -1 };     /* a length the RFC forbids: 1002 */
+
+/* Encode a FIN frame's header (mask NULL: unmasked). Returns its length. */
+size_t wsc__frame_header(uint8_t out[WSC__FRAME_HEADER_MAX], bool rsv1, int opcode,
+                         size_t len, const uint8_t *mask);
+/* Parse a header at p[0..len): its length, 0 when more bytes are needed,
+ * or WSC__FRAME_BAD. */
+int wsc__frame_parse(const uint8_t *p, size_t len, struct wsc__frame_head *h);
+/* XOR n bytes in place with mask, starting offset bytes into the key. */
+void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset);
 /* Close payload: 2-byte code + reason; code 0 means an empty payload. */
 size_t wsc__frame_close_payload(uint8_t out[125], int code, const char *reason,
                                 size_t reason_len);
@@ -213,20 +230,23 @@ struct wsc__loop;
 struct wsc__sub;
 struct wsc__topic;
 
+struct wsc__backlog;
+
 struct ws_conn {
     _Atomic int refs;
     _Atomic int state;            /* enum wsc__conn_state */
     uint64_t id;
     struct wsc__endpoint *ep;     /* its loop is ep->loop */
-    struct bufferevent *bev;
-    struct event *timer;          /* handshake / heartbeat / close timeout */
-    wslay_frame_context_ptr rx_fctx; /* only while received bytes are in flight */
-    uint64_t rx_given;            /* wire bytes handed to rx_fctx */
-    uint64_t rx_framed;           /* wire bytes of frames seen so far */
+    evutil_socket_t fd;           /* -1 once released */
+    struct event rev;             /* readable: persistent while the socket lives */
+    struct event timer;           /* handshake / heartbeat / close timeout */
+    struct wsc__backlog *bl;      /* output the socket has not taken yet */
+    uint8_t *stash;               /* input not parsed yet (a partial frame) */
+    size_t stash_len, stash_cap;
     void *user;
     struct ws_conn *prev, *next;  /* the server's list */
     struct wsc__sub *subs;        /* topics it subscribed to (server only) */
-    char remote[64];
+    char remote[56];              /* "[v6 address]:port" fits */
 
     /* HTTP phase */
     size_t http_scanned;          /* bytes already scanned for the head end */
@@ -235,38 +255,38 @@ struct ws_conn {
     uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
     uint8_t frame_opcode;
     bool frame_fin;
+    uint8_t rx_mask[4];           /* the streamed frame's masking key */
+    uint8_t rx_mask_off;          /* where in the key its next byte is */
     uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
     bool msg_compressed;          /* RSV1 on its first frame */
-    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
     struct wsc__pmd pmd;
+    uint32_t utf8_state;
+    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
     struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
     struct z_stream_s *deflater;  /* own stream: server context takeover only */
-    uint32_t utf8_state;
     uint8_t *msg_buf;
     size_t msg_len, msg_cap;
-    uint8_t ctrl_buf[125];
-    uint8_t ctrl_len;
 
     bool lingering;
     bool shutting_down;           /* 1001 sent by ws_server_stop() */
     bool connected;               /* client: TCP connect completed */
+    bool connecting;              /* client: waiting for connect() */
     bool slow;                    /* over max_buffered: closing by policy */
-    _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
-    _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
+    bool write_failed;            /* the socket refused output: dropping */
     _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
-    int fail_error;               /* why it ended, for a client's callbacks */
-
     /* heartbeat */
     bool awaiting_pong;
     bool got_traffic;             /* any frame since the last heartbeat tick */
-
     /* close */
     bool close_sent;
     bool close_notified;
     bool opened;
+    int fail_error;               /* why it ended, for a client's callbacks */
+    _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
+    _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
     int close_code;               /* what our close frame said */
-    char close_reason[124];
-    size_t close_reason_len;
+    uint8_t close_reason_len;
+    char *close_reason;           /* allocated only for a non-empty reason */
 };
 
 struct sockaddr;
@@ -277,19 +297,27 @@ struct sockaddr;
 #define WSC__LINGER_MS 2000
 
 struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa);
+/* Input parsers: each takes buf[0..len) (writable: frames are unmasked in
+ * place) and returns how many bytes it used; the rest is kept for the
+ * next read. They stop when the connection leaves their state. */
 /* client.c: the outgoing side of the HTTP phase. */
 void wsc__client_connected(struct ws_conn *c);
-void wsc__client_http_readable(struct ws_conn *c);
+size_t wsc__client_http_input(struct ws_conn *c, uint8_t *buf, size_t len);
 /* conn_http.c: the request phase; upgrades to OPEN on success. */
-void wsc__conn_http_readable(struct ws_conn *c);
-/* message.c: frames to messages; runs until no complete chunk is left. */
-void wsc__conn_ws_readable(struct ws_conn *c);
+size_t wsc__conn_http_input(struct ws_conn *c, uint8_t *buf, size_t len);
+/* message.c: frames to messages. */
+size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len);
+/* conn.c: route input to the parser of the connection's state. */
+size_t wsc__conn_input(struct ws_conn *c, uint8_t *buf, size_t len);
+/* The socket reached EOF or failed (cause DISCONNECT), or the connect did. */
+void wsc__conn_io_closed(struct ws_conn *c);
+/* The backlog drained (len bytes left): drain callback, linger. */
+void wsc__conn_io_drained(struct ws_conn *c, size_t len);
+/* Client: connect() finished; err is its errno (0: connected). */
+void wsc__conn_io_connected(struct ws_conn *c, int err);
 /* Frame and queue one whole frame on c (masked if c is a client's). */
 int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
                           size_t len);
-/* message.c <-> conn.c: a receive context while bytes are in flight. */
-wslay_frame_context_ptr wsc__rx_fctx_get(struct wsc__endpoint *ep);
-void wsc__rx_fctx_put(struct wsc__endpoint *ep, wslay_frame_context_ptr fctx);
 /* Upgrade done, 101 written: create the framing context, fire open. */
 int wsc__conn_open(struct ws_conn *c);
 /* Fail the connection (RFC 6455 7.1.7): close frame with code, close
@@ -318,6 +346,50 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
 void wsc__conn_abort(struct ws_conn *c);
 /* Server is stopping: 1001 to open connections, drop handshaking ones. */
 void wsc__conn_shutdown(struct ws_conn *c);
+
+/* ---- io.c: the socket (read into a per-thread buffer, corked writes) ---- */
+
+/* Bytes read per read(); a thread's loops share one such buffer. */
+#define WSC__READ_SIZE (128u * 1024u)
+/* Replies made while one connection's input is handled are gathered here
+ * and written with one syscall when the handling ends. */
+#define WSC__CORK_SIZE (64u * 1024u)
+/* A partial data frame up to this size is kept whole until it completes;
+ * larger ones are streamed into the message buffer. */
+#define WSC__GATHER_MAX (64u * 1024u)
+
+/* Take over a connected (or, with connecting, connect-pending) socket. */
+int wsc__io_start(struct ws_conn *c, evutil_socket_t fd);
+/* Client: start a non-blocking connect; completion via conn_io_connected. */
+int wsc__io_connect(struct ws_conn *c, const struct sockaddr *sa, int salen);
+/* Close the socket and free every I/O resource (unsent output is lost). */
+void wsc__io_release(struct ws_conn *c);
+/* Queue a then b (either may be empty): corked, written, or backlogged. */
+int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b,
+                 size_t blen);
+/* Queue the whole of buf and empty it. */
+int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf);
+/* A refcounted frame shared by many connections (broadcast). */
+struct wsc__shared {
+    unsigned refs;                /* loop thread only */
+    size_t len;
+    uint8_t data[];
+};
+struct wsc__shared *wsc__shared_new(size_t len);
+void wsc__shared_unref(struct wsc__shared *s);
+/* Queue s on c: written now if possible, the rest by reference. */
+int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s);
+/* Gather c's output until uncork (at most one corked connection per thread). */
+void wsc__io_cork(struct ws_conn *c);
+void wsc__io_uncork(void);
+/* Write out what the cork holds for c now (c stays corked). */
+void wsc__io_flush(struct ws_conn *c);
+/* Free the calling thread's buffers (the last endpoint is gone). */
+void wsc__io_thread_cleanup(void);
+/* Bytes waiting for the socket (corked or backlogged). */
+size_t wsc__io_pending(const struct ws_conn *c);
+/* Half-close (after our last byte), then read and discard. */
+void wsc__io_shutdown_write(struct ws_conn *c);
 
 /* ---- xthread.c: sends from other threads --------------------------------- */
 
@@ -388,18 +460,7 @@ struct wsc__endpoint {
     ws_close_cb on_close; void *close_arg;
     ws_drain_cb on_drain; void *drain_arg;
 
-    /* wslay frame contexts. Sending keeps no state between whole frames,
-     * so one context serves every connection (tx_conn says which, during
-     * a write). Receiving needs a context only while a frame is partly
-     * read; idle connections give theirs back to this small cache. */
-    wslay_frame_context_ptr tx_fctx;
-    struct ws_conn *tx_conn, *rx_conn;
-    wslay_frame_context_ptr rx_cache[16];
-    unsigned rx_cached;
-
     /* Broadcast and topics act on the connections of this loop. */
-    wslay_frame_context_ptr bcast_fctx; /* encodes broadcast templates */
-    struct evbuffer *bcast_dst;   /* where bcast_fctx writes, during encoding */
     struct wsc__topic **topics;   /* hash table, topic_buckets (power of 2) */
     size_t topic_buckets, num_topics;
 };

@@ -1,14 +1,17 @@
 /*
  * message.c - from frames to messages (RFC 6455 sections 5 and 7).
  *
- * wslay's frame API parses headers, unmasks, and hands us payload in chunks
- * from its 4 KiB buffer. Everything above framing is here: opcode and
- * fragmentation rules, the message size limit (checked at each frame
- * header, before any payload is buffered), UTF-8 validated as bytes arrive
- * (fail fast), control frames, and the close frame's code and reason.
+ * Frames are parsed in place in the bytes just read (frame.c), and checked
+ * at their header, before any payload is buffered: opcode, reserved bits,
+ * masking, control frame rules, fragmentation, and the message size limit.
+ * UTF-8 is validated as bytes arrive (fail fast); control frames and the
+ * close frame's code and reason are handled here.
  *
- * The common case, a whole unfragmented message in one chunk, goes to the
- * data callback straight from wslay's buffer: no copy, no allocation.
+ * The common case, a whole unfragmented frame in the buffer, is unmasked in
+ * place and goes to the data callback from there: no copy, no allocation.
+ * A frame cut off by the end of the buffer is kept whole for the next read
+ * (io.c) unless it is large; then its payload is streamed into the message
+ * buffer as it arrives.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +21,7 @@
 static uint8_t allowed_rsv(const struct ws_conn *c, uint8_t opcode)
 {
     bool first_data_frame = opcode == WS_OP_TEXT || opcode == WS_OP_BINARY;
-    return c->pmd.enabled && first_data_frame ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE;
+    return c->pmd.enabled && first_data_frame ? 0x40 : 0;
 }
 
 static bool opcode_known(uint8_t op)
@@ -37,16 +40,13 @@ static void fail_protocol(struct ws_conn *c, const char *why)
     wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_PROTOCOL_ERROR, why);
 }
 
-/* Checks made once per frame, at its first chunk. False: connection failed. */
-static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
+/* Checks made at a frame's header, before its payload is here (so a bad
+ * frame fails at once). Pure: it may run again on a header seen before.
+ * False: connection failed. */
+static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
 {
     const struct ws_config *cfg = &c->ep->cfg;
 
-    c->got_traffic = true;
-    c->frame_opcode = f->opcode;
-    c->frame_fin = f->fin != 0;
-    c->frame_left = f->payload_length;
-    c->ctrl_len = 0;
     /* RSV1 means "compressed", and only on a message's first frame when
      * permessage-deflate was negotiated (RFC 7692 6). */
     if ((f->rsv & ~allowed_rsv(c, f->opcode)) != 0) {
@@ -58,12 +58,18 @@ static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
         return false;
     }
     /* RFC 6455 5.1: clients mask every frame, servers none. */
-    if ((f->mask != 0) == c->ep->is_client) {
+    if (f->masked == c->ep->is_client) {
         fail_protocol(c, c->ep->is_client ? "server frame masked" : "client frame not masked");
         return false;
     }
-    if (is_control(f->opcode))
-        return true; /* wslay already refused > 125 bytes or fragmented */
+    if (is_control(f->opcode)) {
+        /* RFC 6455 5.5: at most 125 bytes, never fragmented. */
+        if (f->payload_len > 125 || !f->fin) {
+            fail_protocol(c, f->fin ? "control frame too long" : "fragmented control frame");
+            return false;
+        }
+        return true;
+    }
     if (f->opcode == WS_OP_CONTINUATION && c->msg_opcode == 0) {
         fail_protocol(c, "continuation without a message");
         return false;
@@ -72,30 +78,44 @@ static bool frame_begin(struct ws_conn *c, const struct wslay_frame_iocb *f)
         fail_protocol(c, "new message inside a fragmented message");
         return false;
     }
-    if (f->opcode != WS_OP_CONTINUATION) {
-        c->msg_opcode = f->opcode;
-        c->msg_len = 0;
-        c->msg_wire_len = 0;
-        c->utf8_state = WSC__UTF8_ACCEPT;
-        c->msg_compressed = (f->rsv & WSLAY_RSV1_BIT) != 0;
-    }
-    if (c->msg_compressed) {
+    if (f->opcode == WS_OP_CONTINUATION ? c->msg_compressed : (f->rsv & 0x40) != 0) {
         /* The inflated size is checked while inflating; here only bound
          * the compressed bytes (incompressible data grows slightly). */
-        c->msg_wire_len += f->payload_length;
-        if (c->msg_wire_len > cfg->max_message_size + cfg->max_message_size / 64 + 64) {
+        uint64_t wire = (f->opcode == WS_OP_CONTINUATION ? c->msg_wire_len : 0) +
+                        f->payload_len;
+        if (wire > cfg->max_message_size + cfg->max_message_size / 64 + 64) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
                            "message too big");
             return false;
         }
         return true;
     }
-    if (f->payload_length > cfg->max_message_size - c->msg_len) {
-        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
-                       "message too big");
+    if (f->payload_len >
+        cfg->max_message_size - (f->opcode == WS_OP_CONTINUATION ? c->msg_len : 0)) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
         return false;
     }
     return true;
+}
+
+/* A checked frame starts: take on its state. */
+static void frame_begin(struct ws_conn *c, const struct wsc__frame_head *f)
+{
+    c->got_traffic = true;
+    c->frame_opcode = f->opcode;
+    c->frame_fin = f->fin;
+    c->frame_left = f->payload_len;
+    if (is_control(f->opcode))
+        return;
+    if (f->opcode != WS_OP_CONTINUATION) {
+        c->msg_opcode = f->opcode;
+        c->msg_len = 0;
+        c->msg_wire_len = 0;
+        c->utf8_state = WSC__UTF8_ACCEPT;
+        c->msg_compressed = (f->rsv & 0x40) != 0;
+    }
+    if (c->msg_compressed)
+        c->msg_wire_len += f->payload_len;
 }
 
 static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
@@ -314,80 +334,66 @@ static void control_frame(struct ws_conn *c, const uint8_t *p, size_t len)
     }
 }
 
-static void control_chunk(struct ws_conn *c, const uint8_t *data, size_t len)
-{
-    /* Usually whole in one chunk; a frame split across reads is gathered. */
-    if (c->frame_left == 0 && c->ctrl_len == 0) {
-        control_frame(c, data, len);
-        return;
-    }
-    memcpy(c->ctrl_buf + c->ctrl_len, data, len);
-    c->ctrl_len = (uint8_t)(c->ctrl_len + len);
-    if (c->frame_left == 0)
-        control_frame(c, c->ctrl_buf, c->ctrl_len);
-}
-
 static bool still_reading(struct ws_conn *c)
 {
     int st = atomic_load(&c->state);
     return st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING;
 }
 
-/* Wire size of a frame's header (wslay refuses non-minimal lengths). */
-static uint64_t header_size(const struct wslay_frame_iocb *f)
+/* The payload of the current frame: n bytes at p, already unmasked. */
+static void frame_payload(struct ws_conn *c, const uint8_t *p, size_t n, bool first_chunk)
 {
-    uint64_t n = 2 + (f->mask ? 4 : 0);
-    if (f->payload_length >= 65536)
-        return n + 8;
-    return f->payload_length >= 126 ? n + 2 : n;
+    c->frame_left -= n;
+    if (is_control(c->frame_opcode))
+        control_frame(c, p, n); /* always whole: control frames are gathered */
+    else
+        data_chunk(c, p, n, first_chunk);
 }
 
-/* Between frames with every byte given to wslay accounted for, its buffer
- * is empty: give the context back, so an idle connection holds none. */
-static void rx_fctx_release_if_idle(struct ws_conn *c)
+size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
-    if (c->rx_fctx != NULL && c->frame_left == 0 && c->rx_given == c->rx_framed &&
-        atomic_load(&c->state) != WSC__CONN_CLOSED) {
-        wsc__rx_fctx_put(c->ep, c->rx_fctx);
-        c->rx_fctx = NULL;
-        c->rx_given = c->rx_framed = 0;
-    }
-}
+    uint8_t *p = buf, *end = buf + len;
 
-void wsc__conn_ws_readable(struct ws_conn *c)
-{
-    struct wsc__endpoint *ep = c->ep;
+    while (p < end && still_reading(c)) {
+        struct wsc__frame_head f;
+        size_t avail = (size_t)(end - p);
+        int hlen;
 
-    if (c->rx_fctx == NULL && (c->rx_fctx = wsc__rx_fctx_get(ep)) == NULL) {
-        wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-        return;
-    }
-    /* Callbacks may close or release c; keep it alive until we return. */
-    ws_conn_ref(c);
-    while (still_reading(c)) {
-        struct wslay_frame_iocb f;
-        bool first_chunk = c->frame_left == 0;
-        ssize_t r;
-
-        ep->rx_conn = c; /* the context's recv callback reads from c */
-        r = wslay_frame_recv(c->rx_fctx, &f);
-        if (r == WSLAY_ERR_WANT_READ)
-            break;
-        if (r < 0) {
+        if (c->frame_left > 0) { /* streaming a large frame's payload */
+            size_t n = c->frame_left < avail ? (size_t)c->frame_left : avail;
+            if (!c->ep->is_client)
+                wsc__mask(p, n, c->rx_mask, c->rx_mask_off);
+            c->rx_mask_off = (uint8_t)((c->rx_mask_off + n) & 3);
+            p += n;
+            frame_payload(c, p - n, n, false);
+            continue;
+        }
+        hlen = wsc__frame_parse(p, avail, &f);
+        if (hlen == 0)
+            break; /* header incomplete */
+        if (hlen < 0) {
             fail_protocol(c, "malformed frame header");
             break;
         }
-        if (first_chunk)
-            c->rx_framed += header_size(&f);
-        c->rx_framed += f.data_length;
-        if (first_chunk && !frame_begin(c, &f))
+        if (!frame_check(c, &f))
             break;
-        c->frame_left -= f.data_length;
-        if (is_control(c->frame_opcode))
-            control_chunk(c, f.data, f.data_length);
-        else
-            data_chunk(c, f.data, f.data_length, first_chunk);
+        if (f.payload_len <= avail - (size_t)hlen) { /* the whole frame is here */
+            uint8_t *payload = p + hlen;
+            size_t n = (size_t)f.payload_len;
+            if (f.masked)
+                wsc__mask(payload, n, f.mask, 0);
+            p = payload + n;
+            frame_begin(c, &f);
+            frame_payload(c, payload, n, true);
+            continue;
+        }
+        if (is_control(f.opcode) || f.payload_len + (size_t)hlen <= WSC__GATHER_MAX)
+            break; /* small: wait for all of it */
+        /* Large: take its header now and stream the payload. */
+        frame_begin(c, &f);
+        memcpy(c->rx_mask, f.mask, 4);
+        c->rx_mask_off = 0;
+        p += hlen;
     }
-    rx_fctx_release_if_idle(c);
-    ws_conn_unref(c);
+    return (size_t)(p - buf);
 }

@@ -1,8 +1,7 @@
 /*
  * xthread.c - sends from threads other than the loop's.
  *
- * Only the loop thread may touch a connection's bufferevent and wslay
- * context, so a foreign thread hands the loop a message: it appends to a
+ * Only the loop thread may touch a connection's socket and framing state, so a foreign thread hands the loop a message: it appends to a
  * mutex-guarded list and makes a persistent event active. The event has no
  * timeout (an activation racing a pending timeout can be lost in libevent
  * 2.1), and it is activated once per batch: producers that find a wake-up

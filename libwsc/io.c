@@ -1,0 +1,582 @@
+/*
+ * io.c - a connection's socket: reading, corked writing, the backlog.
+ *
+ * Reading: one read() into a buffer the thread's loops share, then every
+ * complete frame in it is handled in place. Only a partial frame left at
+ * the end is copied into the connection (its stash), so an idle
+ * connection holds no input memory.
+ *
+ * Writing: replies made while a connection's input is handled go into the
+ * thread's cork buffer and leave with one write() when the handling ends.
+ * Other sends are written at once. Whatever the socket does not take goes
+ * into the connection's backlog (an evbuffer and a write event, allocated
+ * only while there is one), which is what backpressure measures.
+ *
+ * So the steady state costs one read() and one write() per wake-up, and no
+ * epoll_ctl: the write event is armed only when the socket is full.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "internal.h"
+
+struct wsc__backlog {
+    struct event wev;
+    struct evbuffer *buf;
+    bool armed;
+};
+
+/* ---- per-thread buffers ---------------------------------------------------- */
+
+struct io_thread {
+    uint8_t *rbuf;                /* WSC__READ_SIZE */
+    struct ws_conn *cork_conn;    /* whose replies are being gathered */
+    size_t cork_len;
+    uint8_t cork[];               /* WSC__CORK_SIZE */
+};
+
+static pthread_key_t io_key;
+static pthread_once_t io_key_once = PTHREAD_ONCE_INIT;
+static _Thread_local struct io_thread *io_tls;
+
+static void io_thread_free(void *p)
+{
+    struct io_thread *t = p;
+
+    if (t != NULL) {
+        free(t->rbuf);
+        free(t);
+    }
+}
+
+static void io_key_init(void)
+{
+    (void)pthread_key_create(&io_key, io_thread_free);
+}
+
+static struct io_thread *io_thread(void)
+{
+    struct io_thread *t = io_tls;
+
+    if (t != NULL)
+        return t;
+    pthread_once(&io_key_once, io_key_init);
+    t = calloc(1, sizeof(*t) + WSC__CORK_SIZE);
+    if (t == NULL)
+        return NULL;
+    t->rbuf = malloc(WSC__READ_SIZE);
+    if (t->rbuf == NULL) {
+        free(t);
+        return NULL;
+    }
+    pthread_setspecific(io_key, t);
+    io_tls = t;
+    return t;
+}
+
+void wsc__io_thread_cleanup(void)
+{
+    if (io_tls != NULL) {
+        pthread_once(&io_key_once, io_key_init);
+        pthread_setspecific(io_key, NULL);
+        io_thread_free(io_tls);
+        io_tls = NULL;
+    }
+}
+
+/* ---- the backlog ------------------------------------------------------------ */
+
+static void io_on_writable(evutil_socket_t fd, short what, void *arg);
+
+static bool io_backlogged(const struct ws_conn *c)
+{
+    return c->bl != NULL && evbuffer_get_length(c->bl->buf) > 0;
+}
+
+static struct wsc__backlog *backlog_get(struct ws_conn *c)
+{
+    struct wsc__backlog *bl = c->bl;
+
+    if (bl != NULL)
+        return bl;
+    bl = malloc(sizeof(*bl));
+    if (bl == NULL)
+        return NULL;
+    bl->buf = evbuffer_new();
+    if (bl->buf == NULL) {
+        free(bl);
+        return NULL;
+    }
+    bl->armed = false;
+    event_assign(&bl->wev, c->ep->loop.base, c->fd, EV_WRITE | EV_PERSIST, io_on_writable,
+                 c);
+    c->bl = bl;
+    return bl;
+}
+
+static void backlog_arm(struct ws_conn *c)
+{
+    if (!c->bl->armed && event_add(&c->bl->wev, NULL) == 0)
+        c->bl->armed = true;
+    atomic_store_explicit(&c->outbuf, evbuffer_get_length(c->bl->buf),
+                          memory_order_relaxed);
+}
+
+static void backlog_free(struct ws_conn *c)
+{
+    struct wsc__backlog *bl = c->bl;
+
+    if (bl == NULL)
+        return;
+    if (bl->armed)
+        event_del(&bl->wev);
+    evbuffer_free(bl->buf); /* runs the cleanups of shared frames */
+    free(bl);
+    c->bl = NULL;
+    atomic_store_explicit(&c->outbuf, 0, memory_order_relaxed);
+}
+
+/* The socket refused output: what is queued can never arrive. The drop is
+ * deferred to the connection's timer, because we may be deep inside a
+ * callback that still uses the connection. */
+static void io_failed(struct ws_conn *c)
+{
+    if (c->write_failed)
+        return;
+    c->write_failed = true;
+    if (c->bl != NULL)
+        evbuffer_drain(c->bl->buf, evbuffer_get_length(c->bl->buf));
+    wsc__conn_arm_timer(c, 0);
+}
+
+static bool io_would_block(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* Write iov now if nothing is ahead of it; backlog what the socket leaves. */
+static int io_writev(struct ws_conn *c, struct iovec *iov, int n)
+{
+    struct wsc__backlog *bl;
+    size_t total = 0;
+
+    if (c->fd < 0 || c->write_failed)
+        return WS_ECLOSED;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (!io_backlogged(c) && !c->connecting) {
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (!io_would_block(errno)) {
+                io_failed(c);
+                return WS_ECLOSED;
+            }
+            w = 0;
+        }
+        if ((size_t)w == total)
+            return 0;
+        for (int i = 0; i < n && w > 0; i++) {
+            size_t k = (size_t)w < iov[i].iov_len ? (size_t)w : iov[i].iov_len;
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + k;
+            iov[i].iov_len -= k;
+            w -= (ssize_t)k;
+        }
+    }
+    bl = backlog_get(c);
+    if (bl == NULL) {
+        io_failed(c);
+        return WS_ENOMEM;
+    }
+    for (int i = 0; i < n; i++)
+        if (iov[i].iov_len > 0 && evbuffer_add(bl->buf, iov[i].iov_base, iov[i].iov_len) != 0) {
+            io_failed(c);
+            return WS_ENOMEM;
+        }
+    backlog_arm(c);
+    return 0;
+}
+
+/* Write out what the cork holds for c (it stays corked). */
+void wsc__io_flush(struct ws_conn *c)
+{
+    struct io_thread *t = io_tls;
+    struct iovec iov;
+
+    if (t == NULL || t->cork_conn != c || t->cork_len == 0)
+        return;
+    iov.iov_base = t->cork;
+    iov.iov_len = t->cork_len;
+    t->cork_len = 0;
+    io_writev(c, &iov, 1);
+}
+
+void wsc__io_cork(struct ws_conn *c)
+{
+    struct io_thread *t = io_thread();
+
+    if (t == NULL || t->cork_conn == c)
+        return;
+    wsc__io_uncork();
+    t->cork_conn = c;
+}
+
+void wsc__io_uncork(void)
+{
+    struct io_thread *t = io_tls;
+    struct ws_conn *c;
+
+    if (t == NULL || t->cork_conn == NULL)
+        return;
+    c = t->cork_conn;
+    wsc__io_flush(c);
+    t->cork_conn = NULL;
+}
+
+int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct io_thread *t = io_tls;
+    struct iovec iov[3];
+    int n = 0;
+
+    if (t != NULL && t->cork_conn == c && !io_backlogged(c)) {
+        if (t->cork_len + alen + blen <= WSC__CORK_SIZE) {
+            memcpy(t->cork + t->cork_len, a, alen);
+            if (blen > 0)
+                memcpy(t->cork + t->cork_len + alen, b, blen);
+            t->cork_len += alen + blen;
+            return 0;
+        }
+        /* Too big to gather: one writev of the cork and this frame. */
+        if (t->cork_len > 0) {
+            iov[n].iov_base = t->cork;
+            iov[n++].iov_len = t->cork_len;
+            t->cork_len = 0;
+        }
+    }
+    if (alen > 0) {
+        iov[n].iov_base = (void *)(uintptr_t)a;
+        iov[n++].iov_len = alen;
+    }
+    if (blen > 0) {
+        iov[n].iov_base = (void *)(uintptr_t)b;
+        iov[n++].iov_len = blen;
+    }
+    return n > 0 ? io_writev(c, iov, n) : 0;
+}
+
+int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf)
+{
+    struct wsc__backlog *bl;
+
+    if (c->fd < 0 || c->write_failed) {
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        return WS_ECLOSED;
+    }
+    wsc__io_flush(c);
+    if (!io_backlogged(c) && !c->connecting) {
+        while (evbuffer_get_length(buf) > 0) {
+            int w = evbuffer_write(buf, c->fd);
+            if (w < 0 && !io_would_block(errno)) {
+                evbuffer_drain(buf, evbuffer_get_length(buf));
+                io_failed(c);
+                return WS_ECLOSED;
+            }
+            if (w <= 0)
+                break;
+        }
+        if (evbuffer_get_length(buf) == 0)
+            return 0;
+    }
+    bl = backlog_get(c);
+    if (bl == NULL || evbuffer_add_buffer(bl->buf, buf) != 0) {
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        io_failed(c);
+        return WS_ENOMEM;
+    }
+    backlog_arm(c);
+    return 0;
+}
+
+/* ---- shared frames ------------------------------------------------------------ */
+
+/* Below this, the unwritten rest of a shared frame is copied: a reference
+ * is itself an allocated chain. */
+#define WSC__SHARED_REFERENCE_MIN 512
+
+struct wsc__shared *wsc__shared_new(size_t len)
+{
+    struct wsc__shared *s = malloc(sizeof(*s) + len);
+
+    if (s != NULL) {
+        s->refs = 1;
+        s->len = len;
+    }
+    return s;
+}
+
+void wsc__shared_unref(struct wsc__shared *s)
+{
+    if (s != NULL && --s->refs == 0)
+        free(s);
+}
+
+static void shared_cleanup(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    wsc__shared_unref(arg);
+}
+
+int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
+{
+    struct wsc__backlog *bl;
+    size_t off = 0;
+
+    if (c->fd < 0 || c->write_failed)
+        return WS_ECLOSED;
+    wsc__io_flush(c);
+    if (!io_backlogged(c) && !c->connecting) {
+        ssize_t w = write(c->fd, s->data, s->len);
+        if (w < 0) {
+            if (!io_would_block(errno)) {
+                io_failed(c);
+                return WS_ECLOSED;
+            }
+            w = 0;
+        }
+        off = (size_t)w;
+        if (off == s->len)
+            return 0;
+    }
+    bl = backlog_get(c);
+    if (bl == NULL) {
+        io_failed(c);
+        return WS_ENOMEM;
+    }
+    if (s->len - off < WSC__SHARED_REFERENCE_MIN) {
+        if (evbuffer_add(bl->buf, s->data + off, s->len - off) != 0) {
+            io_failed(c);
+            return WS_ENOMEM;
+        }
+    } else {
+        s->refs++;
+        if (evbuffer_add_reference(bl->buf, s->data + off, s->len - off, shared_cleanup,
+                                   s) != 0) {
+            s->refs--;
+            io_failed(c);
+            return WS_ENOMEM;
+        }
+    }
+    backlog_arm(c);
+    return 0;
+}
+
+size_t wsc__io_pending(const struct ws_conn *c)
+{
+    const struct io_thread *t = io_tls;
+    size_t n = c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0;
+
+    if (t != NULL && t->cork_conn == c)
+        n += t->cork_len;
+    return n;
+}
+
+/* ---- events ------------------------------------------------------------------- */
+
+static void io_on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_conn *c = arg;
+    struct wsc__backlog *bl = c->bl;
+    size_t left;
+
+    (void)what;
+    if (c->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        c->connecting = false;
+        if (err == 0)
+            event_add(&c->rev, NULL);
+        if (!io_backlogged(c))
+            backlog_free(c);
+        wsc__conn_io_connected(c, err);
+        return;
+    }
+    if (bl == NULL)
+        return;
+    if (evbuffer_write(bl->buf, fd) < 0 && !io_would_block(errno)) {
+        io_failed(c);
+        return;
+    }
+    left = evbuffer_get_length(bl->buf);
+    atomic_store_explicit(&c->outbuf, left, memory_order_relaxed);
+    if (left == 0)
+        backlog_free(c); /* an idle connection keeps no output buffer */
+    wsc__conn_io_drained(c, left);
+}
+
+/* Keep buf[0..len) for the next read. */
+static bool io_stash(struct ws_conn *c, const uint8_t *buf, size_t len)
+{
+    if (len > c->stash_cap) {
+        uint8_t *p = realloc(c->stash, len);
+        if (p == NULL)
+            return false;
+        c->stash = p;
+        c->stash_cap = len;
+    }
+    memmove(c->stash, buf, len);
+    c->stash_len = len;
+    return true;
+}
+
+static void io_stash_free(struct ws_conn *c)
+{
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_len = c->stash_cap = 0;
+}
+
+static bool io_still_reading(const struct ws_conn *c)
+{
+    int st = atomic_load(&c->state);
+
+    return c->fd >= 0 && !c->lingering &&
+           (st == WSC__CONN_HTTP || st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING);
+}
+
+static void io_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_conn *c = arg;
+    struct io_thread *t = io_thread();
+    uint8_t *buf, *own = NULL;
+    size_t have = 0, cap = WSC__READ_SIZE, used;
+    ssize_t n;
+
+    (void)what;
+    if (t == NULL) {
+        io_failed(c);
+        return;
+    }
+    if (!io_still_reading(c)) {
+        /* Lingering or flushing: the peer's bytes no longer matter. */
+        n = read(fd, t->rbuf, WSC__READ_SIZE);
+        if (n == 0 || (n < 0 && !io_would_block(errno)))
+            wsc__conn_io_closed(c);
+        return;
+    }
+    buf = t->rbuf;
+    if (c->stash_len > 0 && c->stash_len <= WSC__READ_SIZE / 2) {
+        memcpy(buf, c->stash, c->stash_len);
+        have = c->stash_len;
+    } else if (c->stash_len > 0) {
+        /* A large request body: read on behind it, in its own buffer. */
+        cap = c->stash_len + WSC__READ_SIZE;
+        own = realloc(c->stash, cap);
+        if (own == NULL) {
+            io_failed(c);
+            return;
+        }
+        buf = own;
+        have = c->stash_len;
+        c->stash = NULL; /* ours while we parse: a release must not free it */
+        c->stash_len = c->stash_cap = 0;
+    }
+    n = read(fd, buf + have, cap - have);
+    if (n <= 0) {
+        bool again = n < 0 && io_would_block(errno);
+        if (own != NULL) { /* give it back */
+            c->stash = own;
+            c->stash_len = have;
+            c->stash_cap = cap;
+        }
+        if (!again)
+            wsc__conn_io_closed(c);
+        return;
+    }
+    if (own == NULL && have > 0)
+        c->stash_len = 0; /* its bytes are in buf now */
+    have += (size_t)n;
+
+    ws_conn_ref(c); /* callbacks may close or release c */
+    wsc__io_cork(c);
+    used = wsc__conn_input(c, buf, have);
+    wsc__io_uncork();
+    if (used < have && io_still_reading(c)) {
+        if (!io_stash(c, buf + used, have - used))
+            io_failed(c);
+    }
+    if (c->stash_len == 0 && c->stash != NULL)
+        io_stash_free(c); /* an idle connection keeps no input buffer */
+    free(own);
+    ws_conn_unref(c);
+}
+
+/* ---- lifetime ------------------------------------------------------------------- */
+
+int wsc__io_start(struct ws_conn *c, evutil_socket_t fd)
+{
+    c->fd = fd;
+    event_assign(&c->rev, c->ep->loop.base, fd, EV_READ | EV_PERSIST, io_on_readable, c);
+    if (c->connecting)
+        return 0; /* reading starts once connected */
+    return event_add(&c->rev, NULL) == 0 ? 0 : WS_EEVENT;
+}
+
+int wsc__io_connect(struct ws_conn *c, const struct sockaddr *sa, int salen)
+{
+    struct wsc__backlog *bl;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0 || (connect(fd, sa, (socklen_t)salen) != 0 && errno != EINPROGRESS)) {
+        /* Refused at once (or no socket): report it from the loop, as a
+         * connect that failed later would be, not from inside the caller. */
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        c->write_failed = true;
+        wsc__conn_arm_timer(c, 0);
+        return 0;
+    }
+    c->connecting = true;
+    wsc__io_start(c, fd);
+    bl = backlog_get(c);
+    if (bl == NULL || event_add(&bl->wev, NULL) != 0) {
+        wsc__io_release(c);
+        return WS_ENOMEM;
+    }
+    bl->armed = true;
+    return 0;
+}
+
+void wsc__io_shutdown_write(struct ws_conn *c)
+{
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_WR);
+    io_stash_free(c);
+}
+
+void wsc__io_release(struct ws_conn *c)
+{
+    struct io_thread *t = io_tls;
+
+    if (t != NULL && t->cork_conn == c) {
+        t->cork_conn = NULL;
+        t->cork_len = 0;
+    }
+    if (c->fd >= 0) {
+        event_del(&c->rev);
+        backlog_free(c);
+        evutil_closesocket(c->fd);
+        c->fd = -1;
+    }
+    c->connecting = false;
+    io_stash_free(c);
+}
