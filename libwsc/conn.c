@@ -332,6 +332,9 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     return c;
 }
 
+/* Frames up to this payload are built in place in the cork. */
+#define WSC__SMALL_FRAME 256
+
 int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
                           size_t len)
 {
@@ -340,6 +343,15 @@ int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *
     int rc;
 
     if (!c->ep->is_client) { /* servers never mask: header and payload as they are */
+        /* Small frames are built right in the cork: one copy, no call. */
+        if (len <= WSC__SMALL_FRAME &&
+            (frame = wsc__io_reserve(c, WSC__FRAME_HEADER_MAX + len)) != NULL) {
+            hlen = wsc__frame_header(frame, rsv1, opcode, len, NULL);
+            if (len > 0)
+                memcpy(frame + hlen, data, len);
+            wsc__io_commit(c, hlen + len);
+            return 0;
+        }
         hlen = wsc__frame_header(hdr, rsv1, opcode, len, NULL);
         return wsc__io_send(c, hdr, hlen, data, len);
     }
@@ -458,17 +470,21 @@ static int conn_over_cap(struct ws_conn *c)
     return WS_EAGAIN;
 }
 
-int wsc__conn_admit(struct ws_conn *c, size_t len)
+static int conn_admit(struct ws_conn *c, size_t len, bool owner)
 {
     size_t cap = c->ep->cfg.max_buffered;
     size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
 
     if (len > cap)
         return WS_ETOOBIG;
-    queued += wsc__loop_is_owner(&c->ep->loop)
-                  ? wsc__io_pending(c)
-                  : atomic_load_explicit(&c->outbuf, memory_order_relaxed);
+    queued += owner ? wsc__io_pending(c)
+                    : atomic_load_explicit(&c->outbuf, memory_order_relaxed);
     return queued + len > cap ? conn_over_cap(c) : 0;
+}
+
+int wsc__conn_admit(struct ws_conn *c, size_t len)
+{
+    return conn_admit(c, len, wsc__loop_is_owner(&c->ep->loop));
 }
 
 void wsc__conn_close_slow(struct ws_conn *c)
@@ -537,11 +553,14 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
 
     int rc;
 
+    bool owner;
+
     if (atomic_load(&c->state) != WSC__CONN_OPEN)
         return WS_ECLOSED;
-    if (kind == WSC__X_SEND && (rc = wsc__conn_admit(c, len)) != 0)
+    owner = wsc__loop_is_owner(&c->ep->loop);
+    if (kind == WSC__X_SEND && (rc = conn_admit(c, len, owner)) != 0)
         return rc;
-    if (wsc__loop_is_owner(&c->ep->loop)) {
+    if (owner) {
         if (kind == WSC__X_CLOSE)
             return wsc__conn_close_now(c, code, data, len);
         return wsc__conn_send_now(c, opcode, data, len);

@@ -350,7 +350,7 @@ void wsc__conn_shutdown(struct ws_conn *c);
 /* ---- io.c: the socket (read into a per-thread buffer, corked writes) ---- */
 
 /* Bytes read per read(); a thread's loops share one such buffer. */
-#define WSC__READ_SIZE (128u * 1024u)
+#define WSC__READ_SIZE (256u * 1024u)
 /* Replies made while one connection's input is handled are gathered here
  * and written with one syscall when the handling ends. */
 #define WSC__CORK_SIZE (64u * 1024u)
@@ -367,6 +367,10 @@ void wsc__io_release(struct ws_conn *c);
 /* Queue a then b (either may be empty): corked, written, or backlogged. */
 int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b,
                  size_t blen);
+/* Room for n bytes in c's cork, or NULL (not corked, or it would not
+ * keep the order): write there, then commit what was written. */
+uint8_t *wsc__io_reserve(struct ws_conn *c, size_t n);
+void wsc__io_commit(struct ws_conn *c, size_t n);
 /* Queue the whole of buf and empty it. */
 int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf);
 /* A refcounted frame shared by many connections (broadcast). */

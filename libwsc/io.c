@@ -7,7 +7,10 @@
  * connection holds no input memory.
  *
  * Writing: replies made while a connection's input is handled go into the
- * thread's cork buffer and leave with one write() when the handling ends.
+ * thread's cork and leave with one writev() when the handling ends. Small
+ * ones are copied into it; a large payload that lies in the input being
+ * handled (an echo) is only pointed to, since that input stays put until
+ * the cork is written.
  * Other sends are written at once. Whatever the socket does not take goes
  * into the connection's backlog (an evbuffer and a write event, allocated
  * only while there is one), which is what backpressure measures.
@@ -35,16 +38,29 @@ struct wsc__backlog {
 
 /* ---- per-thread buffers ---------------------------------------------------- */
 
+/* At most this many pieces gathered before the cork is written. */
+#define WSC__CORK_IOV 64
+/* A payload at least this long that lies in the bytes being parsed (an
+ * echo) is written from there instead of being copied into the cork. */
+#define WSC__CORK_REF_MIN 1024
+
 struct io_thread {
     uint8_t *rbuf;                /* WSC__READ_SIZE */
+    const uint8_t *pass_buf;      /* the input being handled now: stays put */
+    size_t pass_len;              /* until the cork is written */
     struct ws_conn *cork_conn;    /* whose replies are being gathered */
-    size_t cork_len;
+    size_t cork_len;              /* bytes used in cork[] */
+    size_t cork_bytes;            /* bytes the pieces add up to */
+    int niov;
+    struct iovec iov[WSC__CORK_IOV];
     uint8_t cork[];               /* WSC__CORK_SIZE */
 };
 
 static pthread_key_t io_key;
 static pthread_once_t io_key_once = PTHREAD_ONCE_INIT;
-static _Thread_local struct io_thread *io_tls;
+/* initial-exec: a plain load from the thread pointer, not a call into the
+ * dynamic linker on every access (the hot path reads it per message). */
+static _Thread_local struct io_thread *io_tls __attribute__((tls_model("initial-exec")));
 
 static void io_thread_free(void *p)
 {
@@ -207,14 +223,14 @@ static int io_writev(struct ws_conn *c, struct iovec *iov, int n)
 void wsc__io_flush(struct ws_conn *c)
 {
     struct io_thread *t = io_tls;
-    struct iovec iov;
+    int n;
 
-    if (t == NULL || t->cork_conn != c || t->cork_len == 0)
+    if (t == NULL || t->cork_conn != c || t->niov == 0)
         return;
-    iov.iov_base = t->cork;
-    iov.iov_len = t->cork_len;
-    t->cork_len = 0;
-    io_writev(c, &iov, 1);
+    n = t->niov;
+    t->niov = 0;
+    t->cork_len = t->cork_bytes = 0;
+    io_writev(c, t->iov, n);
 }
 
 void wsc__io_cork(struct ws_conn *c)
@@ -239,25 +255,82 @@ void wsc__io_uncork(void)
     t->cork_conn = NULL;
 }
 
+static void cork_copy(struct io_thread *t, const void *p, size_t n)
+{
+    struct iovec *last = t->niov > 0 ? &t->iov[t->niov - 1] : NULL;
+
+    if (n == 0)
+        return;
+    memcpy(t->cork + t->cork_len, p, n);
+    if (last != NULL && (uint8_t *)last->iov_base + last->iov_len == t->cork + t->cork_len) {
+        last->iov_len += n;
+    } else {
+        t->iov[t->niov].iov_base = t->cork + t->cork_len;
+        t->iov[t->niov++].iov_len = n;
+    }
+    t->cork_len += n;
+    t->cork_bytes += n;
+}
+
+uint8_t *wsc__io_reserve(struct ws_conn *c, size_t n)
+{
+    struct io_thread *t = io_tls;
+
+    if (t == NULL || t->cork_conn != c || n > WSC__CORK_SIZE || io_backlogged(c))
+        return NULL;
+    if (t->cork_len + n > WSC__CORK_SIZE || t->niov + 1 > WSC__CORK_IOV) {
+        wsc__io_flush(c);
+        if (io_backlogged(c))
+            return NULL; /* behind the backlog now: keep the order */
+    }
+    return t->cork + t->cork_len;
+}
+
+void wsc__io_commit(struct ws_conn *c, size_t n)
+{
+    struct io_thread *t = io_tls;
+    struct iovec *last = t->niov > 0 ? &t->iov[t->niov - 1] : NULL;
+
+    (void)c;
+    if (last != NULL && (uint8_t *)last->iov_base + last->iov_len == t->cork + t->cork_len) {
+        last->iov_len += n;
+    } else {
+        t->iov[t->niov].iov_base = t->cork + t->cork_len;
+        t->iov[t->niov++].iov_len = n;
+    }
+    t->cork_len += n;
+    t->cork_bytes += n;
+}
+
+static bool in_pass(const struct io_thread *t, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+
+    return t->pass_buf != NULL && b >= t->pass_buf && n <= t->pass_len &&
+           b - t->pass_buf <= (ptrdiff_t)(t->pass_len - n);
+}
+
 int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b, size_t blen)
 {
     struct io_thread *t = io_tls;
-    struct iovec iov[3];
+    struct iovec iov[2];
     int n = 0;
 
     if (t != NULL && t->cork_conn == c && !io_backlogged(c)) {
-        if (t->cork_len + alen + blen <= WSC__CORK_SIZE) {
-            memcpy(t->cork + t->cork_len, a, alen);
-            if (blen > 0)
-                memcpy(t->cork + t->cork_len + alen, b, blen);
-            t->cork_len += alen + blen;
+        bool ref = blen >= WSC__CORK_REF_MIN && in_pass(t, b, blen);
+        size_t copy = alen + (ref ? 0 : blen);
+        if (t->cork_len + copy > WSC__CORK_SIZE || t->niov + 2 > WSC__CORK_IOV)
+            wsc__io_flush(c);
+        if (copy <= WSC__CORK_SIZE && !io_backlogged(c)) {
+            cork_copy(t, a, alen);
+            if (ref) {
+                t->iov[t->niov].iov_base = (void *)(uintptr_t)b;
+                t->iov[t->niov++].iov_len = blen;
+                t->cork_bytes += blen;
+            } else {
+                cork_copy(t, b, blen);
+            }
             return 0;
-        }
-        /* Too big to gather: one writev of the cork and this frame. */
-        if (t->cork_len > 0) {
-            iov[n].iov_base = t->cork;
-            iov[n++].iov_len = t->cork_len;
-            t->cork_len = 0;
         }
     }
     if (alen > 0) {
@@ -384,7 +457,7 @@ size_t wsc__io_pending(const struct ws_conn *c)
     size_t n = c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0;
 
     if (t != NULL && t->cork_conn == c)
-        n += t->cork_len;
+        n += t->cork_bytes;
     return n;
 }
 
@@ -508,8 +581,12 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
 
     ws_conn_ref(c); /* callbacks may close or release c */
     wsc__io_cork(c);
+    t->pass_buf = buf;
+    t->pass_len = have;
     used = wsc__conn_input(c, buf, have);
-    wsc__io_uncork();
+    wsc__io_uncork(); /* before buf changes: the cork may point into it */
+    t->pass_buf = NULL;
+    t->pass_len = 0;
     if (used < have && io_still_reading(c)) {
         if (!io_stash(c, buf + used, have - used))
             io_failed(c);
@@ -569,7 +646,8 @@ void wsc__io_release(struct ws_conn *c)
 
     if (t != NULL && t->cork_conn == c) {
         t->cork_conn = NULL;
-        t->cork_len = 0;
+        t->niov = 0;
+        t->cork_len = t->cork_bytes = 0;
     }
     if (c->fd >= 0) {
         event_del(&c->rev);

@@ -340,6 +340,16 @@ static bool still_reading(struct ws_conn *c)
     return st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING;
 }
 
+/* Text and compressed data are checked as they arrive (a bad byte fails
+ * the connection at once, not when the frame completes), so a partial
+ * frame of theirs is streamed however small it is. */
+static bool must_stream(const struct ws_conn *c, const struct wsc__frame_head *f)
+{
+    if (f->opcode == WS_OP_CONTINUATION)
+        return c->msg_opcode == WS_OP_TEXT || c->msg_compressed;
+    return f->opcode == WS_OP_TEXT || (f->rsv & 0x40) != 0;
+}
+
 /* The payload of the current frame: n bytes at p, already unmasked. */
 static void frame_payload(struct ws_conn *c, const uint8_t *p, size_t n, bool first_chunk)
 {
@@ -387,7 +397,8 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
             frame_payload(c, payload, n, true);
             continue;
         }
-        if (is_control(f.opcode) || f.payload_len + (size_t)hlen <= WSC__GATHER_MAX)
+        if (is_control(f.opcode) ||
+            (f.payload_len + (size_t)hlen <= WSC__GATHER_MAX && !must_stream(c, &f)))
             break; /* small: wait for all of it */
         /* Large: take its header now and stream the payload. */
         frame_begin(c, &f);

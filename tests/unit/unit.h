@@ -26,6 +26,7 @@ extern const struct unit_test handshake_tests[];
 extern const struct unit_test utf8_tests[];
 extern const struct unit_test error_tests[];
 extern const struct unit_test deflate_tests[];
+extern const struct unit_test frame_tests[];
 
 /* Plain truth. */
 #define CHECK(expr) unit_check((expr) ? true : false, __FILE__, __LINE__, #expr)
