@@ -4,8 +4,9 @@
  * Server frames are unmasked, so the same bytes suit every client: the frame
  * is encoded once into a refcounted buffer (compressed once too, for every
  * connection on the shared no-context-takeover compressor) and written to
- * each connection straight from there. Only what a socket does not take at
- * once is queued, by reference (io.c).
+ * each connection from there: queued on each (copied if small, by
+ * reference if large) and written once the current callbacks are done, so
+ * that all broadcasts of one pass leave in one write per connection.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ static int bcast_encode(struct bcast_frame *f, bool rsv1, int op, const void *da
 
 static void bcast_queue(struct ws_conn *c, const struct bcast_frame *f)
 {
-    wsc__io_send_shared(c, f->s);
+    wsc__io_queue_shared(c, f->s);
 }
 
 /* Compress once for every connection on the shared compressor. Sets

@@ -55,6 +55,12 @@ int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
         free(ep->hdr_scratch);
         return WS_EEVENT;
     }
+    ep->flush_ev = event_new(base, -1, 0, wsc__io_flush_queued, ep);
+    if (ep->flush_ev == NULL) {
+        wsc__loop_destroy(&ep->loop);
+        free(ep->hdr_scratch);
+        return WS_EEVENT;
+    }
     atomic_fetch_add(&live_endpoints, 1);
     return 0;
 }
@@ -67,6 +73,11 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     while (ep->conns != NULL)
         wsc__conn_abort(ep->conns);
     wsc__loop_destroy(&ep->loop);
+    for (size_t i = 0; i < ep->num_queued; i++)
+        ws_conn_unref(ep->queued[i]); /* released above; the shells go now */
+    free(ep->queued);
+    if (ep->flush_ev != NULL)
+        event_free(ep->flush_ev);
     wsc__topics_free(ep);
     wsc__inflater_free(ep->shared_inflater);
     wsc__deflater_free(ep->shared_deflater);

@@ -273,6 +273,7 @@ struct ws_conn {
     bool connecting;              /* client: waiting for connect() */
     bool slow;                    /* over max_buffered: closing by policy */
     bool write_failed;            /* the socket refused output: dropping */
+    bool dirty;                   /* on its endpoint's list of output to flush */
     _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
     /* heartbeat */
     bool awaiting_pong;
@@ -383,6 +384,12 @@ struct wsc__shared *wsc__shared_new(size_t len);
 void wsc__shared_unref(struct wsc__shared *s);
 /* Queue s on c: written now if possible, the rest by reference. */
 int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s);
+/* Queue s on c without writing: the endpoint flushes every connection so
+ * queued once the current callbacks are done, so that broadcasts made in
+ * one pass leave in one write per connection. */
+int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s);
+/* The endpoint's flush event (created by endpoint init). */
+void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg);
 /* Gather c's output until uncork (at most one corked connection per thread). */
 void wsc__io_cork(struct ws_conn *c);
 void wsc__io_uncork(void);
@@ -465,6 +472,9 @@ struct wsc__endpoint {
     ws_drain_cb on_drain; void *drain_arg;
 
     /* Broadcast and topics act on the connections of this loop. */
+    struct event *flush_ev;       /* writes what broadcasts queued */
+    struct ws_conn **queued;      /* connections with such output (refs held) */
+    size_t num_queued, queued_cap;
     struct wsc__topic **topics;   /* hash table, topic_buckets (power of 2) */
     size_t topic_buckets, num_topics;
 };

@@ -451,6 +451,82 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
     return 0;
 }
 
+int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s)
+{
+    struct wsc__endpoint *ep = c->ep;
+    struct io_thread *t = io_tls;
+    struct wsc__backlog *bl;
+    int rc;
+
+    if (c->fd < 0 || c->write_failed)
+        return WS_ECLOSED;
+    if ((t != NULL && t->cork_conn == c) || c->connecting)
+        return wsc__io_send_shared(c, s); /* behind its cork: keep the order */
+    if (!c->dirty) {
+        if (ep->num_queued == ep->queued_cap) {
+            size_t cap = ep->queued_cap ? ep->queued_cap * 2 : 64;
+            struct ws_conn **q = realloc(ep->queued, cap * sizeof(*q));
+            if (q == NULL)
+                return wsc__io_send_shared(c, s);
+            ep->queued = q;
+            ep->queued_cap = cap;
+        }
+        ws_conn_ref(c);
+        ep->queued[ep->num_queued++] = c;
+        c->dirty = true;
+        if (ep->num_queued == 1)
+            event_active(ep->flush_ev, EV_WRITE, 0);
+    }
+    bl = backlog_get(c);
+    if (bl == NULL) {
+        io_failed(c);
+        return WS_ENOMEM;
+    }
+    if (s->len < WSC__SHARED_REFERENCE_MIN) {
+        rc = evbuffer_add(bl->buf, s->data, s->len);
+    } else {
+        s->refs++;
+        if ((rc = evbuffer_add_reference(bl->buf, s->data, s->len, shared_cleanup, s)) != 0)
+            s->refs--;
+    }
+    if (rc != 0) {
+        io_failed(c);
+        return WS_ENOMEM;
+    }
+    atomic_store_explicit(&c->outbuf, evbuffer_get_length(bl->buf), memory_order_relaxed);
+    return 0;
+}
+
+void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
+{
+    struct wsc__endpoint *ep = arg;
+    size_t n = ep->num_queued;
+
+    (void)fd;
+    (void)what;
+    /* Connections queued while this runs (a drain callback broadcasting)
+     * go to the back and are flushed in this same pass. */
+    for (size_t i = 0; i < ep->num_queued; i++) {
+        struct ws_conn *c = ep->queued[i];
+        c->dirty = false;
+        if (c->fd >= 0 && !c->write_failed && c->bl != NULL && !c->bl->armed) {
+            size_t left;
+            if (evbuffer_write(c->bl->buf, c->fd) < 0 && !io_would_block(errno)) {
+                io_failed(c);
+            } else if ((left = evbuffer_get_length(c->bl->buf)) == 0) {
+                backlog_free(c);
+                wsc__conn_io_drained(c, 0);
+            } else {
+                backlog_arm(c); /* the write event takes the rest */
+            }
+        }
+    }
+    for (size_t i = 0; i < ep->num_queued; i++)
+        ws_conn_unref(ep->queued[i]);
+    ep->num_queued = 0;
+    (void)n;
+}
+
 size_t wsc__io_pending(const struct ws_conn *c)
 {
     const struct io_thread *t = io_tls;

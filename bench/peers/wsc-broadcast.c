@@ -3,17 +3,29 @@
  * any connection sends goes to every open connection, sender included, with
  * ws_server_broadcast() (what node-echo.js does on /broadcast).
  *
- *   wsc-broadcast [HOST:PORT]      (default 127.0.0.1:9001)
+ *   wsc-broadcast [--per-client] [HOST:PORT]      (default 127.0.0.1:9001)
+ *
+ * --per-client does the same with a loop calling ws_conn_send() for every
+ * connection, the baseline the encode-once path is measured against.
  *
  * No connection limit (max_connections 0); other settings are the library's
  * defaults. Built by bench/Makefile against a libwsc build tree (WSC_BUILD).
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <wsc.h>
 
+#include <string.h>
+
 static unsigned long long skipped; /* deliveries the backpressure cap refused */
+
+/* --per-client: the open connections, kept by the open/close callbacks
+ * (one loop, so no locking). */
+static struct ws_conn **conns;
+static size_t num_conns, conns_cap;
 
 static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
                     size_t len, void *arg)
@@ -25,6 +37,45 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         skipped += (unsigned long long)rc;
     else if (rc < 0)
         fprintf(stderr, "wsc-broadcast: %s\n", ws_strerror(rc));
+}
+
+static void on_data_per_client(struct ws_conn *conn, enum ws_opcode op, const void *data,
+                               size_t len, void *arg)
+{
+    (void)conn;
+    (void)arg;
+    for (size_t i = 0; i < num_conns; i++)
+        if (ws_conn_send(conns[i], op, data, len) != 0)
+            skipped++;
+}
+
+static void on_open(struct ws_conn *conn, void *arg)
+{
+    (void)arg;
+    if (num_conns == conns_cap) {
+        size_t cap = conns_cap ? conns_cap * 2 : 1024;
+        struct ws_conn **p = realloc(conns, cap * sizeof(*p));
+        if (p == NULL) {
+            ws_conn_close(conn, 1011, "out of memory");
+            return;
+        }
+        conns = p;
+        conns_cap = cap;
+    }
+    ws_conn_set_user(conn, (void *)(uintptr_t)num_conns);
+    conns[num_conns++] = conn;
+}
+
+static void on_close(struct ws_conn *conn, const struct ws_close_info *info, void *arg)
+{
+    size_t i = (size_t)(uintptr_t)ws_conn_get_user(conn);
+
+    (void)info;
+    (void)arg;
+    if (i < num_conns && conns[i] == conn) { /* move the last one into its slot */
+        conns[i] = conns[--num_conns];
+        ws_conn_set_user(conns[i], (void *)(uintptr_t)i);
+    }
 }
 
 static struct ws_server *make_server(void)
@@ -42,7 +93,8 @@ static struct ws_server *make_server(void)
 
 int main(int argc, char **argv)
 {
-    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:9001";
+    bool per_client = argc > 1 && strcmp(argv[1], "--per-client") == 0;
+    const char *addr = argc > 1 + per_client ? argv[1 + per_client] : "127.0.0.1:9001";
     struct ws_server *srv = make_server();
     int port;
 
@@ -51,7 +103,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsc-broadcast: %s\n", ws_strerror(WS_ENOMEM));
         return 1;
     }
-    ws_server_handle_data(srv, on_data, NULL);
+    if (per_client) {
+        ws_server_handle_open(srv, on_open, NULL);
+        ws_server_handle_close(srv, on_close, NULL);
+        ws_server_handle_data(srv, on_data_per_client, NULL);
+    } else {
+        ws_server_handle_data(srv, on_data, NULL);
+    }
     if ((port = ws_server_listen(srv, addr)) < 0) {
         fprintf(stderr, "wsc-broadcast: cannot listen on %s: %s\n", addr, ws_strerror(port));
         ws_server_free(srv);
@@ -60,6 +118,7 @@ int main(int argc, char **argv)
     printf("listening on ws://127.0.0.1:%d/\n", port);
     ws_server_run(srv); /* until SIGINT/SIGTERM */
     ws_server_free(srv);
+    free(conns);
     fprintf(stderr, "wsc-broadcast: %llu deliveries skipped by backpressure\n", skipped);
     return 0;
 }
