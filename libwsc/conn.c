@@ -344,14 +344,8 @@ int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *
 
     if (!c->ep->is_client) { /* servers never mask: header and payload as they are */
         /* Small frames are built right in the cork: one copy, no call. */
-        if (len <= WSC__SMALL_FRAME &&
-            (frame = wsc__io_reserve(c, WSC__FRAME_HEADER_MAX + len)) != NULL) {
-            hlen = wsc__frame_header(frame, rsv1, opcode, len, NULL);
-            if (len > 0)
-                memcpy(frame + hlen, data, len);
-            wsc__io_commit(c, hlen + len);
+        if (len <= WSC__SMALL_FRAME && wsc__io_cork_frame(c, rsv1, opcode, data, len))
             return 0;
-        }
         hlen = wsc__frame_header(hdr, rsv1, opcode, len, NULL);
         return wsc__io_send(c, hdr, hlen, data, len);
     }

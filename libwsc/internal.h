@@ -187,34 +187,9 @@ struct ws_config {
 };
 void wsc__config_defaults(struct ws_config *cfg);
 
-/* ---- frame.c: RFC 6455 5.2 frames --------------------------------------- */
+/* ---- frame.h / frame.c: RFC 6455 5.2 frames ----------------------------- */
 
-#define WSC__FRAME_HEADER_MAX 14
-
-struct wsc__frame_head {
-    bool fin;
-    bool masked;
-    uint8_t rsv;                  /* the three bits in place: 0x40 is RSV1 */
-    uint8_t opcode;
-    uint8_t mask[4];
-    uint64_t payload_len;
-    size_t header_len;
-};
-enum { WSC__FRAME_BAD = -1 };     /* a length the RFC forbids: 1002 */
-
-/* Encode a FIN frame's header (mask NULL: unmasked). Returns its length. */
-size_t wsc__frame_header(uint8_t out[WSC__FRAME_HEADER_MAX], bool rsv1, int opcode,
-                         size_t len, const uint8_t *mask);
-/* Parse a header at p[0..len): its length, 0 when more bytes are needed,
- * or WSC__FRAME_BAD. */
-int wsc__frame_parse(const uint8_t *p, size_t len, struct wsc__frame_head *h);
-/* XOR n bytes in place with mask, starting offset bytes into the key. */
-void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset);
-/* Close payload: 2-byte code + reason; code 0 means an empty payload. */
-size_t wsc__frame_close_payload(uint8_t out[125], int code, const char *reason,
-                                size_t reason_len);
-/* May a close frame carry this code (RFC 6455 7.4.1, IANA registry)? */
-bool wsc__close_code_valid(int code);
+#include "frame.h"
 
 /* ---- conn.c: one connection ---------------------------------------------- */
 
@@ -368,10 +343,10 @@ void wsc__io_release(struct ws_conn *c);
 /* Queue a then b (either may be empty): corked, written, or backlogged. */
 int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b,
                  size_t blen);
-/* Room for n bytes in c's cork, or NULL (not corked, or it would not
- * keep the order): write there, then commit what was written. */
-uint8_t *wsc__io_reserve(struct ws_conn *c, size_t n);
-void wsc__io_commit(struct ws_conn *c, size_t n);
+/* Build an unmasked frame right in c's cork: 1 when done, 0 when c is not
+ * corked or has a backlog (then use wsc__io_send). */
+int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
+                      size_t len);
 /* Queue the whole of buf and empty it. */
 int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf);
 /* A refcounted frame shared by many connections (broadcast). */
@@ -423,8 +398,7 @@ struct wsc__xmsg {
 
 struct wsc__loop {
     struct event_base *base;
-    _Atomic int owner_known;
-    pthread_t owner;              /* the thread running the loop */
+    _Atomic(const char *) owner;  /* &wsc__thread_tag of the loop's thread */
     pthread_mutex_t lock;         /* guards the queue below */
     struct wsc__xmsg *head, *tail;
     bool wake_pending;
@@ -434,7 +408,13 @@ struct wsc__loop {
 int wsc__loop_init(struct wsc__loop *loop, struct event_base *base);
 void wsc__loop_destroy(struct wsc__loop *loop);
 void wsc__loop_mark_owner(struct wsc__loop *loop);
-bool wsc__loop_is_owner(struct wsc__loop *loop);
+/* One byte per thread: its address names the thread, and comparing it
+ * costs no call (every send asks whether it runs on the loop's thread). */
+extern _Thread_local char wsc__thread_tag __attribute__((tls_model("initial-exec")));
+static inline bool wsc__loop_is_owner(struct wsc__loop *loop)
+{
+    return atomic_load_explicit(&loop->owner, memory_order_acquire) == &wsc__thread_tag;
+}
 /* Hand a message to the loop; it takes ownership of m (and its ref). */
 void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m);
 

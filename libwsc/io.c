@@ -52,6 +52,7 @@ struct io_thread {
     size_t cork_len;              /* bytes used in cork[] */
     size_t cork_bytes;            /* bytes the pieces add up to */
     int niov;
+    bool tail_open;               /* the last piece ends at cork_len: grow it */
     struct iovec iov[WSC__CORK_IOV];
     uint8_t cork[];               /* WSC__CORK_SIZE */
 };
@@ -230,6 +231,7 @@ void wsc__io_flush(struct ws_conn *c)
     n = t->niov;
     t->niov = 0;
     t->cork_len = t->cork_bytes = 0;
+    t->tail_open = false;
     io_writev(c, t->iov, n);
 }
 
@@ -257,49 +259,52 @@ void wsc__io_uncork(void)
 
 static void cork_copy(struct io_thread *t, const void *p, size_t n)
 {
-    struct iovec *last = t->niov > 0 ? &t->iov[t->niov - 1] : NULL;
-
     if (n == 0)
         return;
     memcpy(t->cork + t->cork_len, p, n);
-    if (last != NULL && (uint8_t *)last->iov_base + last->iov_len == t->cork + t->cork_len) {
-        last->iov_len += n;
+    if (t->tail_open) {
+        t->iov[t->niov - 1].iov_len += n;
     } else {
         t->iov[t->niov].iov_base = t->cork + t->cork_len;
         t->iov[t->niov++].iov_len = n;
+        t->tail_open = true;
     }
     t->cork_len += n;
     t->cork_bytes += n;
 }
 
-uint8_t *wsc__io_reserve(struct ws_conn *c, size_t n)
+int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
+                      size_t len)
 {
     struct io_thread *t = io_tls;
+    uint8_t *p;
+    size_t n;
 
-    if (t == NULL || t->cork_conn != c || n > WSC__CORK_SIZE || io_backlogged(c))
-        return NULL;
-    if (t->cork_len + n > WSC__CORK_SIZE || t->niov + 1 > WSC__CORK_IOV) {
+    /* A backlog (or a pending connect) comes first: the general path. */
+    if (t == NULL || t->cork_conn != c || c->bl != NULL ||
+        WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE)
+        return 0;
+    if (t->cork_len + WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE ||
+        t->niov == WSC__CORK_IOV) {
         wsc__io_flush(c);
-        if (io_backlogged(c))
-            return NULL; /* behind the backlog now: keep the order */
+        if (c->bl != NULL)
+            return 0;
     }
-    return t->cork + t->cork_len;
-}
-
-void wsc__io_commit(struct ws_conn *c, size_t n)
-{
-    struct io_thread *t = io_tls;
-    struct iovec *last = t->niov > 0 ? &t->iov[t->niov - 1] : NULL;
-
-    (void)c;
-    if (last != NULL && (uint8_t *)last->iov_base + last->iov_len == t->cork + t->cork_len) {
-        last->iov_len += n;
+    p = t->cork + t->cork_len;
+    n = wsc__frame_header(p, rsv1, opcode, len, NULL);
+    if (len > 0)
+        memcpy(p + n, data, len);
+    n += len;
+    if (t->tail_open) {
+        t->iov[t->niov - 1].iov_len += n;
     } else {
-        t->iov[t->niov].iov_base = t->cork + t->cork_len;
+        t->iov[t->niov].iov_base = p;
         t->iov[t->niov++].iov_len = n;
+        t->tail_open = true;
     }
     t->cork_len += n;
     t->cork_bytes += n;
+    return 1;
 }
 
 static bool in_pass(const struct io_thread *t, const void *p, size_t n)
@@ -327,6 +332,7 @@ int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b, s
                 t->iov[t->niov].iov_base = (void *)(uintptr_t)b;
                 t->iov[t->niov++].iov_len = blen;
                 t->cork_bytes += blen;
+                t->tail_open = false;
             } else {
                 cork_copy(t, b, blen);
             }
@@ -724,6 +730,7 @@ void wsc__io_release(struct ws_conn *c)
         t->cork_conn = NULL;
         t->niov = 0;
         t->cork_len = t->cork_bytes = 0;
+        t->tail_open = false;
     }
     if (c->fd >= 0) {
         event_del(&c->rev);

@@ -87,7 +87,7 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg)
 int wsc__loop_init(struct wsc__loop *loop, struct event_base *base)
 {
     loop->base = base;
-    atomic_init(&loop->owner_known, 0);
+    atomic_init(&loop->owner, NULL);
     loop->head = loop->tail = NULL;
     loop->wake_pending = false;
     if (pthread_mutex_init(&loop->lock, NULL) != 0)
@@ -120,19 +120,11 @@ void wsc__loop_destroy(struct wsc__loop *loop)
     pthread_mutex_destroy(&loop->lock);
 }
 
+_Thread_local char wsc__thread_tag __attribute__((tls_model("initial-exec")));
+
 void wsc__loop_mark_owner(struct wsc__loop *loop)
 {
-    if (atomic_load_explicit(&loop->owner_known, memory_order_acquire) &&
-        pthread_equal(loop->owner, pthread_self()))
-        return;
-    loop->owner = pthread_self();
-    atomic_store_explicit(&loop->owner_known, 1, memory_order_release);
-}
-
-bool wsc__loop_is_owner(struct wsc__loop *loop)
-{
-    return atomic_load_explicit(&loop->owner_known, memory_order_acquire) &&
-           pthread_equal(loop->owner, pthread_self());
+    atomic_store_explicit(&loop->owner, &wsc__thread_tag, memory_order_release);
 }
 
 void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m)
