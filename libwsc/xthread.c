@@ -77,11 +77,18 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg)
     loop->wake_pending = false;
     pthread_mutex_unlock(&loop->lock);
 
+    /* Consecutive sends to one connection leave in one write: cork it
+     * until the batch moves on to another. */
     while (batch != NULL) {
         struct wsc__xmsg *next = batch->next;
+        /* Only a live connection: its release takes it out of the cork,
+         * while a released one may be freed by this very message. */
+        if (batch->conn != NULL && batch->kind <= WSC__X_CLOSE && batch->conn->fd >= 0)
+            wsc__io_cork(batch->conn);
         loop_deliver(batch);
         batch = next;
     }
+    wsc__io_uncork();
 }
 
 int wsc__loop_init(struct wsc__loop *loop, struct event_base *base)
