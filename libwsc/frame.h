@@ -98,6 +98,8 @@ static inline int wsc__frame_parse(const uint8_t *p, size_t len, struct wsc__fra
             return 0;
         memcpy(h->mask, p + n, 4);
         n += 4;
+    } else {
+        memset(h->mask, 0, 4);
     }
     h->payload_len = plen;
     h->header_len = n;
