@@ -5,7 +5,7 @@
 # (unthrottled), p99 latency in us (at rate msg/s per connection), msg/s.
 set terminal pngcairo size 1200,480 font ",10"
 set output outfile
-label(s) = s eq "wsc" ? "libwsc" : s eq "lws" ? "libwebsockets" : s eq "node" ? "node ws" : s eq "gorilla" ? "gorilla/websocket" : s
+label(s) = s eq "wsc" ? "libwsc" : s eq "lws" ? "libwebsockets" : s eq "node" ? "node ws" : s eq "gorilla" ? "gorilla/websocket" : s eq "floor" ? "floor (read+write only)" : s
 set multiplot layout 1,2 title "Echo, 23-byte messages; server on core 0, wsc-bench on core 1"
 set logscale xy
 set grid

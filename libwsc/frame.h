@@ -110,6 +110,12 @@ static inline int wsc__frame_parse(const uint8_t *p, size_t len, struct wsc__fra
  * instructions where the target has them (SSE2 on every x86-64). */
 typedef uint8_t wsc__v16 __attribute__((vector_size(16)));
 
+/* From this length on, unmasking uses the widest vectors the CPU has
+ * (frame.c picks them once); it returns how many bytes it did, a multiple
+ * of 8, and the caller does the rest. */
+#define WSC__MASK_LONG 512
+size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8);
+
 /* XOR n bytes in place with mask, starting offset bytes into the key.
  * memcpy keeps unaligned access defined; it compiles to plain loads and
  * stores. */
@@ -123,7 +129,9 @@ static inline void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t
 
     memcpy(&k32, m, 4);
     k64 = (uint64_t)k32 | ((uint64_t)k32 << 32);
-    if (n >= 64) {
+    if (n >= WSC__MASK_LONG) {
+        i = wsc__mask_long(p, n, k64);
+    } else if (n >= 64) {
         const uint64_t kk[2] = { k64, k64 };
         wsc__v16 key;
         memcpy(&key, kk, 16);
