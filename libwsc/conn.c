@@ -430,7 +430,9 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
 {
     int rc;
 
-    if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
+    /* close_notified: a send from the close callback of a connection that
+     * is being dropped (still OPEN, but its socket is about to go). */
+    if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent || c->close_notified)
         return WS_ECLOSED;
     if (c->pmd.enabled && c->pmd.tx_window_bits >= 9 &&
         (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
@@ -496,7 +498,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     uint8_t payload[125];
     size_t n;
 
-    if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent)
+    if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent || c->close_notified)
         return WS_ECLOSED;
     n = wsc__frame_close_payload(payload, code, reason, len);
     wsc__conn_write_frame(c, false, WS_OP_CLOSE, payload, n);
@@ -552,6 +554,8 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
     if (atomic_load(&c->state) != WSC__CONN_OPEN)
         return WS_ECLOSED;
     owner = wsc__loop_is_owner(&c->ep->loop);
+    if (owner && c->close_notified)
+        return WS_ECLOSED; /* called from its close callback */
     if (kind == WSC__X_SEND && (rc = conn_admit(c, len, owner)) != 0)
         return rc;
     if (owner) {
