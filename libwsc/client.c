@@ -136,11 +136,11 @@ static int client_send_request(struct ws_client *cl, struct ws_conn *c)
 
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return WS_ENOMEM;
-    out = evbuffer_new();
-    if (out == NULL)
-        return WS_ENOMEM;
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
     if (wsc__handshake_accept(key, 24, cl->accept) != 0)
+        return WS_ENOMEM;
+    out = evbuffer_new();
+    if (out == NULL)
         return WS_ENOMEM;
     evbuffer_add_printf(out,
                         "GET %s HTTP/1.1\r\n"

@@ -233,7 +233,8 @@ size_t wsc__conn_http_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
     size_t used = 0;
 
-    while (used < len && atomic_load(&c->state) == WSC__CONN_HTTP) {
+    /* Over the output cap, the remaining requests wait (io.c throttles). */
+    while (used < len && atomic_load(&c->state) == WSC__CONN_HTTP && !wsc__io_over_cap(c)) {
         size_t n = http_handle_one(c, (const char *)buf + used, len - used);
         if (n == 0)
             break;

@@ -249,6 +249,8 @@ struct ws_conn {
     bool slow;                    /* over max_buffered: closing by policy */
     bool write_failed;            /* the socket refused output: dropping */
     bool dirty;                   /* on its endpoint's list of output to flush */
+    bool read_paused;             /* output over max_buffered: input not read */
+    bool stash_handled;           /* the stash is a partial frame, not unanswered input */
     _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
     /* heartbeat */
     bool awaiting_pong;
@@ -372,6 +374,8 @@ void wsc__io_uncork(void);
 void wsc__io_flush(struct ws_conn *c);
 /* Free the calling thread's buffers (the last endpoint is gone). */
 void wsc__io_thread_cleanup(void);
+/* More than max_buffered bytes wait in the backlog (reading pauses). */
+bool wsc__io_over_cap(const struct ws_conn *c);
 /* Bytes waiting for the socket (corked or backlogged). */
 size_t wsc__io_pending(const struct ws_conn *c);
 /* Half-close (after our last byte), then read and discard. */

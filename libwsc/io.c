@@ -168,8 +168,7 @@ static void io_failed(struct ws_conn *c)
     if (c->write_failed)
         return;
     c->write_failed = true;
-    if (c->bl != NULL)
-        evbuffer_drain(c->bl->buf, evbuffer_get_length(c->bl->buf));
+    backlog_free(c); /* nothing queued can arrive; no write event either */
     wsc__conn_arm_timer(c, 0);
 }
 
@@ -281,6 +280,8 @@ int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *dat
     size_t n;
 
     /* A backlog (or a pending connect) comes first: the general path. */
+    if (c->write_failed)
+        return 0; /* wsc__io_send reports it */
     if (t == NULL || t->cork_conn != c || c->bl != NULL ||
         WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE)
         return 0;
@@ -321,6 +322,8 @@ int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b, s
     struct iovec iov[2];
     int n = 0;
 
+    if (c->fd < 0 || c->write_failed)
+        return WS_ECLOSED;
     if (t != NULL && t->cork_conn == c && !io_backlogged(c)) {
         bool ref = blen >= WSC__CORK_REF_MIN && in_pass(t, b, blen);
         size_t copy = alen + (ref ? 0 : blen);
@@ -350,9 +353,13 @@ int wsc__io_send(struct ws_conn *c, const void *a, size_t alen, const void *b, s
     return n > 0 ? io_writev(c, iov, n) : 0;
 }
 
+/* What wsc__io_send_buffer copies rather than moves into a backlog. */
+#define WSC__SMALL_COPY 4096
+
 int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf)
 {
     struct wsc__backlog *bl;
+    size_t len;
 
     if (c->fd < 0 || c->write_failed) {
         evbuffer_drain(buf, evbuffer_get_length(buf));
@@ -374,11 +381,19 @@ int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf)
             return 0;
     }
     bl = backlog_get(c);
-    if (bl == NULL || evbuffer_add_buffer(bl->buf, buf) != 0) {
+    /* Small responses are copied into the backlog's free space: moving
+     * their chains would cost a mostly empty chain each, and thousands of
+     * pipelined requests would make the backlog's memory many times its
+     * length (the length is what max_buffered counts). */
+    len = evbuffer_get_length(buf);
+    if (bl == NULL ||
+        (len <= WSC__SMALL_COPY ? evbuffer_add(bl->buf, evbuffer_pullup(buf, -1), len)
+                                : evbuffer_add_buffer(bl->buf, buf)) != 0) {
         evbuffer_drain(buf, evbuffer_get_length(buf));
         io_failed(c);
         return WS_ENOMEM;
     }
+    evbuffer_drain(buf, evbuffer_get_length(buf));
     backlog_arm(c);
     return 0;
 }
@@ -543,6 +558,40 @@ size_t wsc__io_pending(const struct ws_conn *c)
     return n;
 }
 
+/* ---- read throttling --------------------------------------------------------- */
+
+/*
+ * Output a peer makes us produce without reading it (pongs to a ping flood,
+ * answers to pipelined HTTP requests, echoes) must not grow without limit:
+ * while more than max_buffered bytes wait for the socket, the connection's
+ * input is not read. Its TCP window then closes and the peer stalls. Reading
+ * resumes once the backlog is down to half the cap.
+ */
+bool wsc__io_over_cap(const struct ws_conn *c)
+{
+    return c->bl != NULL && evbuffer_get_length(c->bl->buf) > c->ep->cfg.max_buffered;
+}
+
+static void io_pause_reading(struct ws_conn *c)
+{
+    if (!c->read_paused && c->fd >= 0) {
+        event_del(&c->rev);
+        c->read_paused = true;
+    }
+}
+
+static void io_resume_reading(struct ws_conn *c)
+{
+    if (!c->read_paused || c->fd < 0 || c->write_failed)
+        return;
+    c->read_paused = false;
+    event_add(&c->rev, NULL);
+    /* Bytes kept in the stash (requests not answered yet) may be all the
+     * peer sends: handle them now rather than wait for more input. */
+    if (c->stash_len > 0)
+        event_active(&c->rev, EV_READ, 1);
+}
+
 /* ---- events ------------------------------------------------------------------- */
 
 static void io_on_writable(evutil_socket_t fd, short what, void *arg)
@@ -575,6 +624,8 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
     atomic_store_explicit(&c->outbuf, left, memory_order_relaxed);
     if (left == 0)
         backlog_free(c); /* an idle connection keeps no output buffer */
+    if (left <= c->ep->cfg.max_buffered / 2)
+        io_resume_reading(c);
     wsc__conn_io_drained(c, left);
 }
 
@@ -616,7 +667,6 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     size_t have = 0, cap = WSC__READ_SIZE, used;
     ssize_t n;
 
-    (void)what;
     if (t == NULL) {
         io_failed(c);
         return;
@@ -648,14 +698,18 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     n = read(fd, buf + have, cap - have);
     if (n <= 0) {
         bool again = n < 0 && io_would_block(errno);
-        if (own != NULL) { /* give it back */
-            c->stash = own;
-            c->stash_len = have;
-            c->stash_cap = cap;
+        if (again && (what & EV_READ) && have > 0 && !c->stash_handled) {
+            n = 0; /* nothing new, but stashed requests to answer (resumed) */
+        } else {
+            if (own != NULL) { /* give it back */
+                c->stash = own;
+                c->stash_len = have;
+                c->stash_cap = cap;
+            }
+            if (!again)
+                wsc__conn_io_closed(c);
+            return;
         }
-        if (!again)
-            wsc__conn_io_closed(c);
-        return;
     }
     if (own == NULL && have > 0)
         c->stash_len = 0; /* its bytes are in buf now */
@@ -673,6 +727,11 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         if (!io_stash(c, buf + used, have - used))
             io_failed(c);
     }
+    /* A stash left because output is over the cap is unanswered input,
+     * not a partial frame: handle it once reading resumes. */
+    c->stash_handled = !wsc__io_over_cap(c);
+    if (wsc__io_over_cap(c))
+        io_pause_reading(c);
     if (c->stash_len == 0 && c->stash != NULL)
         io_stash_free(c); /* an idle connection keeps no input buffer */
     free(own);

@@ -364,7 +364,9 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
     uint8_t *p = buf, *end = buf + len;
 
-    while (p < end && still_reading(c)) {
+    /* Over the output cap, the rest waits (io.c stops reading until the
+     * backlog is down to half): a ping flood cannot grow our output. */
+    while (p < end && still_reading(c) && !wsc__io_over_cap(c)) {
         struct wsc__frame_head f;
         size_t avail = (size_t)(end - p);
         int hlen;

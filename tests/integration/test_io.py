@@ -31,6 +31,7 @@ from wsutil import (HOST, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEX
 
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", "/work/main")
 ECHO_BIN = os.path.join(TOP_BUILDDIR, "examples", "echo", "echo")
+BROADCAST_BIN = os.path.join(TOP_BUILDDIR, "examples", "broadcast", "broadcast")
 
 # Library constants (libwsc/internal.h, libwsc/config.c).
 GATHER_MAX = 64 * 1024          # WSC__GATHER_MAX
@@ -59,14 +60,14 @@ def _die_with_parent():
 class EchoServer:
     """examples/echo/echo on 127.0.0.1, port 0; stderr is collected."""
 
-    def __init__(self, args):
+    def __init__(self, args, binary=None):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
         self.args = [str(a) for a in args]
         self.proc = subprocess.Popen(
-            [ECHO_BIN] + self.args + ["127.0.0.1:0"],
+            [binary or ECHO_BIN] + self.args + ["127.0.0.1:0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
@@ -151,8 +152,8 @@ def echo():
         pytest.fail("echo example not built: %s" % ECHO_BIN)
     started = []
 
-    def start(*args):
-        srv = EchoServer(args)
+    def start(*args, binary=None):
+        srv = EchoServer(args, binary)
         started.append(srv)
         return srv
 
@@ -866,3 +867,61 @@ def test_broadcast_keeps_order_with_own_replies(server):
     finally:
         close_cleanly(a)
         close_cleanly(b)
+
+
+# ---- output a peer provokes without reading is bounded ------------------------------
+
+def _flood_until_blocked(sock, chunk, limit):
+    """Send chunk until the server stops taking input (a send times out) or
+    limit bytes went out; returns the bytes sent."""
+    sent = 0
+    sock.settimeout(t(2))
+    try:
+        while sent < limit:
+            sent += sock.send(chunk)
+    except socket.timeout:
+        pass
+    return sent
+
+
+@pytest.mark.parametrize("kind", ["ping", "http"])
+def test_unread_replies_do_not_grow_server_memory(echo, kind):
+    """A ping flood (pongs) or pipelined HTTP requests (404s) from a peer that
+    never reads: once max_buffered (16 MiB) waits for the socket the server
+    stops reading, so its memory stays near the cap instead of growing with
+    the input; and the connection still works once the peer reads."""
+    # echo answers plain HTTP with 426 and closes; examples/broadcast serves
+    # keep-alive requests (404 for this path), so it answers every one.
+    srv = echo() if kind == "ping" else echo(binary=BROADCAST_BIN)
+    rss_before = srv.rss_kib()
+    limit = 200 * 1024 * 1024
+    if kind == "ping":
+        c = open_ws(srv.port, rcvbuf=4096)
+        sock = c.sock
+        chunk = frame(OP_PING, b"A" * 125) * 1000
+    else:
+        sock = socket.create_connection((HOST, srv.port))
+        chunk = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+    sent = _flood_until_blocked(sock, chunk, limit)
+    time.sleep(0.3)
+    grown_kib = srv.rss_kib() - rss_before
+    assert sent < limit, "the server read %d bytes without its replies being read" % sent
+    # The cap plus one read pass's worth of replies, and allocator slack.
+    assert grown_kib < 48 * 1024, "server memory grew by %d KiB" % grown_kib
+    # Reading drains it, and the server answers what it had left unread.
+    # (A plain-HTTP connection also ends at the 10 s handshake timeout, so
+    # only ask for what was held back: more than the cap's half.)
+    want = 8 * 1024 * 1024
+    sock.settimeout(t(10))
+    got = 0
+    deadline = time.monotonic() + t(20)
+    try:
+        while got < want and time.monotonic() < deadline:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            got += len(data)
+    except ConnectionResetError:
+        pass
+    assert got >= want, "only %d bytes of replies came back" % got
+    sock.close()
