@@ -290,14 +290,13 @@ static struct evdns_base *client_resolver(struct ws_client *cl)
 
 /* Connect to the first address; failures end the attempt like a refused
  * connection would (release, then reconnect or give up). */
-static void client_connect_to(struct ws_client *cl, struct ws_conn *c,
-                              const struct evutil_addrinfo *ai, int error)
+static void client_connect_to(struct ws_conn *c, const struct evutil_addrinfo *ai,
+                              int error)
 {
     if (ai == NULL || wsc__io_connect(c, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
         c->fail_error = ai == NULL ? error : WS_ECONNECT;
         wsc__conn_abort(c);
     }
-    (void)cl;
 }
 
 static void client_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
@@ -308,7 +307,7 @@ static void client_on_resolved(int result, struct evutil_addrinfo *res, void *ar
     if (result != EVUTIL_EAI_CANCEL) { /* cancelled: the attempt is gone */
         cl->lookup = NULL;
         if (c != NULL && c->fd < 0 && atomic_load(&c->state) == WSC__CONN_HTTP)
-            client_connect_to(cl, c, result == 0 ? res : NULL, WS_EDNS);
+            client_connect_to(c, result == 0 ? res : NULL, WS_EDNS);
     }
     if (res != NULL)
         evutil_freeaddrinfo(res);
@@ -335,7 +334,7 @@ static int client_start_attempt(struct ws_client *cl)
     snprintf(port, sizeof(port), "%d", cl->port);
     if (dns == NULL) { /* numeric: converted without blocking */
         hints.ai_flags = EVUTIL_AI_NUMERICHOST;
-        client_connect_to(cl, c, evutil_getaddrinfo(cl->host, port, &hints, &res) == 0
+        client_connect_to(c, evutil_getaddrinfo(cl->host, port, &hints, &res) == 0
                                      ? res : NULL, WS_EDNS);
         if (res != NULL)
             evutil_freeaddrinfo(res);

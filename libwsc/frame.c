@@ -6,33 +6,6 @@
 
 #include "internal.h"
 
-/* Unmask 64 bytes at a time with 16-byte vectors (SSE2 on x86-64, NEON on
- * arm64, plain words elsewhere). */
-static size_t mask_v16(uint8_t *p, size_t n, uint64_t key8)
-{
-    const uint64_t kk[2] = { key8, key8 };
-    wsc__v16 key;
-    size_t i = 0;
-
-    memcpy(&key, kk, 16);
-    for (; i + 64 <= n; i += 64) {
-        wsc__v16 a, b, c, d;
-        memcpy(&a, p + i, 16);
-        memcpy(&b, p + i + 16, 16);
-        memcpy(&c, p + i + 32, 16);
-        memcpy(&d, p + i + 48, 16);
-        a ^= key;
-        b ^= key;
-        c ^= key;
-        d ^= key;
-        memcpy(p + i, &a, 16);
-        memcpy(p + i + 16, &b, 16);
-        memcpy(p + i + 32, &c, 16);
-        memcpy(p + i + 48, &d, 16);
-    }
-    return i;
-}
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 typedef uint8_t wsc__v32 __attribute__((vector_size(32)));
 
@@ -59,7 +32,7 @@ __attribute__((target("avx2"))) static size_t mask_avx2(uint8_t *p, size_t n, ui
         memcpy(p + i + 64, &c, 32);
         memcpy(p + i + 96, &d, 32);
     }
-    return i + mask_v16(p + i, n - i, key8);
+    return i + wsc__mask_v16(p + i, n - i, key8);
 }
 
 static _Atomic int have_avx2 = -1; /* -1: not asked yet */
@@ -73,12 +46,12 @@ size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8)
         avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         atomic_store_explicit(&have_avx2, avx2, memory_order_relaxed);
     }
-    return avx2 ? mask_avx2(p, n, key8) : mask_v16(p, n, key8);
+    return avx2 ? mask_avx2(p, n, key8) : wsc__mask_v16(p, n, key8);
 }
 #else
 size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8)
 {
-    return mask_v16(p, n, key8);
+    return wsc__mask_v16(p, n, key8);
 }
 #endif
 

@@ -116,6 +116,33 @@ typedef uint8_t wsc__v16 __attribute__((vector_size(16)));
 #define WSC__MASK_LONG 512
 size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8);
 
+/* Unmask 64 bytes at a time with 16-byte vectors (SSE2 on x86-64, NEON on
+ * arm64, plain words elsewhere); returns the bytes done, a multiple of 64. */
+static inline size_t wsc__mask_v16(uint8_t *p, size_t n, uint64_t key8)
+{
+    const uint64_t kk[2] = { key8, key8 };
+    wsc__v16 key;
+    size_t i = 0;
+
+    memcpy(&key, kk, 16);
+    for (; i + 64 <= n; i += 64) {
+        wsc__v16 a, b, c, d;
+        memcpy(&a, p + i, 16);
+        memcpy(&b, p + i + 16, 16);
+        memcpy(&c, p + i + 32, 16);
+        memcpy(&d, p + i + 48, 16);
+        a ^= key;
+        b ^= key;
+        c ^= key;
+        d ^= key;
+        memcpy(p + i, &a, 16);
+        memcpy(p + i + 16, &b, 16);
+        memcpy(p + i + 32, &c, 16);
+        memcpy(p + i + 48, &d, 16);
+    }
+    return i;
+}
+
 /* XOR n bytes in place with mask, starting offset bytes into the key.
  * memcpy keeps unaligned access defined; it compiles to plain loads and
  * stores. */
@@ -132,24 +159,7 @@ static inline void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t
     if (n >= WSC__MASK_LONG) {
         i = wsc__mask_long(p, n, k64);
     } else if (n >= 64) {
-        const uint64_t kk[2] = { k64, k64 };
-        wsc__v16 key;
-        memcpy(&key, kk, 16);
-        for (; i + 64 <= n; i += 64) {
-            wsc__v16 a, b, c, d;
-            memcpy(&a, p + i, 16);
-            memcpy(&b, p + i + 16, 16);
-            memcpy(&c, p + i + 32, 16);
-            memcpy(&d, p + i + 48, 16);
-            a ^= key;
-            b ^= key;
-            c ^= key;
-            d ^= key;
-            memcpy(p + i, &a, 16);
-            memcpy(p + i + 16, &b, 16);
-            memcpy(p + i + 32, &c, 16);
-            memcpy(p + i + 48, &d, 16);
-        }
+        i = wsc__mask_v16(p, n, k64);
     }
     for (; i + 8 <= n; i += 8) {
         uint64_t w;

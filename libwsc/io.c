@@ -521,7 +521,6 @@ int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s)
 void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
 {
     struct wsc__endpoint *ep = arg;
-    size_t n = ep->num_queued;
 
     (void)fd;
     (void)what;
@@ -545,7 +544,6 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < ep->num_queued; i++)
         ws_conn_unref(ep->queued[i]);
     ep->num_queued = 0;
-    (void)n;
 }
 
 size_t wsc__io_pending(const struct ws_conn *c)
