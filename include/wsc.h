@@ -7,13 +7,16 @@
  * code on failure; ws_strerror() names the code.
  *
  * Threads: a server or client runs on one event loop (libevent event_base).
- * Callbacks run on that loop's thread. ws_conn_send(), ws_conn_ping(),
- * ws_conn_close(), ws_conn_ref(), ws_conn_unref(), ws_conn_id(),
- * ws_conn_remote_addr(), ws_conn_buffered_amount(), ws_server_broadcast(),
- * ws_server_publish(), ws_server_stop() and ws_client_stop() may be called
- * from any thread; every
- * other function must be called from the loop's thread (or before the loop
- * runs). See man 3 wsc.
+ * Callbacks run on that loop's thread, and the loop's thread is whichever
+ * thread runs it (not the one that set things up). ws_conn_send(),
+ * ws_conn_ping(), ws_conn_close(), ws_conn_pause_reading(),
+ * ws_conn_resume_reading(), ws_conn_ref(), ws_conn_unref(), ws_conn_id(),
+ * ws_conn_remote_addr(), ws_conn_buffered_amount(), ws_server_send_to(),
+ * ws_server_close_to(), ws_server_dropped_sends(), ws_server_broadcast(),
+ * ws_server_publish(), ws_server_connection_count(), ws_server_stop() and
+ * ws_client_stop() may be called from any thread; every other function
+ * must be called from the loop's thread (or before the loop runs). See
+ * man 3 wsc.
  */
 #ifndef WSC_H
 #define WSC_H
@@ -129,8 +132,7 @@ struct ws_close_info {
  * Options, copied by ws_server_new(): free or reuse the config afterwards.
  * Each setter returns 0 or WS_EINVAL. A value of 0 for a timeout or interval
  * disables it unless stated otherwise. Defaults:
- *   max_message_size   1 MiB   (larger message -> close 1009; also caps HTTP
- *                               request bodies -> 413)
+ *   max_message_size   1 MiB   (larger message -> close 1009)
  *   max_head_size      8 KiB   (HTTP request line + headers -> 431)
  *   max_headers        100     (-> 431)
  *   handshake_timeout  10000 ms (socket closed if no complete request head)
@@ -143,9 +145,20 @@ struct ws_close_info {
  *                               0 means no limit)
  *   handle_signals     1       (ws_server_run() stops on SIGINT/SIGTERM)
  *   threads            1       (server worker loops, one thread each)
- *   max_buffered       16 MiB  (bytes queued on one connection: a send beyond
- *                               it fails with WS_EAGAIN, or closes the
- *                               connection with close_slow_consumers)
+ *   max_buffered       4 MiB   (bytes queued on one connection, frame
+ *                               headers included: a send beyond it fails
+ *                               with WS_EAGAIN, or closes the connection
+ *                               with close_slow_consumers)
+ *   max_buffered_total 1 GiB   (the same over all connections of a server,
+ *                               shared out evenly between worker loops;
+ *                               0: no server-wide budget)
+ *   max_pending        1024    (sockets still in the HTTP handshake; a new
+ *                               one beyond it sheds the oldest; 0: no cap)
+ *   max_body_size      64 KiB  (non-upgrade request bodies for the HTTP
+ *                               handler -> 413; without a handler requests
+ *                               are answered at their head, bodies unread)
+ *   keepalive_timeout  5000 ms (HTTP keep-alive: idle time allowed between
+ *                               requests; re-armed after every response)
  *   close_slow_consumers 0     (1: over max_buffered -> close 1008, cause
  *                               WS_CAUSE_SLOW, instead of WS_EAGAIN)
  *   deflate            1       (accept permessage-deflate, RFC 7692)
@@ -194,6 +207,17 @@ WS_EXTERN int ws_config_set_threads(struct ws_config *cfg, unsigned n);
  * connection that hit it is back at or below half of it. */
 WS_EXTERN int ws_config_set_max_buffered(struct ws_config *cfg, size_t bytes);
 WS_EXTERN int ws_config_set_close_slow_consumers(struct ws_config *cfg, int on);
+/* Server-wide output budget (sum of every connection's queued bytes; 0 or
+ * >= 1024). Over it a send gets WS_EAGAIN (drain follows when the loop's
+ * output is down to half its share), or with close_slow_consumers the
+ * connection with the largest backlog on that loop is closed first. */
+WS_EXTERN int ws_config_set_max_buffered_total(struct ws_config *cfg, size_t bytes);
+/* Cap on sockets still in their handshake (slowloris defence). */
+WS_EXTERN int ws_config_set_max_pending(struct ws_config *cfg, unsigned count);
+/* Largest request body an HTTP handler is given (-> 413 beyond). */
+WS_EXTERN int ws_config_set_max_body_size(struct ws_config *cfg, size_t bytes);
+/* Idle time allowed between HTTP keep-alive requests (0: no limit). */
+WS_EXTERN int ws_config_set_keepalive_timeout(struct ws_config *cfg, unsigned ms);
 /* permessage-deflate: off declines every offer. */
 WS_EXTERN int ws_config_set_deflate(struct ws_config *cfg, int on);
 /* 1: answer with server_ and client_no_context_takeover whatever the client
@@ -244,8 +268,18 @@ WS_EXTERN int ws_server_run(struct ws_server *srv);
  */
 WS_EXTERN int ws_server_stop(struct ws_server *srv);
 
-/* Frees the server; call after ws_server_run() returned, on the loop thread.
- * Connections still open are dropped without callbacks. NULL is ignored. */
+/*
+ * Frees the server. Before calling it: ws_server_run() has returned (or,
+ * on an application's event_base, that loop is no longer running this
+ * server's events), and the call is made on the thread that ran the loop
+ * (or any thread once it is stopped). Connections still open are dropped
+ * without callbacks. Connections the application still references stay
+ * safe to use: sends, closes and pauses on them return WS_ECLOSED, and
+ * the accessors return neutral values (NULL, "", 0), from any thread,
+ * even while ws_server_free runs. Calling ws_server_send_to() and the
+ * other ws_server_* functions on a freed server is undefined. NULL is
+ * ignored.
+ */
 WS_EXTERN void ws_server_free(struct ws_server *srv);
 
 /* The loop the server runs on: add your own timers and events to it. */
@@ -280,6 +314,24 @@ WS_EXTERN int ws_conn_subscribe(struct ws_conn *conn, const char *topic);
 WS_EXTERN int ws_conn_unsubscribe(struct ws_conn *conn, const char *topic);
 WS_EXTERN int ws_server_publish(struct ws_server *srv, const char *topic,
                                 enum ws_opcode op, const void *data, size_t len);
+
+/*
+ * Send to a connection by its id (ws_conn_id), from any thread, with no
+ * pointer to keep alive and no lock of the application's: the id names
+ * the worker loop, which resolves it. Same results as ws_conn_send()
+ * (0 when queued, WS_EAGAIN, WS_EUTF8, ...), or WS_ENOTFOUND when no open
+ * connection has that id. A message queued from another thread to a
+ * connection that ends before the loop delivers it is dropped and counted
+ * in ws_server_dropped_sends(). ws_server_close_to() is ws_conn_close() by
+ * id. Not after ws_server_free().
+ */
+WS_EXTERN int ws_server_send_to(struct ws_server *srv, uint64_t conn_id, enum ws_opcode op,
+                                const void *data, size_t len);
+WS_EXTERN int ws_server_close_to(struct ws_server *srv, uint64_t conn_id, int code,
+                                 const char *reason);
+/* Messages queued from other threads (ws_conn_send, ws_server_send_to)
+ * that were dropped because their connection ended first. Any thread. */
+WS_EXTERN uint64_t ws_server_dropped_sends(const struct ws_server *srv);
 
 /* Number of open WebSocket connections, summed over the worker loops
  * (any thread; with several loops a moment's snapshot). */
@@ -339,6 +391,19 @@ WS_EXTERN int ws_conn_ping(struct ws_conn *conn, const void *data, size_t len);
 WS_EXTERN int ws_conn_close(struct ws_conn *conn, int code, const char *reason);
 
 /*
+ * Input flow control (libuv's uv_read_stop): while paused, no more of the
+ * peer's frames are handled and its socket is not read, so its TCP window
+ * closes and a well-behaved peer waits. Frames already read wait too and
+ * are handled first on resume. The usual use: pause when a relay's
+ * ws_conn_send() returns WS_EAGAIN, resume in the drain callback, and
+ * nothing is lost at any reader speed. While paused the heartbeat sends no
+ * ping and times nothing out. Any thread (from another thread it takes
+ * effect on the loop shortly after). 0, WS_ECLOSED, WS_EINVAL, WS_ENOMEM.
+ */
+WS_EXTERN int ws_conn_pause_reading(struct ws_conn *conn);
+WS_EXTERN int ws_conn_resume_reading(struct ws_conn *conn);
+
+/*
  * Bytes queued for conn but not yet written to its socket (uWebSockets'
  * getBufferedAmount). Exact on the loop thread; from other threads a recent
  * value (never lower than the truth at the time it was published).
@@ -346,7 +411,8 @@ WS_EXTERN int ws_conn_close(struct ws_conn *conn, int code, const char *reason);
 WS_EXTERN size_t ws_conn_buffered_amount(const struct ws_conn *conn);
 
 /* Keep conn valid past its close callback; every ref needs one unref. Any
- * thread. Sending on a closed but referenced conn returns WS_ECLOSED. */
+ * thread. Sending on a closed but referenced conn returns WS_ECLOSED, even
+ * after its server or client was freed (see ws_server_free). */
 WS_EXTERN void ws_conn_ref(struct ws_conn *conn);
 WS_EXTERN void ws_conn_unref(struct ws_conn *conn);
 

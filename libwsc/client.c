@@ -262,7 +262,7 @@ static void client_finish(struct ws_client *cl, int error)
         event_free(cl->sig_term);
     cl->sig_int = cl->sig_term = NULL;
     if (cl->own_base)
-        event_base_loopexit(cl->ep.loop.base, NULL);
+        event_base_loopexit(cl->ep.loop->base, NULL);
     /* Last: the application may start a new connect from here. */
     if (cl->on_give_up != NULL)
         cl->on_give_up(cl, error, cl->give_up_arg);
@@ -284,7 +284,7 @@ static struct evdns_base *client_resolver(struct ws_client *cl)
     if (client_host_is_numeric(cl))
         return NULL;
     if (cl->dns == NULL)
-        cl->dns = evdns_base_new(cl->ep.loop.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        cl->dns = evdns_base_new(cl->ep.loop->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     return cl->dns;
 }
 
@@ -305,6 +305,7 @@ static void client_on_resolved(int result, struct evutil_addrinfo *res, void *ar
     struct ws_conn *c = cl->conn;
 
     if (result != EVUTIL_EAI_CANCEL) { /* cancelled: the attempt is gone */
+        wsc__loop_enter(cl->ep.loop);
         cl->lookup = NULL;
         if (c != NULL && c->fd < 0 && atomic_load(&c->state) == WSC__CONN_HTTP)
             client_connect_to(c, result == 0 ? res : NULL, WS_EDNS);
@@ -355,6 +356,7 @@ static void client_on_retry(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    wsc__loop_enter(cl->ep.loop);
     if (client_start_attempt(cl) != 0)
         client_finish(cl, WS_ENOMEM);
 }
@@ -414,6 +416,7 @@ static void client_on_stop(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    wsc__loop_enter(cl->ep.loop);
     evtimer_del(cl->retry_ev);
     if (c == NULL) {
         client_finish(cl, 0);
@@ -451,7 +454,7 @@ struct ws_client *ws_client_new(const struct ws_config *cfg)
         base = event_base_new();
         cl->own_base = true;
     }
-    if (base == NULL || wsc__endpoint_init(&cl->ep, cfg, base) != 0) {
+    if (base == NULL || wsc__endpoint_init(&cl->ep, cfg, base, 0, 1) != 0) {
         if (base != NULL && cl->own_base)
             event_base_free(base);
         free(cl);
@@ -514,7 +517,6 @@ int ws_client_connect(struct ws_client *cl, const char *url)
     rc = client_parse_url(cl, url);
     if (rc != 0)
         return rc;
-    wsc__loop_mark_owner(&cl->ep.loop);
     event_del(cl->stop_ev); /* a stop requested before this connect is spent */
     atomic_store(&cl->ep.stopping, 0);
     cl->gave_up = false;
@@ -531,9 +533,9 @@ int ws_client_run(struct ws_client *cl)
         return WS_EINVAL;
     if (!cl->own_base || cl->running)
         return WS_ESTATE;
-    base = cl->ep.loop.base;
+    base = cl->ep.loop->base;
     cl->running = true;
-    wsc__loop_mark_owner(&cl->ep.loop);
+    wsc__loop_mark_owner(cl->ep.loop);
     if (cl->ep.cfg.handle_signals && !cl->gave_up) {
         cl->sig_int = evsignal_new(base, SIGINT, client_on_signal, cl);
         cl->sig_term = evsignal_new(base, SIGTERM, client_on_signal, cl);
@@ -566,7 +568,7 @@ void ws_client_free(struct ws_client *cl)
 
     if (cl == NULL)
         return;
-    base = cl->ep.loop.base;
+    base = cl->ep.loop->base;
     if (cl->lookup != NULL)
         evdns_getaddrinfo_cancel(cl->lookup);
     cl->lookup = NULL;
@@ -602,17 +604,20 @@ struct ws_conn *ws_client_conn(struct ws_client *cl)
 
 struct event_base *ws_client_event_base(struct ws_client *cl)
 {
-    return cl != NULL ? cl->ep.loop.base : NULL;
+    return cl != NULL ? cl->ep.loop->base : NULL;
 }
 
+/* A released connection's client may be gone: neutral answers then. */
 struct ws_client *ws_conn_client(const struct ws_conn *conn)
 {
-    return conn != NULL && conn->ep->is_client ? client_of(conn->ep) : NULL;
+    if (conn == NULL || !conn->is_client || atomic_load(&conn->state) == WSC__CONN_CLOSED)
+        return NULL;
+    return client_of(conn->ep);
 }
 
 const char *ws_conn_subprotocol(const struct ws_conn *conn)
 {
-    if (conn == NULL || !conn->ep->is_client)
+    if (conn == NULL || !conn->is_client || atomic_load(&conn->state) == WSC__CONN_CLOSED)
         return "";
     return client_of(conn->ep)->subprotocol;
 }

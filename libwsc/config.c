@@ -21,7 +21,11 @@ void wsc__config_defaults(struct ws_config *cfg)
     cfg->deflate_window_bits = 15;
     cfg->deflate_mem_level = 8;
     cfg->deflate_threshold = 128;
-    cfg->max_buffered = 16u << 20;
+    cfg->max_buffered = 4u << 20;
+    cfg->max_buffered_total = (size_t)1 << 30;
+    cfg->max_body_size = 64u << 10;
+    cfg->max_pending = 1024;
+    cfg->keepalive_timeout_ms = 5000;
     cfg->close_slow_consumers = 0;
     cfg->threads = 1;
 }
@@ -80,6 +84,24 @@ WSC_CONFIG_SETTER(ping_interval, ping_interval_ms)
 WSC_CONFIG_SETTER(pong_timeout, pong_timeout_ms)
 WSC_CONFIG_SETTER(close_timeout, close_timeout_ms)
 WSC_CONFIG_SETTER(max_connections, max_connections)
+WSC_CONFIG_SETTER(max_pending, max_pending)
+WSC_CONFIG_SETTER(keepalive_timeout, keepalive_timeout_ms)
+
+int ws_config_set_max_buffered_total(struct ws_config *cfg, size_t bytes)
+{
+    if (cfg == NULL || (bytes != 0 && bytes < 1024))
+        return WS_EINVAL;
+    cfg->max_buffered_total = bytes;
+    return 0;
+}
+
+int ws_config_set_max_body_size(struct ws_config *cfg, size_t bytes)
+{
+    if (cfg == NULL)
+        return WS_EINVAL;
+    cfg->max_body_size = bytes;
+    return 0;
+}
 
 int ws_config_set_handle_signals(struct ws_config *cfg, int on)
 {

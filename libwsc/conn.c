@@ -68,6 +68,9 @@ static void conn_release(struct ws_conn *c)
     c->inflater = c->deflater = NULL;
     if (c->subs != NULL) /* a subscription ends with its connection */
         wsc__topic_drop_conn(c);
+    if (c->opened)
+        wsc__loop_remove_id(c->loop, c);
+    wsc__http_body_free(c);
     wsc__endpoint_unlink(ep, c);
     ws_conn_unref(c); /* the loop's reference */
 }
@@ -128,6 +131,14 @@ static void conn_start_linger(struct ws_conn *c)
     wsc__conn_arm_timer(c, WSC__LINGER_MS);
 }
 
+/* How long a closing connection may take to read what we still owe it. */
+static unsigned conn_drain_ms(const struct ws_conn *c)
+{
+    unsigned ms = c->ep->cfg.close_timeout_ms;
+
+    return ms > WSC__LINGER_MS ? ms : WSC__LINGER_MS;
+}
+
 void wsc__conn_flush_and_close(struct ws_conn *c)
 {
     int st = atomic_load(&c->state);
@@ -141,9 +152,10 @@ void wsc__conn_flush_and_close(struct ws_conn *c)
         conn_start_linger(c);
         return;
     }
-    /* wsc__conn_io_drained() lingers once the backlog is out; bound the
-     * wait in case the peer never reads. */
-    wsc__conn_arm_timer(c, WSC__LINGER_MS);
+    /* wsc__conn_io_drained() lingers once the backlog is out. A peer that
+     * reads slowly gets close_timeout per step of progress to take its
+     * response; one that stops reading is dropped after that long. */
+    wsc__conn_arm_timer(c, conn_drain_ms(c));
 }
 
 void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
@@ -218,12 +230,46 @@ void wsc__conn_io_drained(struct ws_conn *c, size_t len)
     if (st == WSC__CONN_FLUSHING) {
         if (len == 0 && !c->lingering)
             conn_start_linger(c);
+        else if (!c->lingering) /* progress: the peer is reading */
+            wsc__conn_arm_timer(c, conn_drain_ms(c));
         return;
     }
     if (st == WSC__CONN_OPEN && len <= ep->cfg.max_buffered / 2 &&
         atomic_load(&c->want_drain) && atomic_exchange(&c->want_drain, false) &&
         ep->on_drain != NULL)
         ep->on_drain(c, ep->drain_arg);
+}
+
+void wsc__conn_budget_drained(struct wsc__endpoint *ep)
+{
+    struct ws_conn **wait = NULL, *c;
+    size_t n = 0, cap = 0;
+
+    if (atomic_load_explicit(&ep->loop->buffered, memory_order_relaxed) > ep->loop->budget / 2)
+        return;
+    ep->budget_waiting = false;
+    /* Collect first: a drain callback may close any connection. */
+    for (c = ep->conns; c != NULL; c = c->next) {
+        if (!atomic_load(&c->want_drain) || atomic_load(&c->state) != WSC__CONN_OPEN ||
+            wsc__io_pending(c) > ep->cfg.max_buffered / 2)
+            continue;
+        if (n == cap) {
+            struct ws_conn **grown = realloc(wait, (cap = cap ? cap * 2 : 16) * sizeof(*wait));
+            if (grown == NULL)
+                break;
+            wait = grown;
+        }
+        ws_conn_ref(c);
+        wait[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        c = wait[i];
+        if (atomic_load(&c->state) == WSC__CONN_OPEN && atomic_exchange(&c->want_drain, false) &&
+            ep->on_drain != NULL)
+            ep->on_drain(c, ep->drain_arg);
+        ws_conn_unref(c);
+    }
+    free(wait);
 }
 
 /* A client's TCP connection is up: send the upgrade request. */
@@ -256,6 +302,7 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    wsc__loop_enter(c->loop);
     if (c->write_failed) { /* the socket refused our output (io.c) */
         wsc__conn_io_closed(c);
         return;
@@ -282,8 +329,10 @@ static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
         conn_drop(c, c->shutting_down ? WS_CAUSE_SHUTDOWN : WS_CAUSE_TIMEOUT);
         break;
     case WSC__CONN_OPEN:
-        /* Any frame since the last tick proves the peer alive: no ping. */
-        if (c->got_traffic) {
+        /* Any bytes since the last tick (read, or taken by the peer) prove
+         * it alive: no ping. While the application holds reading paused
+         * a pong could not be seen, so nothing is concluded. */
+        if (c->got_traffic || c->app_paused) {
             c->got_traffic = false;
             c->awaiting_pong = false;
             wsc__conn_arm_timer(c, cfg->ping_interval_ms);
@@ -314,17 +363,23 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     }
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, WSC__CONN_HTTP);
-    c->id = wsc__next_conn_id();
+    c->id = wsc__next_conn_id(ep->loop->index);
     c->ep = ep;
+    c->loop = ep->loop;
+    c->is_client = ep->is_client;
     c->fd = -1;
     format_remote(c->remote, sizeof(c->remote), sa);
-    evtimer_assign(&c->timer, ep->loop.base, conn_on_timer, c);
+    evtimer_assign(&c->timer, ep->loop->base, conn_on_timer, c);
     if (fd >= 0 && wsc__io_start(c, fd) != 0) {
         evutil_closesocket(fd);
         free(c);
         return NULL;
     }
-    wsc__endpoint_link(ep, c);
+    wsc__loop_ref(c->loop);
+    if (ep->is_client)
+        wsc__endpoint_link(ep, c);
+    else
+        wsc__endpoint_add_pending(ep, c);
     /* A client first has to connect; a server's peer has to send its head. */
     if (ep->is_client ? ep->cfg.connect_timeout_ms > 0 : ep->cfg.handshake_timeout_ms > 0)
         wsc__conn_arm_timer(c, ep->is_client ? ep->cfg.connect_timeout_ms
@@ -374,6 +429,8 @@ int wsc__conn_open(struct ws_conn *c)
     atomic_store(&c->state, WSC__CONN_OPEN);
     c->opened = true;
     ep->num_open++;
+    wsc__endpoint_promote(ep, c);
+    wsc__loop_add_id(c->loop, c);
     event_del(&c->timer);
     if (ep->cfg.ping_interval_ms > 0)
         wsc__conn_arm_timer(c, ep->cfg.ping_interval_ms);
@@ -443,44 +500,119 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
     return rc;
 }
 
-/* Apply the slow-consumer policy to a send that does not fit. */
-static int conn_over_cap(struct ws_conn *c)
+/* ---- admission (backpressure) -------------------------------------------- */
+
+/* What a message of len bytes occupies in the output: its frame header
+ * counts too, or many small messages would overrun the cap by their
+ * headers (up to 14 bytes each). */
+size_t wsc__conn_reservation(const struct ws_conn *c, size_t len)
 {
-    if (c->ep->cfg.close_slow_consumers) {
-        if (wsc__loop_is_owner(&c->ep->loop)) {
+    size_t h = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+
+    return len + h + (c->is_client ? 4 : 0);
+}
+
+static void conn_post_simple(struct ws_conn *c, enum wsc__xmsg_kind kind)
+{
+    struct wsc__xmsg *m = malloc(sizeof(*m));
+
+    if (m == NULL)
+        return;
+    m->kind = (uint8_t)kind;
+    m->ep = NULL;
+    m->len = 0;
+    ws_conn_ref(c);
+    m->conn = c;
+    wsc__loop_post(c->loop, m);
+}
+
+/* Apply the slow-consumer policy to a send that does not fit. */
+static int conn_over_cap(struct ws_conn *c, bool owner)
+{
+    if (c->loop->close_slow) {
+        if (owner)
             wsc__conn_close_slow(c);
-        } else {
-            struct wsc__xmsg *m = malloc(sizeof(*m));
-            if (m != NULL) {
-                m->kind = WSC__X_SLOW;
-                m->ep = NULL;
-                m->len = 0;
-                ws_conn_ref(c);
-                m->conn = c;
-                wsc__loop_post(&c->ep->loop, m);
-            }
-        }
+        else
+            conn_post_simple(c, WSC__X_SLOW);
         return WS_ECLOSED;
     }
     atomic_store(&c->want_drain, true);
     return WS_EAGAIN;
 }
 
+/* The server-wide budget (max_buffered_total, this loop's share) is
+ * spent. With close_slow_consumers the largest backlog on the loop goes
+ * first; otherwise the send is refused and a drain follows once the
+ * loop's output is down to half its share. Loop thread. */
+static int conn_over_budget(struct ws_conn *c)
+{
+    struct wsc__endpoint *ep = c->ep;
+
+    if (c->loop->close_slow) {
+        struct ws_conn *big = NULL, *it;
+        size_t most = 0;
+        for (it = ep->conns; it != NULL; it = it->next) {
+            size_t n = wsc__io_pending(it);
+            if (n > most && atomic_load(&it->state) == WSC__CONN_OPEN && !it->slow) {
+                most = n;
+                big = it;
+            }
+        }
+        if (big != NULL)
+            wsc__conn_close_slow(big);
+        if (big == c)
+            return WS_ECLOSED;
+    }
+    ep->budget_waiting = true;
+    atomic_store(&c->want_drain, true);
+    return WS_EAGAIN;
+}
+
+/*
+ * May a message of len bytes be queued? On the loop thread the count is
+ * exact (cork and backlog, plus what other threads reserved). Other
+ * threads reserve their bytes with a compare-and-swap on xqueued against
+ * the count the loop last published, so concurrent senders cannot
+ * together pass the cap; the loop releases a reservation once the bytes
+ * are queued and counted. On success with owner false, need bytes are
+ * reserved.
+ */
 static int conn_admit(struct ws_conn *c, size_t len, bool owner)
 {
-    size_t cap = c->ep->cfg.max_buffered;
-    size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
+    struct wsc__loop *loop = c->loop;
+    size_t cap = loop->max_buffered, need = wsc__conn_reservation(c, len);
 
     if (len > cap)
         return WS_ETOOBIG;
-    queued += owner ? wsc__io_pending(c)
-                    : atomic_load_explicit(&c->outbuf, memory_order_relaxed);
-    return queued + len > cap ? conn_over_cap(c) : 0;
+    if (owner) {
+        size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed) +
+                        wsc__io_pending(c);
+        if (queued + need > cap)
+            return conn_over_cap(c, true);
+        if (loop->budget > 0 &&
+            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget)
+            return conn_over_budget(c);
+        return 0;
+    }
+    size_t x = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
+    for (;;) {
+        size_t out = atomic_load_explicit(&c->outbuf, memory_order_relaxed);
+        if (out + x + need > cap)
+            return conn_over_cap(c, false);
+        if (loop->budget > 0 &&
+            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget) {
+            atomic_store(&c->want_drain, true);
+            return WS_EAGAIN; /* the loop drains it (budget_waiting is set there) */
+        }
+        if (atomic_compare_exchange_weak_explicit(&c->xqueued, &x, x + need,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return 0;
+    }
 }
 
 int wsc__conn_admit(struct ws_conn *c, size_t len)
 {
-    return conn_admit(c, len, wsc__loop_is_owner(&c->ep->loop));
+    return conn_admit(c, len, wsc__loop_is_owner(c->loop));
 }
 
 void wsc__conn_close_slow(struct ws_conn *c)
@@ -541,31 +673,13 @@ void wsc__conn_shutdown(struct ws_conn *c)
 
 /* ---- public API (any thread unless noted) ---------------------------------- */
 
-/* On the loop thread act now; elsewhere queue for the loop. */
-static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,
-                         int code, const void *data, size_t len)
+static struct wsc__xmsg *xmsg_new(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,
+                                  int code, const void *data, size_t len)
 {
-    struct wsc__xmsg *m;
+    struct wsc__xmsg *m = malloc(sizeof(*m) + len);
 
-    int rc;
-
-    bool owner;
-
-    if (atomic_load(&c->state) != WSC__CONN_OPEN)
-        return WS_ECLOSED;
-    owner = wsc__loop_is_owner(&c->ep->loop);
-    if (owner && c->close_notified)
-        return WS_ECLOSED; /* called from its close callback */
-    if (kind == WSC__X_SEND && (rc = conn_admit(c, len, owner)) != 0)
-        return rc;
-    if (owner) {
-        if (kind == WSC__X_CLOSE)
-            return wsc__conn_close_now(c, code, data, len);
-        return wsc__conn_send_now(c, opcode, data, len);
-    }
-    m = malloc(sizeof(*m) + len);
     if (m == NULL)
-        return WS_ENOMEM;
+        return NULL;
     m->ep = NULL;
     m->kind = (uint8_t)kind;
     m->opcode = (uint8_t)opcode;
@@ -575,10 +689,39 @@ static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode
         memcpy(m->data, data, len);
     ws_conn_ref(c);
     m->conn = c;
-    /* Admitted now, so the loop queues it whatever the buffer holds then. */
-    if (kind == WSC__X_SEND)
-        atomic_fetch_add_explicit(&c->xqueued, len, memory_order_relaxed);
-    wsc__loop_post(&c->ep->loop, m);
+    return m;
+}
+
+/* On the loop thread act now; elsewhere queue for the loop. Only the
+ * conn's state and its loop object are touched before that decision, so
+ * a referenced connection whose server is gone is safe to call. */
+static int conn_dispatch(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,
+                         int code, const void *data, size_t len)
+{
+    struct wsc__xmsg *m;
+    bool owner;
+    int rc;
+
+    if (atomic_load(&c->state) != WSC__CONN_OPEN)
+        return WS_ECLOSED;
+    owner = wsc__loop_is_owner(c->loop);
+    if (owner && c->close_notified)
+        return WS_ECLOSED; /* called from its close callback */
+    if (kind == WSC__X_SEND && (rc = conn_admit(c, len, owner)) != 0)
+        return rc;
+    if (owner) {
+        if (kind == WSC__X_CLOSE)
+            return wsc__conn_close_now(c, code, data, len);
+        return wsc__conn_send_now(c, opcode, data, len);
+    }
+    m = xmsg_new(c, kind, opcode, code, data, len);
+    if (m == NULL || (rc = wsc__loop_post(c->loop, m)) != 0) {
+        /* Admitted (reserved) but never queued: give the bytes back. */
+        if (kind == WSC__X_SEND)
+            atomic_fetch_sub_explicit(&c->xqueued, wsc__conn_reservation(c, len),
+                                      memory_order_relaxed);
+        return m == NULL ? WS_ENOMEM : rc;
+    }
     return 0;
 }
 
@@ -602,29 +745,66 @@ int ws_conn_ping(struct ws_conn *conn, const void *data, size_t len)
     return conn_dispatch(conn, WSC__X_PING, WS_OP_PING, 0, data, len);
 }
 
-int ws_conn_close(struct ws_conn *conn, int code, const char *reason)
+/* A close code and reason fit for the wire: 0 or a WS_E* code. */
+static int close_args_ok(int code, const char *reason, size_t len)
 {
-    size_t len = reason != NULL ? strlen(reason) : 0;
-
-    if (conn == NULL)
-        return WS_EINVAL;
     if (!wsc__close_code_valid(code))
         return WS_ECODE;
     if (len > 123)
         return WS_ETOOBIG;
     if (!wsc__utf8_valid(reason, len))
         return WS_EUTF8;
+    return 0;
+}
+
+int ws_conn_close(struct ws_conn *conn, int code, const char *reason)
+{
+    size_t len = reason != NULL ? strlen(reason) : 0;
+    int rc;
+
+    if (conn == NULL)
+        return WS_EINVAL;
+    if ((rc = close_args_ok(code, reason, len)) != 0)
+        return rc;
     return conn_dispatch(conn, WSC__X_CLOSE, WS_OP_CLOSE, code, reason, len);
+}
+
+static int conn_set_paused(struct ws_conn *conn, bool paused)
+{
+    struct wsc__xmsg *m;
+
+    if (conn == NULL)
+        return WS_EINVAL;
+    if (atomic_load(&conn->state) == WSC__CONN_CLOSED)
+        return WS_ECLOSED;
+    if (wsc__loop_is_owner(conn->loop)) {
+        if (conn->fd < 0)
+            return WS_ECLOSED;
+        wsc__io_set_app_paused(conn, paused);
+        return 0;
+    }
+    m = xmsg_new(conn, paused ? WSC__X_PAUSE : WSC__X_RESUME, 0, 0, NULL, 0);
+    return m == NULL ? WS_ENOMEM : wsc__loop_post(conn->loop, m);
+}
+
+int ws_conn_pause_reading(struct ws_conn *conn)
+{
+    return conn_set_paused(conn, true);
+}
+
+int ws_conn_resume_reading(struct ws_conn *conn)
+{
+    return conn_set_paused(conn, false);
 }
 
 size_t ws_conn_buffered_amount(const struct ws_conn *conn)
 {
     size_t n;
 
-    if (conn == NULL)
+    if (conn == NULL || atomic_load(&conn->state) == WSC__CONN_CLOSED)
         return 0;
     n = atomic_load_explicit(&conn->xqueued, memory_order_relaxed);
-    if (wsc__loop_is_owner(&conn->ep->loop))
+    if (wsc__loop_is_owner(conn->loop))
         return n + wsc__io_pending(conn);
     return n + atomic_load_explicit(&conn->outbuf, memory_order_relaxed);
 }
@@ -639,8 +819,10 @@ void ws_conn_unref(struct ws_conn *conn)
 {
     if (conn == NULL)
         return;
-    if (atomic_fetch_sub_explicit(&conn->refs, 1, memory_order_acq_rel) == 1)
-        free(conn); /* every I/O resource went at release */
+    if (atomic_fetch_sub_explicit(&conn->refs, 1, memory_order_acq_rel) == 1) {
+        wsc__loop_unref(conn->loop); /* every I/O resource went at release */
+        free(conn);
+    }
 }
 
 uint64_t ws_conn_id(const struct ws_conn *conn)
@@ -666,5 +848,48 @@ void *ws_conn_get_user(const struct ws_conn *conn)
 
 struct ws_server *ws_conn_server(const struct ws_conn *conn)
 {
-    return conn != NULL && !conn->ep->is_client ? wsc__server_of(conn->ep) : NULL;
+    if (conn == NULL || conn->is_client || atomic_load(&conn->state) == WSC__CONN_CLOSED)
+        return NULL;
+    return wsc__server_of(conn->ep);
+}
+
+/* ---- sends by id (any thread) ----------------------------------------------- */
+
+/* The connection with that id on its own loop (the id's low byte names
+ * the worker), referenced, or NULL. */
+static struct ws_conn *server_find(struct ws_server *srv, uint64_t id)
+{
+    struct wsc__loop *loop = wsc__server_loop(srv, (unsigned)(id & 0xff));
+
+    return loop != NULL ? wsc__loop_find_id(loop, id) : NULL;
+}
+
+int ws_server_send_to(struct ws_server *srv, uint64_t conn_id, enum ws_opcode op,
+                      const void *data, size_t len)
+{
+    struct ws_conn *c;
+    int rc;
+
+    if (srv == NULL || conn_id == 0)
+        return WS_EINVAL;
+    if ((c = server_find(srv, conn_id)) == NULL)
+        return WS_ENOTFOUND;
+    rc = ws_conn_send(c, op, data, len);
+    ws_conn_unref(c);
+    return rc;
+}
+
+int ws_server_close_to(struct ws_server *srv, uint64_t conn_id, int code,
+                       const char *reason)
+{
+    struct ws_conn *c;
+    int rc;
+
+    if (srv == NULL || conn_id == 0)
+        return WS_EINVAL;
+    if ((c = server_find(srv, conn_id)) == NULL)
+        return WS_ENOTFOUND;
+    rc = ws_conn_close(c, code, reason);
+    ws_conn_unref(c);
+    return rc;
 }

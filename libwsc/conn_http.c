@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "internal.h"
 
@@ -61,40 +62,32 @@ static long long content_length(const struct wsc__http_request *req)
     return n;
 }
 
-/*
- * A plain HTTP request. Returns the bytes it consumed, 0 when its body has
- * not fully arrived, or -1 when the connection is now closing.
- */
-static long long http_serve(struct ws_conn *c, const struct wsc__http_request *req,
-                            size_t head_len, const char *buf, size_t avail)
+/* A request body still arriving: the whole request (head and body) is
+ * gathered here, appended to as bytes come, parsed once when complete. */
+struct wsc__http_body {
+    size_t need, have;
+    uint8_t data[];
+};
+
+void wsc__http_body_free(struct ws_conn *c)
+{
+    free(c->body);
+    c->body = NULL;
+}
+
+/* Answer one complete request (head and body in buf) with the handler.
+ * Returns false when the connection is now closing. */
+static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
+                        size_t head_len, const char *buf, size_t body_len)
 {
     struct wsc__endpoint *ep = c->ep;
     struct evbuffer *out;
-    long long body_len = content_length(req);
     struct ws_request r;
     struct ws_response res;
 
-    if (wsc__http_find_header(req, "Transfer-Encoding") != NULL) {
-        http_refuse(c, 501, NULL); /* chunked bodies are not supported */
-        return -1;
-    }
-    if (body_len < 0) {
-        http_refuse(c, 400, NULL);
-        return -1;
-    }
-    if ((unsigned long long)body_len > ep->cfg.max_message_size) {
-        http_refuse(c, 413, NULL);
-        return -1;
-    }
-    if (avail < head_len + (size_t)body_len)
-        return 0;
-    if (wsc__server_of(ep)->on_http == NULL) {
-        http_refuse(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
-        return -1;
-    }
-    if (wsc__request_init(&r, req, buf + head_len, (size_t)body_len, c->remote) != 0) {
+    if (wsc__request_init(&r, req, buf + head_len, body_len, c->remote) != 0) {
         http_refuse(c, 500, NULL);
-        return -1;
+        return false;
     }
     res.headers = evbuffer_new();
     res.out = out = evbuffer_new();
@@ -108,7 +101,7 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
             evbuffer_free(out);
         wsc__request_release(&r);
         http_refuse(c, 500, NULL);
-        return -1;
+        return false;
     }
     wsc__server_of(ep)->on_http(&r, &res, wsc__server_of(ep)->http_arg);
     if (!res.sent)
@@ -119,9 +112,96 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
     wsc__request_release(&r);
     if (!res.keep_alive) {
         wsc__conn_flush_and_close(c);
+        return false;
+    }
+    /* Idle until the next request: its own timeout, re-armed per request. */
+    c->keepalive_idle = true;
+    event_del(&c->timer);
+    if (ep->cfg.keepalive_timeout_ms > 0)
+        wsc__conn_arm_timer(c, ep->cfg.keepalive_timeout_ms);
+    return true;
+}
+
+/*
+ * A plain HTTP request. Without a handler it is answered at its head and
+ * its body never buffered. With one, a body up to max_body_size is
+ * gathered (appended, never re-copied). Returns the bytes it consumed,
+ * or -1 when the connection is now closing.
+ */
+static long long http_serve(struct ws_conn *c, const struct wsc__http_request *req,
+                            size_t head_len, const char *buf, size_t avail)
+{
+    struct wsc__endpoint *ep = c->ep;
+    long long body_len = content_length(req);
+    struct wsc__http_body *b;
+
+    if (wsc__server_of(ep)->on_http == NULL) {
+        http_refuse(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
         return -1;
     }
-    return (long long)(head_len + (size_t)body_len);
+    if (wsc__http_find_header(req, "Transfer-Encoding") != NULL) {
+        http_refuse(c, 501, NULL); /* chunked bodies are not supported */
+        return -1;
+    }
+    if (body_len < 0) {
+        http_refuse(c, 400, NULL);
+        return -1;
+    }
+    if ((unsigned long long)body_len > ep->cfg.max_body_size) {
+        http_refuse(c, 413, NULL);
+        return -1;
+    }
+    if (avail >= head_len + (size_t)body_len) {
+        if (!http_answer(c, req, head_len, buf, (size_t)body_len))
+            return -1;
+        return (long long)(head_len + (size_t)body_len);
+    }
+    /* Not all here: gather the request in a buffer of its final size. */
+    b = malloc(sizeof(*b) + head_len + (size_t)body_len);
+    if (b == NULL) {
+        http_refuse(c, 500, NULL);
+        return -1;
+    }
+    b->need = head_len + (size_t)body_len;
+    b->have = avail;
+    memcpy(b->data, buf, avail);
+    c->body = b;
+    return (long long)avail;
+}
+
+/* More bytes of a gathered request; answers it once complete. */
+static size_t http_body_input(struct ws_conn *c, const uint8_t *buf, size_t len)
+{
+    struct wsc__http_body *b = c->body;
+    struct wsc__http_request req = { .headers = c->ep->hdr_scratch };
+    size_t n = b->need - b->have < len ? b->need - b->have : len;
+    int head_len;
+
+    memcpy(b->data + b->have, buf, n);
+    b->have += n;
+    if (b->have < b->need)
+        return n;
+    head_len = wsc__http_parse_request((const char *)b->data, b->need, 0, &req,
+                                       c->ep->cfg.max_headers);
+    if (head_len > 0)
+        http_answer(c, &req, (size_t)head_len, (const char *)b->data,
+                    b->need - (size_t)head_len);
+    else /* it parsed before; it must again */
+        http_refuse(c, 500, NULL);
+    wsc__http_body_free(c);
+    return n;
+}
+
+/* RFC 9112 3.2: an HTTP/1.1 request needs exactly one Host; none in
+ * 1.0 is allowed, two never. */
+static bool host_ok(const struct wsc__http_request *req)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (req->headers[i].name_len == 4 && strncasecmp(req->headers[i].name, "Host", 4) == 0)
+            n++;
+    return n == 1 || (n == 0 && req->minor_version == 0);
 }
 
 /* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5). */
@@ -179,6 +259,12 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
     long long used;
     int head_len;
 
+    if (c->keepalive_idle) { /* the next request begins: bound its head */
+        c->keepalive_idle = false;
+        event_del(&c->timer);
+        if (ep->cfg.handshake_timeout_ms > 0)
+            wsc__conn_arm_timer(c, ep->cfg.handshake_timeout_ms);
+    }
     head_len = wsc__http_parse_request(buf, scan, c->http_scanned, &req,
                                        ep->cfg.max_headers);
     if (head_len == WSC__HTTP_INCOMPLETE) {
@@ -194,7 +280,7 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         http_refuse(c, 431, NULL);
         return avail;
     }
-    if (head_len < 0) {
+    if (head_len < 0 || !host_ok(&req)) {
         http_refuse(c, 400, NULL);
         return avail;
     }
@@ -202,11 +288,7 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
     switch (wsc__handshake_check(&req, &key)) {
     case WSC__NOT_UPGRADE:
         used = http_serve(c, &req, (size_t)head_len, buf, avail);
-        if (used < 0)
-            return avail;
-        if (used == 0)
-            c->http_scanned = 0; /* parse the head again with its body */
-        return (size_t)used;
+        return used < 0 ? avail : (size_t)used;
     case WSC__UPGRADE_METHOD:
         http_refuse(c, 405, "Allow: GET\r\n");
         return avail;
@@ -218,6 +300,11 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         return avail;
     case WSC__UPGRADE_OK:
         break;
+    }
+    /* An upgrade has no body: one declared would be parsed as frames. */
+    if (wsc__http_find_header(&req, "Transfer-Encoding") != NULL || content_length(&req) != 0) {
+        http_refuse(c, 400, NULL);
+        return avail;
     }
     wsc__pmd_negotiate(&req, &ep->cfg, &c->pmd);
     if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
@@ -234,8 +321,10 @@ size_t wsc__conn_http_input(struct ws_conn *c, uint8_t *buf, size_t len)
     size_t used = 0;
 
     /* Over the output cap, the remaining requests wait (io.c throttles). */
-    while (used < len && atomic_load(&c->state) == WSC__CONN_HTTP && !wsc__io_over_cap(c)) {
-        size_t n = http_handle_one(c, (const char *)buf + used, len - used);
+    while (used < len && atomic_load(&c->state) == WSC__CONN_HTTP &&
+           !wsc__io_input_blocked(c)) {
+        size_t n = c->body != NULL ? http_body_input(c, buf + used, len - used)
+                                   : http_handle_one(c, (const char *)buf + used, len - used);
         if (n == 0)
             break;
         used += n;

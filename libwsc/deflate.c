@@ -118,18 +118,33 @@ static bool buf_reserve(uint8_t **buf, size_t *cap, size_t len, size_t want, siz
     return true;
 }
 
+/* zlib counts in uInt (32 bits): larger spans are fed in pieces, never
+ * truncated by a cast. */
+#define WSC__ZCHUNK ((size_t)1 << 30)
+
+static uInt zclamp(size_t n)
+{
+    return (uInt)(n < WSC__ZCHUNK ? n : WSC__ZCHUNK);
+}
+
 static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint8_t **buf,
                         size_t *cap, size_t *out_len, size_t limit, bool *ended)
 {
+    size_t rest = len - zclamp(len); /* input not yet handed to zlib */
+
     *ended = false;
     zs->next_in = (Bytef *)(uintptr_t)in;
-    zs->avail_in = (uInt)len;
+    zs->avail_in = zclamp(len);
     for (;;) {
         int r;
-        if (!buf_reserve(buf, cap, *out_len, len * 2 + 256, limit))
+        if (zs->avail_in == 0 && rest > 0) {
+            zs->avail_in = zclamp(rest);
+            rest -= zs->avail_in;
+        }
+        if (!buf_reserve(buf, cap, *out_len, zs->avail_in * 2 + 256, limit))
             return WSC__INFLATE_NOMEM;
         zs->next_out = *buf + *out_len;
-        zs->avail_out = (uInt)(*cap - *out_len);
+        zs->avail_out = zclamp(*cap - *out_len);
         r = inflate(zs, Z_SYNC_FLUSH);
         *out_len = (size_t)(zs->next_out - *buf);
         /* The size limit is checked as output appears, never after: a
@@ -140,7 +155,7 @@ static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint8_t **b
             /* A final block (BFINAL) ends the stream; the rest of the
              * message, if any, starts a new one. */
             inflateReset(zs);
-            if (zs->avail_in == 0) {
+            if (zs->avail_in == 0 && rest == 0) {
                 *ended = true;
                 return 0;
             }
@@ -148,8 +163,8 @@ static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint8_t **b
         }
         if (r != Z_OK && r != Z_BUF_ERROR)
             return r == Z_MEM_ERROR ? WSC__INFLATE_NOMEM : WSC__INFLATE_BAD;
-        if (zs->avail_out == 0)
-            continue; /* output full: grow and go on */
+        if (zs->avail_out == 0 || rest > 0)
+            continue; /* output full, or input left: go on */
         return 0;     /* sync flush with room left: all input consumed */
     }
 }
@@ -173,18 +188,23 @@ int wsc__inflate(struct z_stream_s *zs, const uint8_t *in, size_t len, bool last
 int wsc__deflate(struct z_stream_s *zs, const uint8_t *in, size_t len, uint8_t **buf,
                  size_t *cap, size_t *out_len, bool reset)
 {
-    size_t bound = deflateBound(zs, (uLong)len) + 16;
+    size_t bound = deflateBound(zs, (uLong)len) + 16, rest = len;
 
     if (!buf_reserve(buf, cap, 0, bound, SIZE_MAX - 1))
         return WS_ENOMEM;
     zs->next_in = (Bytef *)(uintptr_t)in;
-    zs->avail_in = (uInt)len;
     zs->next_out = *buf;
-    zs->avail_out = (uInt)*cap;
-    /* With enough output space one sync flush consumes all input. */
-    if (deflate(zs, Z_SYNC_FLUSH) != Z_OK || zs->avail_in != 0)
-        return WS_ENOMEM;
-    *out_len = *cap - zs->avail_out;
+    /* With enough output space (deflateBound) each piece is consumed
+     * whole; the last is sync-flushed. */
+    do {
+        size_t room = *cap - (size_t)(zs->next_out - *buf);
+        zs->avail_in = zclamp(rest);
+        rest -= zs->avail_in;
+        zs->avail_out = zclamp(room);
+        if (deflate(zs, rest == 0 ? Z_SYNC_FLUSH : Z_NO_FLUSH) != Z_OK || zs->avail_in != 0)
+            return WS_ENOMEM;
+    } while (rest > 0);
+    *out_len = (size_t)(zs->next_out - *buf);
     if (*out_len >= 4 && memcmp(*buf + *out_len - 4, deflate_tail, 4) == 0)
         *out_len -= 4;
     if (reset)

@@ -34,13 +34,16 @@ int wsc__library_init(void)
     return lib_init_rc;
 }
 
-uint64_t wsc__next_conn_id(void)
+/* The low byte names the loop (worker) the connection lives on, so an id
+ * alone routes ws_server_send_to() to the right loop without a global
+ * table or lock. */
+uint64_t wsc__next_conn_id(unsigned index)
 {
-    return atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed);
+    return (atomic_fetch_add_explicit(&conn_ids, 1, memory_order_relaxed) << 8) | (index & 0xff);
 }
 
 int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
-                       struct event_base *base)
+                       struct event_base *base, unsigned index, unsigned nloops)
 {
     if (cfg != NULL)
         ep->cfg = *cfg;
@@ -48,16 +51,21 @@ int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
         wsc__config_defaults(&ep->cfg);
     ep->cfg.base = base;
     atomic_init(&ep->stopping, 0);
+    /* Server-wide limits are shared out between the loops. */
+    ep->max_pending = ep->cfg.max_pending == 0 ? 0 : (ep->cfg.max_pending + nloops - 1) / nloops;
     ep->hdr_scratch = calloc(ep->cfg.max_headers, sizeof(*ep->hdr_scratch));
     if (ep->hdr_scratch == NULL)
         return WS_ENOMEM;
-    if (wsc__loop_init(&ep->loop, base) != 0) {
+    ep->loop = wsc__loop_new(base, &ep->cfg, index);
+    if (ep->loop == NULL) {
         free(ep->hdr_scratch);
         return WS_EEVENT;
     }
+    ep->loop->budget = ep->cfg.max_buffered_total / nloops;
     ep->flush_ev = event_new(base, -1, 0, wsc__io_flush_queued, ep);
     if (ep->flush_ev == NULL) {
-        wsc__loop_destroy(&ep->loop);
+        wsc__loop_kill(ep->loop);
+        wsc__loop_unref(ep->loop);
         free(ep->hdr_scratch);
         return WS_EEVENT;
     }
@@ -70,9 +78,16 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     /* No callbacks from here on: the application is tearing down. */
     atomic_store(&ep->stopping, 0);
     ep->on_released = NULL;
+    ep->on_drain = NULL;
+    ep->budget_waiting = false;
+    while (ep->pending_head != NULL)
+        wsc__conn_abort(ep->pending_head);
     while (ep->conns != NULL)
         wsc__conn_abort(ep->conns);
-    wsc__loop_destroy(&ep->loop);
+    /* Referenced connections keep the loop object; it refuses posts now. */
+    wsc__loop_kill(ep->loop);
+    wsc__loop_unref(ep->loop);
+    ep->loop = NULL;
     for (size_t i = 0; i < ep->num_queued; i++)
         ws_conn_unref(ep->queued[i]); /* released above; the shells go now */
     free(ep->queued);
@@ -99,15 +114,61 @@ void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c)
     ep->num_live++;
 }
 
-void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c)
+static void pending_remove(struct wsc__endpoint *ep, struct ws_conn *c)
 {
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        ep->conns = c->next;
+        ep->pending_head = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    else
+        ep->pending_tail = c->prev;
     c->prev = c->next = NULL;
+    c->pending = false;
+    ep->num_pending--;
+}
+
+void wsc__endpoint_add_pending(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    /* Shed the oldest half-open socket rather than refuse the newcomer:
+     * a slowloris holding the cap cannot lock real clients out. */
+    if (ep->max_pending > 0 && ep->num_pending >= ep->max_pending && ep->pending_head != NULL)
+        wsc__conn_abort(ep->pending_head);
+    c->pending = true;
+    c->next = NULL;
+    c->prev = ep->pending_tail;
+    if (ep->pending_tail != NULL)
+        ep->pending_tail->next = c;
+    else
+        ep->pending_head = c;
+    ep->pending_tail = c;
+    ep->num_pending++;
+    ep->num_live++;
+}
+
+void wsc__endpoint_promote(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    if (!c->pending)
+        return;
+    pending_remove(ep, c);
+    ep->num_live--;
+    wsc__endpoint_link(ep, c);
+}
+
+void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    if (c->pending) {
+        pending_remove(ep, c);
+    } else {
+        if (c->prev != NULL)
+            c->prev->next = c->next;
+        else
+            ep->conns = c->next;
+        if (c->next != NULL)
+            c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+    }
     ep->num_live--;
     if (ep->on_released != NULL)
         ep->on_released(ep, c);

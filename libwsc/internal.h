@@ -181,6 +181,10 @@ struct ws_config {
     unsigned deflate_window_bits; /* 9..15: our compressor's window */
     unsigned deflate_mem_level;   /* 1..9 */
     size_t max_buffered;          /* backpressure cap per connection */
+    size_t max_buffered_total;    /* the same over all connections of a server */
+    size_t max_body_size;         /* HTTP request bodies (with a handler) */
+    unsigned max_pending;         /* sockets still in the handshake */
+    unsigned keepalive_timeout_ms; /* HTTP keep-alive: idle between requests */
     int close_slow_consumers;
     unsigned threads;             /* worker loops */
     size_t deflate_threshold;     /* smaller messages go uncompressed */
@@ -211,7 +215,10 @@ struct ws_conn {
     _Atomic int refs;
     _Atomic int state;            /* enum wsc__conn_state */
     uint64_t id;
-    struct wsc__endpoint *ep;     /* its loop is ep->loop */
+    struct wsc__endpoint *ep;     /* loop thread only, and never once released:
+                                     the endpoint may be gone by then */
+    struct wsc__loop *loop;       /* its loop (referenced): any thread */
+    struct ws_conn *id_next;      /* chain in the loop's id table */
     evutil_socket_t fd;           /* -1 once released */
     struct event rev;             /* readable: persistent while the socket lives */
     struct event timer;           /* handshake / heartbeat / close timeout */
@@ -219,12 +226,13 @@ struct ws_conn {
     uint8_t *stash;               /* input not parsed yet (a partial frame) */
     size_t stash_len, stash_cap;
     void *user;
-    struct ws_conn *prev, *next;  /* the server's list */
+    struct ws_conn *prev, *next;  /* the endpoint's list: open or pending */
     struct wsc__sub *subs;        /* topics it subscribed to (server only) */
     char remote[56];              /* "[v6 address]:port" fits */
 
     /* HTTP phase */
     size_t http_scanned;          /* bytes already scanned for the head end */
+    struct wsc__http_body *body;  /* a request body being received */
 
     /* receive side: the frame being read and the message being assembled */
     uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
@@ -242,6 +250,7 @@ struct ws_conn {
     uint8_t *msg_buf;
     size_t msg_len, msg_cap;
 
+    bool is_client;               /* copied from the endpoint: any thread */
     bool lingering;
     bool shutting_down;           /* 1001 sent by ws_server_stop() */
     bool connected;               /* client: TCP connect completed */
@@ -249,7 +258,10 @@ struct ws_conn {
     bool slow;                    /* over max_buffered: closing by policy */
     bool write_failed;            /* the socket refused output: dropping */
     bool dirty;                   /* on its endpoint's list of output to flush */
-    bool read_paused;             /* output over max_buffered: input not read */
+    bool read_paused;             /* the read event is removed (either reason) */
+    bool app_paused;              /* ws_conn_pause_reading() */
+    bool pending;                 /* on the endpoint's list of handshaking sockets */
+    bool keepalive_idle;          /* HTTP: between requests (keepalive timer) */
     bool stash_handled;           /* the stash is a partial frame, not unanswered input */
     _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
     /* heartbeat */
@@ -315,6 +327,13 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
 /* May len more bytes be queued? 0, or WS_EAGAIN / WS_ETOOBIG / WS_ECLOSED
  * (the slow-consumer policy was applied). Loop thread. */
 int wsc__conn_admit(struct ws_conn *c, size_t len);
+/* The bytes a message of len takes in the output (frame header included). */
+size_t wsc__conn_reservation(const struct ws_conn *c, size_t len);
+/* The loop's output fell while a send waited for the budget: drain
+ * callbacks for the connections that were refused. */
+void wsc__conn_budget_drained(struct wsc__endpoint *ep);
+/* Free a request body being received (release). */
+void wsc__http_body_free(struct ws_conn *c);
 /* (Re)arm the connection's one timer. */
 void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms);
 /* Close a slow consumer by policy (deferred to the next loop pass). */
@@ -374,8 +393,13 @@ void wsc__io_uncork(void);
 void wsc__io_flush(struct ws_conn *c);
 /* Free the calling thread's buffers (the last endpoint is gone). */
 void wsc__io_thread_cleanup(void);
-/* More than max_buffered bytes wait in the backlog (reading pauses). */
+/* Provoked output past 1.5 x max_buffered waits in the backlog (reading
+ * pauses until it is down to half the cap). */
 bool wsc__io_over_cap(const struct ws_conn *c);
+/* Input must wait: over the cap, or the application paused reading. */
+bool wsc__io_input_blocked(const struct ws_conn *c);
+/* ws_conn_pause_reading / resume_reading on the loop thread. */
+void wsc__io_set_app_paused(struct ws_conn *c, bool paused);
 /* Bytes waiting for the socket (corked or backlogged). */
 size_t wsc__io_pending(const struct ws_conn *c);
 /* Half-close (after our last byte), then read and discard. */
@@ -386,7 +410,9 @@ void wsc__io_shutdown_write(struct ws_conn *c);
 enum wsc__xmsg_kind {
     WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW, WSC__X_PUBLISH,
     WSC__X_ADOPT,   /* worker: take this accepted socket (code: fd, data: address) */
-    WSC__X_STOP     /* worker: the server is stopping */
+    WSC__X_STOP,    /* worker: the server is stopping */
+    WSC__X_PAUSE,   /* ws_conn_pause_reading / resume_reading from elsewhere */
+    WSC__X_RESUME
 };
 
 struct wsc__xmsg {
@@ -400,17 +426,41 @@ struct wsc__xmsg {
     uint8_t data[];
 };
 
+/*
+ * The part of a loop that outlives its endpoint: other threads and
+ * referenced connections reach the loop only through this, so a send
+ * racing ws_server_free() finds it dead instead of touching freed memory.
+ * Heap-allocated and refcounted (the endpoint and every connection on it
+ * hold a reference).
+ */
 struct wsc__loop {
+    _Atomic int refs;
     struct event_base *base;
-    _Atomic(const char *) owner;  /* &wsc__thread_tag of the loop's thread */
-    pthread_mutex_t lock;         /* guards the queue below */
+    _Atomic(const char *) owner;  /* &wsc__thread_tag of the thread running it */
+    pthread_mutex_t lock;         /* guards the queue, dead and the id table */
+    bool dead;                    /* its endpoint is gone: posts are refused */
     struct wsc__xmsg *head, *tail;
     bool wake_pending;
     struct event *wake;           /* no timeout: activation is never lost */
+    /* Limits other threads apply without touching the endpoint. */
+    size_t max_buffered;          /* per connection */
+    size_t budget;                /* this loop's share of max_buffered_total */
+    bool close_slow;
+    _Atomic size_t buffered;      /* sum of its connections' published output */
+    _Atomic uint64_t dropped;     /* cross-thread sends lost to a closed conn */
+    uint8_t index;                /* worker number: the low byte of conn ids */
+    /* Open connections by id (ws_server_send_to), chained, under lock. */
+    struct ws_conn **ids;
+    size_t id_buckets, num_ids;
 };
 
-int wsc__loop_init(struct wsc__loop *loop, struct event_base *base);
-void wsc__loop_destroy(struct wsc__loop *loop);
+struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config *cfg,
+                                unsigned index);
+/* The endpoint is going: refuse posts, drop what is queued, free the
+ * event; the struct stays while connections reference it. */
+void wsc__loop_kill(struct wsc__loop *loop);
+void wsc__loop_ref(struct wsc__loop *loop);
+void wsc__loop_unref(struct wsc__loop *loop);
 void wsc__loop_mark_owner(struct wsc__loop *loop);
 /* One byte per thread: its address names the thread, and comparing it
  * costs no call (every send asks whether it runs on the loop's thread). */
@@ -419,8 +469,21 @@ static inline bool wsc__loop_is_owner(struct wsc__loop *loop)
 {
     return atomic_load_explicit(&loop->owner, memory_order_acquire) == &wsc__thread_tag;
 }
-/* Hand a message to the loop; it takes ownership of m (and its ref). */
-void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m);
+/* Every libwsc event callback starts here: the owner is whichever thread
+ * actually runs the loop, whatever thread set things up. */
+static inline void wsc__loop_enter(struct wsc__loop *loop)
+{
+    if (atomic_load_explicit(&loop->owner, memory_order_relaxed) != &wsc__thread_tag)
+        wsc__loop_mark_owner(loop);
+}
+/* Hand a message to the loop; it takes ownership of m (and its ref).
+ * Returns WS_ECLOSED (m freed, ref dropped) once the loop is dead. */
+int wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m);
+/* The id table: add at open, remove at release (loop thread); find from
+ * any thread (returns a referenced conn or NULL). */
+void wsc__loop_add_id(struct wsc__loop *loop, struct ws_conn *c);
+void wsc__loop_remove_id(struct wsc__loop *loop, struct ws_conn *c);
+struct ws_conn *wsc__loop_find_id(struct wsc__loop *loop, uint64_t id);
 
 /* ---- server.c ------------------------------------------------------------ */
 
@@ -431,12 +494,17 @@ void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m);
  */
 struct wsc__endpoint {
     struct ws_config cfg;
-    struct wsc__loop loop;
+    struct wsc__loop *loop;       /* refcounted: connections keep it */
     bool is_client;               /* mask what we send, expect unmasked */
     struct ws_server *srv;        /* the server it serves (NULL: a client) */
     _Atomic int stopping;
     struct wsc__http_header *hdr_scratch; /* max_headers entries, loop only */
-    struct ws_conn *conns;        /* every live connection (any state) */
+    struct ws_conn *conns;        /* live connections, except the pending */
+    /* Server sockets still in their HTTP phase, oldest first: capped at
+     * max_pending (this loop's share), the oldest shed for a newcomer. */
+    struct ws_conn *pending_head, *pending_tail;
+    size_t num_pending, max_pending;
+    bool budget_waiting;          /* a send was refused by max_buffered_total */
     _Atomic size_t num_open;      /* upgraded, not yet notified closed */
     size_t num_live;
     /* Called when a connection is released (loop thread). */
@@ -473,7 +541,7 @@ static inline struct ws_server *wsc__server_of(struct wsc__endpoint *ep)
 int wsc__library_init(void);
 
 int wsc__endpoint_init(struct wsc__endpoint *ep, const struct ws_config *cfg,
-                       struct event_base *base);
+                       struct event_base *base, unsigned index, unsigned nloops);
 void wsc__endpoint_destroy(struct wsc__endpoint *ep);
 
 /* A worker loop beyond the first (config threads > 1). */
@@ -502,6 +570,8 @@ struct ws_server {
  * caller's own loop, queued for the others. Skipped count or WS_E*. */
 int wsc__server_fan_out(struct ws_server *srv, const char *topic, int op, const void *data,
                         size_t len);
+/* The loop of worker index (0: the server's own), or NULL. */
+struct wsc__loop *wsc__server_loop(struct ws_server *srv, unsigned index);
 /* On a worker's loop: the stop reached it. */
 void wsc__worker_stop(struct wsc__endpoint *ep);
 
@@ -523,7 +593,12 @@ void wsc__topic_drop_conn(struct ws_conn *c);
 void wsc__topics_free(struct wsc__endpoint *ep);
 void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c);
 void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c);
-uint64_t wsc__next_conn_id(void);
+/* A server socket starts its HTTP phase: on the pending list (FIFO). If
+ * the list is at its cap the oldest is shed first. */
+void wsc__endpoint_add_pending(struct wsc__endpoint *ep, struct ws_conn *c);
+/* Upgraded: from the pending list to the list of connections. */
+void wsc__endpoint_promote(struct wsc__endpoint *ep, struct ws_conn *c);
+uint64_t wsc__next_conn_id(unsigned index);
 
 /* ---- request.c: the public request/response objects ---------------------- */
 

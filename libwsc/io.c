@@ -132,18 +132,37 @@ static struct wsc__backlog *backlog_get(struct ws_conn *c)
         return NULL;
     }
     bl->armed = false;
-    event_assign(&bl->wev, c->ep->loop.base, c->fd, EV_WRITE | EV_PERSIST, io_on_writable,
+    event_assign(&bl->wev, c->loop->base, c->fd, EV_WRITE | EV_PERSIST, io_on_writable,
                  c);
     c->bl = bl;
     return bl;
+}
+
+/* Publish c's backlog length for other threads' admission, and keep the
+ * loop's sum (the server-wide budget) in step. Loop thread only writes. */
+static void io_publish(struct ws_conn *c, size_t len)
+{
+    struct wsc__loop *loop = c->loop;
+    size_t old = atomic_load_explicit(&c->outbuf, memory_order_relaxed);
+
+    if (old == len)
+        return;
+    atomic_store_explicit(&c->outbuf, len, memory_order_relaxed);
+    atomic_store_explicit(&loop->buffered,
+                          atomic_load_explicit(&loop->buffered, memory_order_relaxed) + len - old,
+                          memory_order_relaxed);
+    /* Sends refused for the budget get their drain callbacks from the
+     * flush event, outside whatever callback is running now. */
+    if (len < old && c->ep->budget_waiting &&
+        atomic_load_explicit(&loop->buffered, memory_order_relaxed) <= loop->budget / 2)
+        event_active(c->ep->flush_ev, EV_WRITE, 0);
 }
 
 static void backlog_arm(struct ws_conn *c)
 {
     if (!c->bl->armed && event_add(&c->bl->wev, NULL) == 0)
         c->bl->armed = true;
-    atomic_store_explicit(&c->outbuf, evbuffer_get_length(c->bl->buf),
-                          memory_order_relaxed);
+    io_publish(c, evbuffer_get_length(c->bl->buf));
 }
 
 static void backlog_free(struct ws_conn *c)
@@ -157,7 +176,7 @@ static void backlog_free(struct ws_conn *c)
     evbuffer_free(bl->buf); /* runs the cleanups of shared frames */
     free(bl);
     c->bl = NULL;
-    atomic_store_explicit(&c->outbuf, 0, memory_order_relaxed);
+    io_publish(c, 0);
 }
 
 /* The socket refused output: what is queued can never arrive. The drop is
@@ -514,7 +533,7 @@ int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s)
         io_failed(c);
         return WS_ENOMEM;
     }
-    atomic_store_explicit(&c->outbuf, evbuffer_get_length(bl->buf), memory_order_relaxed);
+    io_publish(c, evbuffer_get_length(bl->buf));
     return 0;
 }
 
@@ -524,6 +543,7 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    wsc__loop_enter(ep->loop);
     /* Connections queued while this runs (a drain callback broadcasting)
      * go to the back and are flushed in this same pass. */
     for (size_t i = 0; i < ep->num_queued; i++) {
@@ -544,6 +564,8 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < ep->num_queued; i++)
         ws_conn_unref(ep->queued[i]);
     ep->num_queued = 0;
+    if (ep->budget_waiting)
+        wsc__conn_budget_drained(ep);
 }
 
 size_t wsc__io_pending(const struct ws_conn *c)
@@ -556,18 +578,30 @@ size_t wsc__io_pending(const struct ws_conn *c)
     return n;
 }
 
-/* ---- read throttling --------------------------------------------------------- */
+/* ---- read throttling and flow control ------------------------------------------ */
 
 /*
  * Output a peer makes us produce without reading it (pongs to a ping flood,
- * answers to pipelined HTTP requests, echoes) must not grow without limit:
- * while more than max_buffered bytes wait for the socket, the connection's
- * input is not read. Its TCP window then closes and the peer stalls. Reading
- * resumes once the backlog is down to half the cap.
+ * answers to pipelined HTTP requests) must not grow without limit. Data
+ * sends are refused at max_buffered (headers counted), so only such
+ * provoked output can take the backlog past 1.5 x max_buffered: then the
+ * connection's input is not read, its TCP window closes and the peer
+ * stalls. Reading resumes once the backlog is down to half the cap.
+ *
+ * The margin is what keeps two libwsc endpoints that both honour
+ * WS_EAGAIN from waiting on each other: each one's own data stays within
+ * the cap, so neither stops reading because of it.
  */
 bool wsc__io_over_cap(const struct ws_conn *c)
 {
-    return c->bl != NULL && evbuffer_get_length(c->bl->buf) > c->ep->cfg.max_buffered;
+    size_t cap = c->loop->max_buffered;
+
+    return c->bl != NULL && evbuffer_get_length(c->bl->buf) > cap + cap / 2;
+}
+
+bool wsc__io_input_blocked(const struct ws_conn *c)
+{
+    return c->app_paused || wsc__io_over_cap(c);
 }
 
 static void io_pause_reading(struct ws_conn *c)
@@ -580,14 +614,27 @@ static void io_pause_reading(struct ws_conn *c)
 
 static void io_resume_reading(struct ws_conn *c)
 {
-    if (!c->read_paused || c->fd < 0 || c->write_failed)
+    if (!c->read_paused || c->fd < 0 || c->write_failed || wsc__io_input_blocked(c))
         return;
     c->read_paused = false;
     event_add(&c->rev, NULL);
-    /* Bytes kept in the stash (requests not answered yet) may be all the
+    /* Bytes kept in the stash (input not handled yet) may be all the
      * peer sends: handle them now rather than wait for more input. */
     if (c->stash_len > 0)
         event_active(&c->rev, EV_READ, 1);
+}
+
+void wsc__io_set_app_paused(struct ws_conn *c, bool paused)
+{
+    c->app_paused = paused;
+    if (paused) {
+        /* Frames already read in this pass stop at the next boundary
+         * (the parsers check wsc__io_input_blocked) and wait in the stash. */
+        io_pause_reading(c);
+    } else {
+        c->stash_handled = false; /* what waits there is unhandled input */
+        io_resume_reading(c);
+    }
 }
 
 /* ---- events ------------------------------------------------------------------- */
@@ -597,8 +644,10 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
     struct ws_conn *c = arg;
     struct wsc__backlog *bl = c->bl;
     size_t left;
+    int w;
 
     (void)what;
+    wsc__loop_enter(c->loop);
     if (c->connecting) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -614,15 +663,17 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
     }
     if (bl == NULL)
         return;
-    if (evbuffer_write(bl->buf, fd) < 0 && !io_would_block(errno)) {
+    if ((w = evbuffer_write(bl->buf, fd)) < 0 && !io_would_block(errno)) {
         io_failed(c);
         return;
     }
+    if (w > 0)
+        c->got_traffic = true; /* the peer is taking our bytes: alive */
     left = evbuffer_get_length(bl->buf);
-    atomic_store_explicit(&c->outbuf, left, memory_order_relaxed);
+    io_publish(c, left);
     if (left == 0)
         backlog_free(c); /* an idle connection keeps no output buffer */
-    if (left <= c->ep->cfg.max_buffered / 2)
+    if (left <= c->loop->max_buffered / 2)
         io_resume_reading(c);
     wsc__conn_io_drained(c, left);
 }
@@ -665,6 +716,7 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     size_t have = 0, cap = WSC__READ_SIZE, used;
     ssize_t n;
 
+    wsc__loop_enter(c->loop);
     if (t == NULL) {
         io_failed(c);
         return;
@@ -712,6 +764,8 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     if (own == NULL && have > 0)
         c->stash_len = 0; /* its bytes are in buf now */
     have += (size_t)n;
+    if (n > 0)
+        c->got_traffic = true; /* any bytes prove the peer alive, mid-frame too */
 
     ws_conn_ref(c); /* callbacks may close or release c */
     wsc__io_cork(c);
@@ -725,10 +779,11 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         if (!io_stash(c, buf + used, have - used))
             io_failed(c);
     }
-    /* A stash left because output is over the cap is unanswered input,
-     * not a partial frame: handle it once reading resumes. */
-    c->stash_handled = !wsc__io_over_cap(c);
-    if (wsc__io_over_cap(c))
+    /* A stash left because input is blocked (output over the cap, or the
+     * application paused reading) is unhandled input, not a partial
+     * frame: handle it once reading resumes. */
+    c->stash_handled = !wsc__io_input_blocked(c);
+    if (wsc__io_input_blocked(c))
         io_pause_reading(c);
     if (c->stash_len == 0 && c->stash != NULL)
         io_stash_free(c); /* an idle connection keeps no input buffer */
@@ -741,7 +796,7 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
 int wsc__io_start(struct ws_conn *c, evutil_socket_t fd)
 {
     c->fd = fd;
-    event_assign(&c->rev, c->ep->loop.base, fd, EV_READ | EV_PERSIST, io_on_readable, c);
+    event_assign(&c->rev, c->loop->base, fd, EV_READ | EV_PERSIST, io_on_readable, c);
     if (c->connecting)
         return 0; /* reading starts once connected */
     return event_add(&c->rev, NULL) == 0 ? 0 : WS_EEVENT;

@@ -101,7 +101,6 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
 /* A checked frame starts: take on its state. */
 static void frame_begin(struct ws_conn *c, const struct wsc__frame_head *f)
 {
-    c->got_traffic = true;
     c->frame_opcode = f->opcode;
     c->frame_fin = f->fin;
     c->frame_left = f->payload_len;
@@ -366,7 +365,7 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
 
     /* Over the output cap, the rest waits (io.c stops reading until the
      * backlog is down to half): a ping flood cannot grow our output. */
-    while (p < end && still_reading(c) && !wsc__io_over_cap(c)) {
+    while (p < end && still_reading(c) && !wsc__io_input_blocked(c)) {
         struct wsc__frame_head f;
         size_t avail = (size_t)(end - p);
         int hlen;

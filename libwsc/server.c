@@ -60,7 +60,7 @@ static void server_hand_out(struct ws_server *srv, evutil_socket_t fd,
     m->ep = server_worker(srv, i);
     m->len = (size_t)salen;
     memcpy(m->data, sa, (size_t)salen);
-    wsc__loop_post(&m->ep->loop, m);
+    wsc__loop_post(m->ep->loop, m);
 }
 
 static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -70,7 +70,7 @@ static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     int one = 1;
 
     (void)l;
-    wsc__loop_mark_owner(&srv->ep.loop);
+    wsc__loop_enter(srv->ep.loop);
     if (atomic_load(&srv->ep.stopping)) {
         evutil_closesocket(fd);
         return;
@@ -169,7 +169,7 @@ int ws_server_listen(struct ws_server *srv, const char *addr)
         return WS_ENOMEM;
     }
     srv->listeners = grown;
-    l = evconnlistener_new_bind(srv->ep.loop.base, server_on_accept, srv, flags, 511,
+    l = evconnlistener_new_bind(srv->ep.loop->base, server_on_accept, srv, flags, 511,
                                 res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
     if (l == NULL)
@@ -205,7 +205,7 @@ static void server_finish(struct ws_server *srv)
     server_remove_signals(srv);
     evtimer_del(srv->resume_ev);
     if (srv->own_base)
-        event_base_loopexit(srv->ep.loop.base, NULL);
+        event_base_loopexit(srv->ep.loop->base, NULL);
 }
 
 static void server_on_stop(evutil_socket_t fd, short what, void *arg)
@@ -215,13 +215,14 @@ static void server_on_stop(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    wsc__loop_enter(srv->ep.loop);
     server_close_listeners(srv);
     for (unsigned i = 1; i < srv->nworkers; i++) {
         struct wsc__xmsg *m = calloc(1, sizeof(*m));
         if (m != NULL) {
             m->kind = WSC__X_STOP;
             m->ep = server_worker(srv, i);
-            wsc__loop_post(&m->ep->loop, m);
+            wsc__loop_post(m->ep->loop, m);
         }
     }
     for (c = srv->ep.conns; c != NULL; c = next) {
@@ -246,7 +247,7 @@ static void worker_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
 {
     (void)c;
     if (atomic_load(&ep->stopping) && ep->num_live == 0)
-        event_base_loopexit(ep->loop.base, NULL);
+        event_base_loopexit(ep->loop->base, NULL);
 }
 
 void wsc__worker_stop(struct wsc__endpoint *ep)
@@ -258,16 +259,16 @@ void wsc__worker_stop(struct wsc__endpoint *ep)
         wsc__conn_shutdown(c);
     }
     if (ep->num_live == 0)
-        event_base_loopexit(ep->loop.base, NULL);
+        event_base_loopexit(ep->loop->base, NULL);
 }
 
 static void *worker_main(void *arg)
 {
     struct wsc__worker *w = arg;
 
-    wsc__loop_mark_owner(&w->ep.loop);
+    wsc__loop_mark_owner(w->ep.loop);
     /* Idle workers have no events yet must keep running. */
-    event_base_loop(w->ep.loop.base, EVLOOP_NO_EXIT_ON_EMPTY);
+    event_base_loop(w->ep.loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
 
@@ -279,7 +280,7 @@ static int server_add_workers(struct ws_server *srv, const struct ws_config *cfg
     for (unsigned i = 1; i < srv->nworkers; i++) {
         struct wsc__worker *w = &srv->workers[i - 1];
         struct event_base *base = event_base_new();
-        if (base == NULL || wsc__endpoint_init(&w->ep, cfg, base) != 0) {
+        if (base == NULL || wsc__endpoint_init(&w->ep, cfg, base, i, srv->nworkers) != 0) {
             if (base != NULL)
                 event_base_free(base);
             srv->nworkers = i; /* free the ones made so far */
@@ -307,7 +308,7 @@ struct ws_server *ws_server_new(const struct ws_config *cfg)
         base = event_base_new();
         srv->own_base = true;
     }
-    if (base == NULL || wsc__endpoint_init(&srv->ep, cfg, base) != 0) {
+    if (base == NULL || wsc__endpoint_init(&srv->ep, cfg, base, 0, threads) != 0) {
         if (base != NULL && srv->own_base)
             event_base_free(base);
         free(srv);
@@ -353,7 +354,7 @@ int wsc__server_fan_out(struct ws_server *srv, const char *topic, int op, const 
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct wsc__endpoint *ep = server_worker(srv, i);
         struct wsc__xmsg *m;
-        if (wsc__loop_is_owner(&ep->loop)) {
+        if (wsc__loop_is_owner(ep->loop)) {
             int rc = wsc__deliver_now(ep, topic != NULL ? wsc__topic_find(ep, topic) : NULL,
                                       topic != NULL, op, data, len);
             if (rc < 0)
@@ -374,7 +375,7 @@ int wsc__server_fan_out(struct ws_server *srv, const char *topic, int op, const 
             memcpy(m->data, topic, tlen);
         if (len > 0)
             memcpy(m->data + tlen, data, len);
-        wsc__loop_post(&ep->loop, m);
+        wsc__loop_post(ep->loop, m);
     }
     return skipped;
 }
@@ -386,10 +387,10 @@ int ws_server_run(struct ws_server *srv)
     if (!srv->own_base || srv->running)
         return WS_ESTATE;
     srv->running = true;
-    wsc__loop_mark_owner(&srv->ep.loop);
+    wsc__loop_mark_owner(srv->ep.loop);
     if (srv->ep.cfg.handle_signals && !atomic_load(&srv->ep.stopping)) {
-        srv->sig_int = evsignal_new(srv->ep.loop.base, SIGINT, server_on_signal, srv);
-        srv->sig_term = evsignal_new(srv->ep.loop.base, SIGTERM, server_on_signal, srv);
+        srv->sig_int = evsignal_new(srv->ep.loop->base, SIGINT, server_on_signal, srv);
+        srv->sig_term = evsignal_new(srv->ep.loop->base, SIGTERM, server_on_signal, srv);
         if (srv->sig_int == NULL || srv->sig_term == NULL ||
             evsignal_add(srv->sig_int, NULL) != 0 || evsignal_add(srv->sig_term, NULL) != 0) {
             server_remove_signals(srv);
@@ -404,7 +405,7 @@ int ws_server_run(struct ws_server *srv)
         if (!w->started)
             atomic_store(&w->ep.stopping, 1); /* takes no sockets then */
     }
-    event_base_dispatch(srv->ep.loop.base);
+    event_base_dispatch(srv->ep.loop->base);
     /* Worker 0 is drained; the others drain within the same bounds. */
     for (unsigned i = 1; i < srv->nworkers; i++)
         if (srv->workers[i - 1].started)
@@ -435,7 +436,7 @@ void ws_server_free(struct ws_server *srv)
 
     if (srv == NULL)
         return;
-    base = srv->ep.loop.base;
+    base = srv->ep.loop->base;
     server_close_listeners(srv);
     server_remove_signals(srv);
     if (srv->stop_ev != NULL)
@@ -444,7 +445,7 @@ void ws_server_free(struct ws_server *srv)
         event_free(srv->resume_ev);
     wsc__endpoint_destroy(&srv->ep);
     for (unsigned i = 1; i < srv->nworkers && srv->workers != NULL; i++) {
-        struct event_base *wbase = srv->workers[i - 1].ep.loop.base;
+        struct event_base *wbase = srv->workers[i - 1].ep.loop->base;
         wsc__endpoint_destroy(&srv->workers[i - 1].ep);
         event_base_free(wbase);
     }
@@ -454,9 +455,25 @@ void ws_server_free(struct ws_server *srv)
     free(srv);
 }
 
+struct wsc__loop *wsc__server_loop(struct ws_server *srv, unsigned index)
+{
+    return index < srv->nworkers ? server_worker(srv, index)->loop : NULL;
+}
+
+uint64_t ws_server_dropped_sends(const struct ws_server *srv)
+{
+    uint64_t n = 0;
+
+    if (srv == NULL)
+        return 0;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        n += atomic_load(&server_worker((struct ws_server *)(uintptr_t)srv, i)->loop->dropped);
+    return n;
+}
+
 struct event_base *ws_server_event_base(struct ws_server *srv)
 {
-    return srv != NULL ? srv->ep.loop.base : NULL;
+    return srv != NULL ? srv->ep.loop->base : NULL;
 }
 
 size_t ws_server_connection_count(const struct ws_server *srv)

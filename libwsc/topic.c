@@ -130,10 +130,10 @@ int ws_conn_subscribe(struct ws_conn *conn, const char *topic)
     struct wsc__sub *s;
     size_t len;
 
-    if (conn == NULL || topic == NULL || conn->ep->is_client ||
+    if (conn == NULL || topic == NULL || conn->is_client ||
         (len = strlen(topic)) == 0 || len > WSC__TOPIC_MAX_NAME)
         return WS_EINVAL;
-    if (atomic_load(&conn->state) != WSC__CONN_OPEN)
+    if (atomic_load(&conn->state) != WSC__CONN_OPEN) /* its server may be gone */
         return WS_ECLOSED;
     ep = conn->ep;
     for (s = conn->subs; s != NULL; s = s->cnext)
@@ -173,7 +173,7 @@ int ws_conn_unsubscribe(struct ws_conn *conn, const char *topic)
     struct wsc__sub **p;
     size_t len;
 
-    if (conn == NULL || topic == NULL || conn->ep->is_client)
+    if (conn == NULL || topic == NULL || conn->is_client)
         return WS_EINVAL;
     len = strlen(topic);
     for (p = &conn->subs; *p != NULL; p = &(*p)->cnext) {

@@ -45,10 +45,15 @@ static void loop_deliver(struct wsc__xmsg *m)
     }
     switch (m->kind) {
     case WSC__X_SEND:
-        atomic_fetch_sub_explicit(&c->xqueued, m->len, memory_order_relaxed);
-        /* fall through: admitted when posted, so no second cap check */
+        /* Admitted when posted, so no second cap check. Closed meanwhile:
+         * dropped, as if lost with the connection, and counted. */
+        if (wsc__conn_send_now(c, m->opcode, m->data, m->len) != 0)
+            atomic_fetch_add_explicit(&c->loop->dropped, 1, memory_order_relaxed);
+        /* The reservation ends once the bytes are queued (and counted). */
+        atomic_fetch_sub_explicit(&c->xqueued, wsc__conn_reservation(c, m->len),
+                                  memory_order_relaxed);
+        break;
     case WSC__X_PING:
-        /* Closed meanwhile: dropped, as if lost with the connection. */
         wsc__conn_send_now(c, m->opcode, m->data, m->len);
         break;
     case WSC__X_SLOW:
@@ -56,6 +61,14 @@ static void loop_deliver(struct wsc__xmsg *m)
         break;
     case WSC__X_CLOSE:
         wsc__conn_close_now(c, m->code, (const char *)m->data, m->len);
+        break;
+    case WSC__X_PAUSE:
+        if (c->fd >= 0)
+            wsc__io_set_app_paused(c, true);
+        break;
+    case WSC__X_RESUME:
+        if (c->fd >= 0)
+            wsc__io_set_app_paused(c, false);
         break;
     default:
         break;
@@ -71,6 +84,7 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    wsc__loop_enter(loop);
     pthread_mutex_lock(&loop->lock);
     batch = loop->head;
     loop->head = loop->tail = NULL;
@@ -91,40 +105,78 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg)
     wsc__io_uncork();
 }
 
-int wsc__loop_init(struct wsc__loop *loop, struct event_base *base)
+struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config *cfg,
+                                unsigned index)
 {
+    struct wsc__loop *loop = calloc(1, sizeof(*loop));
+
+    if (loop == NULL)
+        return NULL;
+    atomic_init(&loop->refs, 1);
     loop->base = base;
     atomic_init(&loop->owner, NULL);
-    loop->head = loop->tail = NULL;
-    loop->wake_pending = false;
-    if (pthread_mutex_init(&loop->lock, NULL) != 0)
-        return WS_ENOMEM;
+    atomic_init(&loop->buffered, 0);
+    atomic_init(&loop->dropped, 0);
+    loop->index = (uint8_t)index;
+    loop->max_buffered = cfg->max_buffered;
+    loop->close_slow = cfg->close_slow_consumers != 0;
+    if (pthread_mutex_init(&loop->lock, NULL) != 0) {
+        free(loop);
+        return NULL;
+    }
     loop->wake = event_new(base, -1, EV_PERSIST, loop_on_wake, loop);
     if (loop->wake == NULL) {
         pthread_mutex_destroy(&loop->lock);
-        return WS_EEVENT;
+        free(loop);
+        return NULL;
     }
-    return 0;
+    return loop;
 }
 
-void wsc__loop_destroy(struct wsc__loop *loop)
+/* Drop queued messages: they still hold connection references. */
+static void loop_drop_queue(struct wsc__xmsg *m)
 {
-    struct wsc__xmsg *m = loop->head;
-
-    /* Messages nobody delivered still hold connection references. */
     while (m != NULL) {
         struct wsc__xmsg *next = m->next;
         if (m->kind == WSC__X_ADOPT)
             evutil_closesocket(m->code); /* a socket nobody took */
+        if (m->kind == WSC__X_SEND && m->conn != NULL)
+            atomic_fetch_add_explicit(&m->conn->loop->dropped, 1, memory_order_relaxed);
         ws_conn_unref(m->conn); /* NULL for broadcasts: ignored */
         free(m);
         m = next;
     }
+}
+
+void wsc__loop_kill(struct wsc__loop *loop)
+{
+    struct wsc__xmsg *m;
+
+    pthread_mutex_lock(&loop->lock);
+    loop->dead = true;
+    m = loop->head;
     loop->head = loop->tail = NULL;
     if (loop->wake != NULL)
         event_free(loop->wake);
     loop->wake = NULL;
-    pthread_mutex_destroy(&loop->lock);
+    free(loop->ids);
+    loop->ids = NULL;
+    loop->id_buckets = loop->num_ids = 0;
+    pthread_mutex_unlock(&loop->lock);
+    loop_drop_queue(m);
+}
+
+void wsc__loop_ref(struct wsc__loop *loop)
+{
+    atomic_fetch_add_explicit(&loop->refs, 1, memory_order_relaxed);
+}
+
+void wsc__loop_unref(struct wsc__loop *loop)
+{
+    if (loop != NULL && atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&loop->lock);
+        free(loop);
+    }
 }
 
 _Thread_local char wsc__thread_tag __attribute__((tls_model("initial-exec")));
@@ -134,12 +186,17 @@ void wsc__loop_mark_owner(struct wsc__loop *loop)
     atomic_store_explicit(&loop->owner, &wsc__thread_tag, memory_order_release);
 }
 
-void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m)
+int wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m)
 {
     bool wake;
 
     m->next = NULL;
     pthread_mutex_lock(&loop->lock);
+    if (loop->dead) {
+        pthread_mutex_unlock(&loop->lock);
+        loop_drop_queue(m);
+        return WS_ECLOSED;
+    }
     if (loop->tail != NULL)
         loop->tail->next = m;
     else
@@ -151,4 +208,82 @@ void wsc__loop_post(struct wsc__loop *loop, struct wsc__xmsg *m)
     if (wake)
         event_active(loop->wake, EV_READ, 0);
     pthread_mutex_unlock(&loop->lock);
+    return 0;
+}
+
+/* ---- the id table ---------------------------------------------------------- */
+
+/* Fibonacci hashing of the sequence part of the id (the low byte is the
+ * worker number, the same for every id of this loop). */
+static size_t id_slot(size_t buckets, uint64_t id)
+{
+    return (size_t)(((id >> 8) * 0x9E3779B97F4A7C15ull) >> 32) & (buckets - 1);
+}
+
+static void id_grow(struct wsc__loop *loop)
+{
+    size_t n = loop->id_buckets ? loop->id_buckets * 2 : 64;
+    struct ws_conn **t = calloc(n, sizeof(*t));
+
+    if (t == NULL)
+        return; /* chains just get longer */
+    for (size_t i = 0; i < loop->id_buckets; i++) {
+        struct ws_conn *c = loop->ids[i], *next;
+        for (; c != NULL; c = next) {
+            size_t k = id_slot(n, c->id);
+            next = c->id_next;
+            c->id_next = t[k];
+            t[k] = c;
+        }
+    }
+    free(loop->ids);
+    loop->ids = t;
+    loop->id_buckets = n;
+}
+
+void wsc__loop_add_id(struct wsc__loop *loop, struct ws_conn *c)
+{
+    size_t k;
+
+    pthread_mutex_lock(&loop->lock);
+    if (!loop->dead && loop->num_ids >= loop->id_buckets)
+        id_grow(loop);
+    if (!loop->dead && loop->id_buckets > 0) {
+        k = id_slot(loop->id_buckets, c->id);
+        c->id_next = loop->ids[k];
+        loop->ids[k] = c;
+        loop->num_ids++;
+    }
+    pthread_mutex_unlock(&loop->lock);
+}
+
+void wsc__loop_remove_id(struct wsc__loop *loop, struct ws_conn *c)
+{
+    pthread_mutex_lock(&loop->lock);
+    if (loop->id_buckets > 0) {
+        struct ws_conn **pp = &loop->ids[id_slot(loop->id_buckets, c->id)];
+        while (*pp != NULL && *pp != c)
+            pp = &(*pp)->id_next;
+        if (*pp == c) {
+            *pp = c->id_next;
+            loop->num_ids--;
+        }
+    }
+    c->id_next = NULL;
+    pthread_mutex_unlock(&loop->lock);
+}
+
+struct ws_conn *wsc__loop_find_id(struct wsc__loop *loop, uint64_t id)
+{
+    struct ws_conn *c = NULL;
+
+    pthread_mutex_lock(&loop->lock);
+    if (loop->id_buckets > 0) {
+        for (c = loop->ids[id_slot(loop->id_buckets, id)]; c != NULL && c->id != id; c = c->id_next)
+            ;
+        if (c != NULL)
+            ws_conn_ref(c); /* under the lock: its release waits for us */
+    }
+    pthread_mutex_unlock(&loop->lock);
+    return c;
 }

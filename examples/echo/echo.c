@@ -1,14 +1,19 @@
 /*
  * echo - the smallest useful libwsc server: every text or binary message
- * goes back to its sender unchanged, with the same opcode.
+ * goes back to its sender unchanged, with the same opcode, and none is
+ * lost however slowly the sender reads its echoes.
  *
- *   examples/echo/echo [--max-message BYTES] [--max-connections N] [--no-deflate]
- *                      [--deflate-context-takeover] [HOST:PORT]
+ *   examples/echo/echo [options] [HOST:PORT]      (--help lists them)
+ *
+ * Backpressure, done right: when an echo does not fit (WS_EAGAIN: the
+ * client reads slower than it writes), the message is kept and the
+ * connection stops reading (ws_conn_pause_reading), so the client's own
+ * TCP window closes and it waits. The drain callback sends the kept echo
+ * and resumes reading.
  *
  * Stop it with Ctrl-C: ws_server_run() catches SIGINT/SIGTERM, closes every
  * connection with 1001 "going away" and returns.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -23,34 +28,47 @@
 _Noreturn static void usage(FILE *out, int status)
 {
     fprintf(out,
-            "usage: echo [--max-message BYTES] [--no-deflate]\n"
-            "            [--deflate-context-takeover] [HOST:PORT]\n"
+            "usage: echo [options] [HOST:PORT]\n"
             "Echo every WebSocket message back to its sender.\n"
-            "  HOST:PORT            where to listen (default %s)\n"
-            "  --max-message BYTES  largest message accepted (default 1 MiB)\n"
-            "  --max-connections N  open connections allowed, 0 = no limit (default 10000)\n"
-            "  --no-deflate         decline permessage-deflate\n"
+            "  HOST:PORT              where to listen (default %s)\n"
+            "  --max-message BYTES    largest message accepted, >= 1 (default 1 MiB)\n"
+            "  --max-buffered BYTES   output queued per connection before reading\n"
+            "                         pauses, >= 1024 and > max-message (default 4 MiB)\n"
+            "  --max-connections N    open connections allowed, 0 = no limit\n"
+            "                         (default 10000)\n"
+            "  --threads N            worker loops, 1..256 (default 1)\n"
+            "  --no-deflate           decline permessage-deflate\n"
             "  --deflate-context-takeover\n"
-            "                       keep compression context between messages\n"
-            "                       where the client allows (more memory)\n"
-            "  --help               show this help\n",
+            "                         keep compression context between messages\n"
+            "                         where the client allows (more memory)\n"
+            "  --help                 show this help\n",
             DEFAULT_ADDR);
     exit(status);
 }
 
-/* A decimal byte count, or 0 (which the library rejects) if s is not one. */
-static size_t parse_size(const char *s)
+/* A decimal number in [min, max], or exit 2 naming the option. */
+static unsigned long long parse_number(const char *opt, const char *s, unsigned long long min,
+                                       unsigned long long max)
 {
     char *end;
     unsigned long long n;
 
     errno = 0;
     n = strtoull(s, &end, 10);
-    if (!isdigit((unsigned char)s[0]) || *end != '\0' || errno != 0 ||
-        n != (size_t)n)
-        return 0;
-    return (size_t)n;
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || n < min || n > max) {
+        fprintf(stderr, "echo: --%s: expected a number from %llu to %llu, got \"%s\"\n", opt,
+                min, max, s);
+        exit(2);
+    }
+    return n;
 }
+
+/* The one echo that did not fit, kept until the connection drains. */
+struct held {
+    enum ws_opcode op;
+    size_t len;
+    unsigned char data[];
+};
 
 /* Called on the server's loop thread once per complete message. */
 static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
@@ -58,12 +76,51 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
 {
     /* ws_conn_send() copies data, so sending the borrowed buffer is fine. */
     int rc = ws_conn_send(conn, op, data, len);
+    struct held *h;
 
     (void)arg;
-    /* WS_ECLOSED just means the peer is already leaving. */
-    if (rc < 0 && rc != WS_ECLOSED)
+    if (rc == WS_EAGAIN) {
+        /* Keep it, and read nothing more until the client catches up. */
+        h = malloc(sizeof(*h) + len);
+        if (h == NULL) {
+            ws_conn_close(conn, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+            return;
+        }
+        h->op = op;
+        h->len = len;
+        memcpy(h->data, data, len);
+        ws_conn_set_user(conn, h);
+        ws_conn_pause_reading(conn);
+    } else if (rc < 0 && rc != WS_ECLOSED) { /* ECLOSED: the peer is leaving */
         fprintf(stderr, "echo: send to %s: %s\n", ws_conn_remote_addr(conn),
                 ws_strerror(rc));
+    }
+}
+
+/* Back at half of max_buffered: send the kept echo, then read again. */
+static void on_drain(struct ws_conn *conn, void *arg)
+{
+    struct held *h = ws_conn_get_user(conn);
+    int rc;
+
+    (void)arg;
+    if (h == NULL)
+        return;
+    rc = ws_conn_send(conn, h->op, h->data, h->len);
+    if (rc == WS_EAGAIN)
+        return; /* another drain follows */
+    ws_conn_set_user(conn, NULL);
+    free(h);
+    if (rc == 0)
+        ws_conn_resume_reading(conn);
+}
+
+static void on_close(struct ws_conn *conn, const struct ws_close_info *info, void *arg)
+{
+    (void)info;
+    (void)arg;
+    free(ws_conn_get_user(conn));
+    ws_conn_set_user(conn, NULL);
 }
 
 /* The host as given (":port" means every IPv4 address), the port as bound:
@@ -86,6 +143,8 @@ static int serve(const char *addr, const struct ws_config *cfg)
         return 1;
     }
     ws_server_handle_data(srv, on_data, NULL);
+    ws_server_handle_drain(srv, on_drain, NULL);
+    ws_server_handle_close(srv, on_close, NULL);
     port = ws_server_listen(srv, addr);
     if (port < 0) {
         fprintf(stderr, "echo: cannot listen on %s: %s%s%s\n", addr,
@@ -106,49 +165,65 @@ int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"max-message", required_argument, NULL, 'm'},
+        {"max-buffered", required_argument, NULL, 'b'},
         {"no-deflate", no_argument, NULL, 'D'},
         {"max-connections", required_argument, NULL, 'C'},
+        {"threads", required_argument, NULL, 't'},
         {"deflate-context-takeover", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *max_message = NULL, *max_connections = NULL;
+    unsigned long long max_message = 1 << 20, max_buffered = 4 << 20;
     struct ws_config *cfg;
-    int opt, rc = 0, deflate = 1, takeover = 0;
+    int opt, rc;
 
     setvbuf(stdout, NULL, _IOLBF, 0); /* stdout may be a pipe: line by line */
-    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-        if (opt == 'm')
-            max_message = optarg;
-        else if (opt == 'D')
-            deflate = 0;
-        else if (opt == 'C')
-            max_connections = optarg;
-        else if (opt == 'T')
-            takeover = 1;
-        else
-            usage(opt == 'h' ? stdout : stderr, opt == 'h' ? 0 : 2);
-    }
-    if (argc - optind > 1)
-        usage(stderr, 2);
-
     /* The config is copied by ws_server_new(), so it can live here. */
     cfg = ws_config_new();
     if (cfg == NULL) {
         fprintf(stderr, "echo: %s\n", ws_strerror(WS_ENOMEM));
         return 1;
     }
-    ws_config_set_deflate(cfg, deflate);
-    ws_config_set_deflate_no_context_takeover(cfg, !takeover);
-    if (max_connections != NULL) /* "0" is a valid value here: no limit */
-        ws_config_set_max_connections(cfg, (unsigned)strtoul(max_connections, NULL, 10));
-    if (max_message != NULL)
-        rc = ws_config_set_max_message_size(cfg, parse_size(max_message));
-    if (rc < 0)
-        fprintf(stderr, "echo: --max-message %s: %s\n", max_message,
-                ws_strerror(rc));
-    else
-        rc = serve(optind < argc ? argv[optind] : DEFAULT_ADDR, cfg);
+    while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'm':
+            max_message = parse_number("max-message", optarg, 1, SIZE_MAX / 2);
+            break;
+        case 'b':
+            max_buffered = parse_number("max-buffered", optarg, 1024, SIZE_MAX / 2);
+            break;
+        case 'D':
+            ws_config_set_deflate(cfg, 0);
+            break;
+        case 'C':
+            ws_config_set_max_connections(
+                cfg, (unsigned)parse_number("max-connections", optarg, 0, UINT32_MAX));
+            break;
+        case 't':
+            ws_config_set_threads(cfg, (unsigned)parse_number("threads", optarg, 1, 256));
+            break;
+        case 'T':
+            ws_config_set_deflate_no_context_takeover(cfg, 0);
+            break;
+        default:
+            ws_config_free(cfg);
+            usage(opt == 'h' ? stdout : stderr, opt == 'h' ? 0 : 2);
+        }
+    }
+    if (argc - optind > 1) {
+        ws_config_free(cfg);
+        usage(stderr, 2);
+    }
+    /* A kept echo must fit once the connection has drained to half. */
+    if (max_buffered / 2 < max_message + 14) {
+        fprintf(stderr, "echo: --max-buffered must be at least twice --max-message "
+                        "(plus a frame header)\n");
+        ws_config_free(cfg);
+        return 2;
+    }
+    ws_config_set_max_message_size(cfg, (size_t)max_message);
+    ws_config_set_max_buffered(cfg, (size_t)max_buffered);
+    rc = serve(optind < argc ? argv[optind] : DEFAULT_ADDR, cfg);
     ws_config_free(cfg);
-    return rc < 0 ? 2 : rc;
+    return rc;
 }

@@ -283,7 +283,7 @@ def test_http_keepalive_pipelined(server):
 
 
 def test_http_body_limit_413(server):
-    srv = server("--http", "--max-message", 1000)
+    srv = server("--http", "--max-body", 1000)
     ok = b"b" * 1000
     resp = exchange(srv, b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + ok)
     assert resp.status_line == "HTTP/1.1 200 OK"

@@ -437,6 +437,10 @@ static void usage(FILE *f)
           "  --deflate-threshold N    ws_config_set_deflate_threshold\n"
           "  --max-buffered N         ws_config_set_max_buffered\n"
           "  --close-slow             ws_config_set_close_slow_consumers(cfg, 1)\n"
+          "  --max-body N             ws_config_set_max_body_size\n"
+          "  --max-pending N          ws_config_set_max_pending\n"
+          "  --keepalive-timeout MS   ws_config_set_keepalive_timeout\n"
+          "  --max-buffered-total N   ws_config_set_max_buffered_total\n"
           "  (text \"flood:<size>\" always starts sending numbered binary messages)\n",
           f);
 }
@@ -469,7 +473,8 @@ enum {
     OPT_MAX_CONNECTIONS, OPT_HTTP, OPT_SEND_THREADS, OPT_SEND_CONNS,
     OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP,
     OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
-    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC, OPT_THREADS
+    OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC, OPT_THREADS,
+    OPT_MAX_BODY, OPT_MAX_PENDING, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_BUFFERED_TOTAL
 };
 
 int main(int argc, char **argv)
@@ -500,6 +505,10 @@ int main(int argc, char **argv)
         { "close-slow", no_argument, NULL, OPT_CLOSE_SLOW },
         { "send-topic", required_argument, NULL, OPT_SEND_TOPIC },
         { "threads", required_argument, NULL, OPT_THREADS },
+        { "max-body", required_argument, NULL, OPT_MAX_BODY },
+        { "max-pending", required_argument, NULL, OPT_MAX_PENDING },
+        { "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
+        { "max-buffered-total", required_argument, NULL, OPT_MAX_BUFFERED_TOTAL },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0";
@@ -595,6 +604,22 @@ int main(int argc, char **argv)
             break;
         case OPT_CLOSE_SLOW:
             check_set("close-slow", ws_config_set_close_slow_consumers(cfg, 1));
+            break;
+        case OPT_MAX_BODY:
+            check_set("max-body", ws_config_set_max_body_size(
+                          cfg, (size_t)parse_number("max-body", optarg, SIZE_MAX)));
+            break;
+        case OPT_MAX_PENDING:
+            check_set("max-pending", ws_config_set_max_pending(
+                          cfg, (unsigned)parse_number("max-pending", optarg, UINT_MAX)));
+            break;
+        case OPT_KEEPALIVE_TIMEOUT:
+            check_set("keepalive-timeout", ws_config_set_keepalive_timeout(
+                          cfg, (unsigned)parse_number("keepalive-timeout", optarg, UINT_MAX)));
+            break;
+        case OPT_MAX_BUFFERED_TOTAL:
+            check_set("max-buffered-total", ws_config_set_max_buffered_total(
+                          cfg, (size_t)parse_number("max-buffered-total", optarg, SIZE_MAX)));
             break;
         case OPT_DEFLATE_THRESHOLD:
             check_set("deflate-threshold", ws_config_set_deflate_threshold(
