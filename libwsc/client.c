@@ -201,6 +201,12 @@ static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
     if (resp->status != 101 || !wsc__http_header_has_token(h, "Upgrade", "websocket") ||
         !wsc__http_header_has_token(h, "Connection", "upgrade"))
         return false;
+    /* Each of these may appear once (RFC 6455 4.1, 11.3): checking only
+     * the first of two would let a second one slip past. */
+    if (wsc__http_count_headers(h, "Sec-WebSocket-Accept") != 1 ||
+        wsc__http_count_headers(h, "Sec-WebSocket-Extensions") > 1 ||
+        wsc__http_count_headers(h, "Sec-WebSocket-Protocol") > 1)
+        return false;
     accept = wsc__http_find_header(h, "Sec-WebSocket-Accept");
     if (accept == NULL || accept->value_len != WSC__ACCEPT_LEN ||
         memcmp(accept->value, cl->accept, WSC__ACCEPT_LEN) != 0)

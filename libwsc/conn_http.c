@@ -196,11 +196,8 @@ static size_t http_body_input(struct ws_conn *c, const uint8_t *buf, size_t len)
  * 1.0 is allowed, two never. */
 static bool host_ok(const struct wsc__http_request *req)
 {
-    unsigned n = 0;
+    size_t n = wsc__http_count_headers(req, "Host");
 
-    for (size_t i = 0; i < req->num_headers; i++)
-        if (req->headers[i].name_len == 4 && strncasecmp(req->headers[i].name, "Host", 4) == 0)
-            n++;
     return n == 1 || (n == 0 && req->minor_version == 0);
 }
 

@@ -378,3 +378,13 @@ int wsc__http_parse_response(const char *buf, size_t len, size_t last_len,
         return WSC__HTTP_BAD;
     return parse_headers(p, end, h, max_headers, head_len);
 }
+
+size_t wsc__http_count_headers(const struct wsc__http_request *req, const char *name)
+{
+    size_t n = 0, len = strlen(name);
+
+    for (size_t i = 0; i < req->num_headers; i++)
+        if (req->headers[i].name_len == len && strncasecmp(req->headers[i].name, name, len) == 0)
+            n++;
+    return n;
+}

@@ -86,6 +86,8 @@ int wsc__http_parse_response(const char *buf, size_t len, size_t last_len,
 /* First header of that name (case-insensitive), or NULL. */
 const struct wsc__http_header *wsc__http_find_header(
     const struct wsc__http_request *req, const char *name);
+/* How many headers have that name (case-insensitive). */
+size_t wsc__http_count_headers(const struct wsc__http_request *req, const char *name);
 /* Does any header of that name carry token in its comma list
  * (case-insensitive, optional whitespace)? */
 bool wsc__http_header_has_token(const struct wsc__http_request *req,
