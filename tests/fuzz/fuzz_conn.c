@@ -383,7 +383,7 @@ static struct ws_server *make_server(int kind)
     if (srv == NULL)
         fail("ws_server_new");
     /* The harness is the loop's thread (ws_server_run would mark it). */
-    wsc__loop_mark_owner(&srv->ep.loop);
+    wsc__loop_mark_owner(srv->ep.loop);
     ws_server_handle_open(srv, on_open, NULL);
     ws_server_handle_data(srv, on_data, NULL);
     ws_server_handle_ping(srv, on_ping, NULL);
@@ -500,7 +500,7 @@ static void peer_read(struct peer *p)
 /* One non-blocking pass of the server's loop. */
 static void loop_pass(struct ws_server *srv)
 {
-    event_base_loop(srv->ep.loop.base, EVLOOP_NONBLOCK);
+    event_base_loop(srv->ep.loop->base, EVLOOP_NONBLOCK);
     unpoison(); /* the next pass copies a stash into that buffer */
 }
 
@@ -600,7 +600,7 @@ static void app_act(struct ws_server *srv, uint32_t r, bool foreign)
     size_t len = (r >> 8) % (MAX_MESSAGE + 1);
 
     if (foreign)
-        atomic_store(&srv->ep.loop.owner, NULL);
+        atomic_store(&srv->ep.loop->owner, NULL);
     switch (r & 7) {
     case 0:
         if (m != NULL)
@@ -635,7 +635,7 @@ static void app_act(struct ws_server *srv, uint32_t r, bool foreign)
         break;
     }
     if (foreign)
-        wsc__loop_mark_owner(&srv->ep.loop);
+        wsc__loop_mark_owner(srv->ep.loop);
     pump(srv);
 }
 
@@ -668,7 +668,7 @@ static void bystander_open(struct ws_server *srv, bool deflate, bool reads)
 
 static bool server_idle(const struct ws_server *srv)
 {
-    return srv->ep.num_live == 0 && srv->ep.num_queued == 0 && srv->ep.loop.head == NULL;
+    return srv->ep.num_live == 0 && srv->ep.num_queued == 0 && srv->ep.loop->head == NULL;
 }
 
 /* After the input: the connection is gone, and a referenced one refuses. */
