@@ -149,7 +149,7 @@ int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op, const void *da
 {
     if (srv == NULL || (op != WS_OP_TEXT && op != WS_OP_BINARY) || (data == NULL && len > 0))
         return WS_EINVAL;
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
+    if (op == WS_OP_TEXT && !wsc__utf8_check(data, len))
         return WS_EUTF8;
     return wsc__server_fan_out(srv, NULL, op, data, len);
 }

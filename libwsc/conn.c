@@ -731,7 +731,7 @@ int ws_conn_send(struct ws_conn *conn, enum ws_opcode op, const void *data, size
         (data == NULL && len > 0))
         return WS_EINVAL;
     /* Text must be UTF-8 on the wire, or a strict peer fails us with 1007. */
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
+    if (op == WS_OP_TEXT && !wsc__utf8_check(data, len))
         return WS_EUTF8;
     return conn_dispatch(conn, WSC__X_SEND, op, 0, data, len);
 }

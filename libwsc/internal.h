@@ -31,6 +31,15 @@ enum { WSC__UTF8_ACCEPT = 0, WSC__UTF8_REJECT = 1 };
  * character boundary, anything else mid-character. */
 uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len);
 bool wsc__utf8_valid(const void *p, size_t len);
+/* The text message a data callback on this thread is being given: it was
+ * validated on arrival, so echoing or broadcasting exactly it is not
+ * validated again. */
+extern _Thread_local const void *wsc__valid_text __attribute__((tls_model("initial-exec")));
+extern _Thread_local size_t wsc__valid_text_len __attribute__((tls_model("initial-exec")));
+static inline bool wsc__utf8_check(const void *p, size_t len)
+{
+    return (p == wsc__valid_text && len == wsc__valid_text_len) || wsc__utf8_valid(p, len);
+}
 
 /* ---- http.c: stateless zero-copy request parser -------------------------- */
 

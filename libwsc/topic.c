@@ -196,7 +196,7 @@ int ws_server_publish(struct ws_server *srv, const char *topic, enum ws_opcode o
         (data == NULL && len > 0) || (tlen = strlen(topic)) == 0 ||
         tlen > WSC__TOPIC_MAX_NAME)
         return WS_EINVAL;
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
+    if (op == WS_OP_TEXT && !wsc__utf8_check(data, len))
         return WS_EUTF8;
     return wsc__server_fan_out(srv, topic, op, data, len);
 }

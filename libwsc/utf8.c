@@ -81,6 +81,9 @@ uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
     return state;
 }
 
+_Thread_local const void *wsc__valid_text __attribute__((tls_model("initial-exec")));
+_Thread_local size_t wsc__valid_text_len __attribute__((tls_model("initial-exec")));
+
 bool wsc__utf8_valid(const void *p, size_t len)
 {
     return wsc__utf8_feed(WSC__UTF8_ACCEPT, p, len) == WSC__UTF8_ACCEPT;
