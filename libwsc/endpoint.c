@@ -173,3 +173,17 @@ void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c)
     if (ep->on_released != NULL)
         ep->on_released(ep, c);
 }
+
+void wsc__endpoint_shutdown_all(struct wsc__endpoint *ep)
+{
+    struct ws_conn *lists[2] = { ep->pending_head, ep->conns }, *c, *next;
+
+    /* Handshaking sockets are dropped, open ones sent 1001. */
+    for (int i = 0; i < 2; i++) {
+        for (c = lists[i]; c != NULL; c = next) {
+            next = c->next; /* shutdown may unlink c */
+            wsc__conn_shutdown(c);
+        }
+        lists[1] = ep->conns;
+    }
+}

@@ -607,6 +607,8 @@ void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c);
 /* A server socket starts its HTTP phase: on the pending list (FIFO). If
  * the list is at its cap the oldest is shed first. */
 void wsc__endpoint_add_pending(struct wsc__endpoint *ep, struct ws_conn *c);
+/* Server stop: drop handshaking sockets, send 1001 to open connections. */
+void wsc__endpoint_shutdown_all(struct wsc__endpoint *ep);
 /* Upgraded: from the pending list to the list of connections. */
 void wsc__endpoint_promote(struct wsc__endpoint *ep, struct ws_conn *c);
 uint64_t wsc__next_conn_id(unsigned index);

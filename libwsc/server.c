@@ -211,7 +211,6 @@ static void server_finish(struct ws_server *srv)
 static void server_on_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct ws_server *srv = arg;
-    struct ws_conn *c, *next;
 
     (void)fd;
     (void)what;
@@ -225,10 +224,7 @@ static void server_on_stop(evutil_socket_t fd, short what, void *arg)
             wsc__loop_post(m->ep->loop, m);
         }
     }
-    for (c = srv->ep.conns; c != NULL; c = next) {
-        next = c->next; /* shutdown may unlink c */
-        wsc__conn_shutdown(c);
-    }
+    wsc__endpoint_shutdown_all(&srv->ep);
     if (srv->ep.num_live == 0)
         server_finish(srv);
 }
@@ -252,12 +248,7 @@ static void worker_on_released(struct wsc__endpoint *ep, struct ws_conn *c)
 
 void wsc__worker_stop(struct wsc__endpoint *ep)
 {
-    struct ws_conn *c, *next;
-
-    for (c = ep->conns; c != NULL; c = next) {
-        next = c->next;
-        wsc__conn_shutdown(c);
-    }
+    wsc__endpoint_shutdown_all(ep);
     if (ep->num_live == 0)
         event_base_loopexit(ep->loop->base, NULL);
 }

@@ -258,3 +258,26 @@ def test_stop_refuses_new_connections(server):
     finally:
         c.close()
     assert srv.count(r"^CLOSE \d+ code=1001 cause=clean remote=0") == 1
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_stop_drops_half_open_sockets_at_once(server, threads):
+    """Sockets still in their handshake (on the pending list) are dropped by
+    a stop on every loop: the server exits without waiting for their
+    handshake timeout (10 s here), and each gets EOF."""
+    srv = server("--handshake-timeout", 10000, "--threads", threads)
+    socks = [wsutil.connect(srv.port) for _ in range(6)]
+    try:
+        for s in socks:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")  # a partial head
+        time.sleep(0.3)
+        start = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        assert srv.wait(t(5)) == 0
+        elapsed = time.monotonic() - start
+        assert elapsed < 5, "stop waited %.1f s for half-open sockets" % elapsed
+        for s in socks:
+            wsutil.wait_for_eof(s, t(2))
+    finally:
+        for s in socks:
+            s.close()
