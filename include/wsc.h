@@ -375,7 +375,8 @@ WS_EXTERN void ws_server_handle_http(struct ws_server *srv, ws_http_cb cb, void 
  * call returns. Any thread. Returns 0 when queued (it will be sent unless
  * the connection ends first), WS_EAGAIN when it would take the connection
  * over max_buffered (nothing queued; the drain callback says when to try
- * again), WS_ETOOBIG when len alone exceeds max_buffered, WS_ECLOSED after
+ * again), WS_ETOOBIG when the message alone (with its frame header, 2 to
+ * 14 bytes) exceeds max_buffered, WS_ECLOSED after
  * close began (or the connection was just closed as a slow consumer),
  * WS_EUTF8 for invalid text, WS_EINVAL, WS_ENOMEM.
  */

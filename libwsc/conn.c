@@ -582,7 +582,7 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
     struct wsc__loop *loop = c->loop;
     size_t cap = loop->max_buffered, need = wsc__conn_reservation(c, len);
 
-    if (len > cap)
+    if (need > cap) /* could never fit, even into an empty output */
         return WS_ETOOBIG;
     if (owner) {
         size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed) +
