@@ -35,11 +35,15 @@ dist_man3_MANS = \
 	man/ws_config_set_event_base.3 \
 	man/ws_config_set_handle_signals.3 \
 	man/ws_config_set_handshake_timeout.3 \
+	man/ws_config_set_keepalive_timeout.3 \
 	man/ws_config_set_max_buffered.3 \
+	man/ws_config_set_max_buffered_total.3 \
+	man/ws_config_set_max_body_size.3 \
 	man/ws_config_set_max_connections.3 \
 	man/ws_config_set_max_head_size.3 \
 	man/ws_config_set_max_headers.3 \
 	man/ws_config_set_max_message_size.3 \
+	man/ws_config_set_max_pending.3 \
 	man/ws_config_set_ping_interval.3 \
 	man/ws_config_set_pong_timeout.3 \
 	man/ws_conn.3 \
@@ -48,9 +52,11 @@ dist_man3_MANS = \
 	man/ws_conn_close.3 \
 	man/ws_conn_get_user.3 \
 	man/ws_conn_id.3 \
+	man/ws_conn_pause_reading.3 \
 	man/ws_conn_ping.3 \
 	man/ws_conn_ref.3 \
 	man/ws_conn_remote_addr.3 \
+	man/ws_conn_resume_reading.3 \
 	man/ws_conn_send.3 \
 	man/ws_conn_server.3 \
 	man/ws_conn_set_user.3 \
@@ -70,10 +76,12 @@ dist_man3_MANS = \
 	man/ws_response_send.3 \
 	man/ws_server.3 \
 	man/ws_server_broadcast.3 \
+	man/ws_server_close_to.3 \
 	man/ws_server_publish.3 \
 	man/ws_conn_subscribe.3 \
 	man/ws_conn_unsubscribe.3 \
 	man/ws_server_connection_count.3 \
+	man/ws_server_dropped_sends.3 \
 	man/ws_server_event_base.3 \
 	man/ws_server_free.3 \
 	man/ws_server_handle_close.3 \
@@ -86,6 +94,7 @@ dist_man3_MANS = \
 	man/ws_server_listen.3 \
 	man/ws_server_new.3 \
 	man/ws_server_run.3 \
+	man/ws_server_send_to.3 \
 	man/ws_server_stop.3 \
 	man/ws_strerror.3 \
 	man/ws_version.3
