@@ -41,6 +41,19 @@ static inline bool wsc__utf8_check(const void *p, size_t len)
     return (p == wsc__valid_text && len == wsc__valid_text_len) || wsc__utf8_valid(p, len);
 }
 
+/* ---- utf8.c / utf8_simd.c: the vector validator and its oracle ------------ */
+/* The byte-at-a-time state machine, same contract as wsc__utf8_feed: the
+ * reference the vector code is tested against, and its path for short
+ * inputs and for the bytes around a call's ends. */
+uint32_t wsc__utf8_feed_scalar(uint32_t state, const uint8_t *p, size_t len);
+enum wsc__utf8_kernel { WSC__UTF8_SCALAR, WSC__UTF8_SSE41, WSC__UTF8_AVX2, WSC__UTF8_BEST };
+/* Is p[0..len) complete, valid UTF-8? With the kernel in use: by default the
+ * widest this CPU has, picked at first use (the scalar code where none). */
+bool wsc__utf8_vector_valid(const uint8_t *p, size_t len);
+/* Use kernel k from now on, process-wide (tests, benchmarks); false if this
+ * build or CPU lacks it. */
+bool wsc__utf8_use(enum wsc__utf8_kernel k);
+
 /* ---- http.c: stateless zero-copy request parser -------------------------- */
 
 struct wsc__http_header {

@@ -1,6 +1,12 @@
 /*
  * utf8.c - incremental UTF-8 validation (RFC 3629), fail-fast.
  *
+ * Bulk text goes to the vector validator (utf8_simd.c), which judges whole
+ * buffers; this file makes that incremental. A character an earlier call
+ * left open is finished here a byte at a time, and so is one the end of this
+ * call cuts, so the state returned is exactly the byte-at-a-time machine's:
+ * ACCEPT, REJECT, or the same mid-character state.
+ *
  * RFC 6455 8.1 lets an endpoint fail the connection as soon as it sees an
  * invalid sequence, and Autobahn's strict mode expects it to, so the state
  * machine rejects on the first byte that cannot start or continue a valid
@@ -51,7 +57,7 @@ static uint32_t continuation(uint32_t state, uint8_t b)
     return need == 1 ? WSC__UTF8_ACCEPT : pending(need - 1, 0x80, 0xBF);
 }
 
-uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
+uint32_t wsc__utf8_feed_scalar(uint32_t state, const uint8_t *p, size_t len)
 {
     const uint8_t *end;
 
@@ -84,7 +90,71 @@ uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
 _Thread_local const void *wsc__valid_text __attribute__((tls_model("initial-exec")));
 _Thread_local size_t wsc__valid_text_len __attribute__((tls_model("initial-exec")));
 
-bool wsc__utf8_valid(const void *p, size_t len)
+/* Below this many bytes the byte loop beats setting up vectors. */
+#define VECTOR_MIN 16
+/* Up to this many, first try ASCII with overlapping 8-byte words: short
+ * messages are mostly ASCII, and then need nothing more. */
+#define WORDS_MAX 64
+
+static bool short_ascii(const uint8_t *p, size_t len) /* len >= 8 */
 {
-    return wsc__utf8_feed(WSC__UTF8_ACCEPT, p, len) == WSC__UTF8_ACCEPT;
+    uint64_t any = 0, w;
+
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, p + i, 8);
+        any |= w;
+    }
+    memcpy(&w, p + len - 8, 8);
+    return ((any | w) & UINT64_C(0x8080808080808080)) == 0;
+}
+
+/* Where a character that p[0..len) leaves open starts, or len if none.
+ * Only its lead byte can say so, and it is among the last three. */
+static size_t open_tail(const uint8_t *p, size_t len) /* len >= 3 */
+{
+    if (p[len - 1] >= 0xC0)
+        return len - 1;
+    if (p[len - 2] >= 0xE0)
+        return len - 2;
+    if (p[len - 3] >= 0xF0)
+        return len - 3;
+    return len;
+}
+
+uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
+{
+    size_t i = 0, cut;
+
+    if (len == 0 || state == WSC__UTF8_REJECT)
+        return state; /* p may be NULL: no arithmetic on it */
+    /* Finish what an earlier call began: three bytes at most. */
+    for (; state != WSC__UTF8_ACCEPT && i < len; i++) {
+        state = continuation(state, p[i]);
+        if (state == WSC__UTF8_REJECT)
+            return state;
+    }
+    if (state != WSC__UTF8_ACCEPT || i == len)
+        return state;
+    p += i;
+    len -= i;
+    if (len < VECTOR_MIN)
+        return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p, len);
+    if (len <= WORDS_MAX && short_ascii(p, len))
+        return WSC__UTF8_ACCEPT;
+    /* Whole characters to the vectors, an open one to the byte loop. */
+    cut = open_tail(p, len);
+    if (!wsc__utf8_vector_valid(p, cut))
+        return WSC__UTF8_REJECT;
+    return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p + cut, len - cut);
+}
+
+bool wsc__utf8_valid(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    if (len < VECTOR_MIN)
+        return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p, len) == WSC__UTF8_ACCEPT;
+    if (len <= WORDS_MAX && short_ascii(p, len))
+        return true;
+    return wsc__utf8_vector_valid(p, len);
 }

@@ -24,6 +24,7 @@ struct unit_test {
 extern const struct unit_test http_tests[];
 extern const struct unit_test handshake_tests[];
 extern const struct unit_test utf8_tests[];
+extern const struct unit_test utf8_vector_tests[];
 extern const struct unit_test error_tests[];
 extern const struct unit_test deflate_tests[];
 extern const struct unit_test frame_tests[];
