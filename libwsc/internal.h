@@ -27,8 +27,10 @@ struct evconnlistener;
 
 enum { WSC__UTF8_ACCEPT = 0, WSC__UTF8_REJECT = 1 };
 /* Feed bytes; state starts at WSC__UTF8_ACCEPT. Returns the new state:
- * REJECT as soon as a byte makes the sequence invalid, ACCEPT at a
- * character boundary, anything else mid-character. */
+ * REJECT as soon as a byte makes the sequence invalid (the call that feeds
+ * that byte returns REJECT, and REJECT sticks), ACCEPT at a character
+ * boundary, anything else mid-character (the same value the byte-at-a-time
+ * machine would give, however the input was cut into calls). */
 uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len);
 bool wsc__utf8_valid(const void *p, size_t len);
 /* The text message a data callback on this thread is being given: it was
