@@ -8,6 +8,7 @@ import time
 
 import pytest
 import websockets
+import websockets.exceptions
 
 from conftest import UPGRADE_SERVER
 from rawws import connect, frame, read_frame, read_head, request, wait_eof
