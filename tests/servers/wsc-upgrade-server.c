@@ -201,18 +201,21 @@ int main(int argc, char **argv)
         case 'o':
             if (ws_config_set_allowed_origins(cfg, optarg) != 0) {
                 fprintf(stderr, "bad --allowed-origins\n");
+                ws_config_free(cfg);
                 return 2;
             }
             break;
         case 't':
             if (parse_uint(optarg, &v) != 0 || ws_config_set_handshake_timeout(cfg, v) != 0) {
                 fprintf(stderr, "bad --handshake-timeout\n");
+                ws_config_free(cfg);
                 return 2;
             }
             break;
         case 'm':
             if (parse_uint(optarg, &v) != 0 || ws_config_set_max_head_size(cfg, v) != 0) {
                 fprintf(stderr, "bad --max-head\n");
+                ws_config_free(cfg);
                 return 2;
             }
             break;
@@ -220,6 +223,7 @@ int main(int argc, char **argv)
             hook = 0;
             break;
         default:
+            ws_config_free(cfg);
             return 2;
         }
     }
