@@ -566,8 +566,8 @@ WS_EXTERN const struct ws_request *ws_upgrade_request(const struct ws_upgrade *u
 /*
  * Accept: subprotocol must be one the client offered (else WS_EINVAL) or NULL
  * for none; user becomes the connection's user pointer before its open
- * callback. Decided in the callback, the 101 goes out when it returns; later,
- * before this returns (the open callback runs inside it). Returns 0,
+ * callback. The 101 is queued and the open callback runs before this
+ * returns (then frames the client sent early are handled). Returns 0,
  * WS_ECLOSED (the connection went away), WS_ESTATE (already decided),
  * WS_EINVAL, WS_ENOMEM.
  */
