@@ -243,7 +243,9 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
     evbuffer_free(tail);
     /* Frames that arrived while we decided: parse them now (io.c reads
      * an unhandled stash when the read event fires with nothing new). */
-    if (ok && held && c->fd >= 0 && atomic_load(&c->state) == WSC__CONN_OPEN) {
+    if (ok && held && c->fd >= 0 &&
+        (atomic_load(&c->state) == WSC__CONN_OPEN ||
+         atomic_load(&c->state) == WSC__CONN_CLOSING)) { /* open callback may close */
         c->stash_handled = false;
         event_active(&c->rev, EV_READ, 1);
     }
