@@ -9,6 +9,9 @@
  *   delay=<ms>          decide after ms on a timer (async), as above
  *   hold=1              keep the handle and never decide (abort expected)
  *   user=<s>            the connection's user pointer (reported at open)
+ *   twice=1             decide again after the decision (prints SECOND rc=)
+ *   abandon=1           with delay: drop the reference without deciding
+ *   hdrname=<n>         add header n (prints ADDHDR rc=)
  *
  * Lines on stdout:
  *   LISTENING <port>
@@ -46,6 +49,8 @@ static void decide(struct ws_upgrade *up, const char *who)
 
     if (ws_request_query_param(req, "header", header, sizeof(header)) >= 0)
         ws_upgrade_add_header(up, "X-Upgrade-Test", header);
+    if (ws_request_query_param(req, "hdrname", header, sizeof(header)) >= 0)
+        printf("ADDHDR rc=%d\n", ws_upgrade_add_header(up, header, "v"));
     if (ws_request_query_param(req, "reject", status, sizeof(status)) >= 0) {
         rc = ws_upgrade_reject(up, atoi(status), "text/plain", "refused\n", 8);
         if (who != NULL)
@@ -67,6 +72,10 @@ static void decide(struct ws_upgrade *up, const char *who)
     }
     if (who != NULL)
         printf("DECIDE accept rc=%d\n", rc);
+    if (ws_request_query_param(req, "twice", status, sizeof(status)) >= 0)
+        printf("SECOND accept=%d reject=%d header=%d\n", ws_upgrade_accept(up, NULL, NULL),
+               ws_upgrade_reject(up, 500, NULL, NULL, 0),
+               ws_upgrade_add_header(up, "X-Late", "1"));
 }
 
 static void pending_remove(struct pending *p)
@@ -86,9 +95,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pending *p = arg;
 
+    char flag[4];
+
     (void)fd;
     (void)what;
-    decide(p->up, "timer");
+    if (ws_request_query_param(ws_upgrade_request(p->up), "abandon", flag, sizeof(flag)) < 0)
+        decide(p->up, "timer");
+    else
+        printf("ABANDON\n");
     pending_remove(p);
 }
 

@@ -313,3 +313,39 @@ def test_allowed_origins_length_limit(start):
                        timeout=10)
     assert r.returncode == 2 and b"bad --allowed-origins" in r.stderr
     del srv
+
+
+def test_second_decision_is_refused(start):
+    srv = start(UPGRADE_SERVER)
+    s = connect(srv.port)
+    s.sendall(request("/?twice=1&delay=50"))
+    assert read_head(s)[0] == 101
+    m = srv.expect(r"^SECOND accept=(-?\d+) reject=(-?\d+) header=(-?\d+)$")
+    assert m.groups() == ("-8", "-8", "-8")  # WS_ESTATE: already decided
+    s.close()
+
+
+def test_abandoned_handle_refuses_with_500(start):
+    srv = start(UPGRADE_SERVER)
+    s = connect(srv.port)
+    s.sendall(request("/?delay=100&abandon=1"))
+    srv.expect(r"^ABANDON$")
+    assert read_head(s)[0] == 500
+    srv.no_line(r"^ABORT")
+    s.close()
+
+
+@pytest.mark.parametrize("name,rc", [
+    ("Sec-WebSocket-Accept", -1), ("sec-websocket-protocol", -1), ("Upgrade", -1),
+    ("Connection", -1), ("Content-Length", -1), ("Transfer-Encoding", -1),
+    ("X-Bad%3AName", -1), ("X-CR%0D", -1), ("X-LF%0A", -1), ("X-Fine", 0)])
+def test_header_names_checked(start, name, rc):
+    srv = start(UPGRADE_SERVER)
+    s = connect(srv.port)
+    s.sendall(request(f"/?hdrname={name}"))
+    status, headers, _ = read_head(s)
+    assert status == 101
+    assert srv.expect(r"^ADDHDR rc=(-?\d+)$").group(1) == str(rc)
+    if rc == 0:
+        assert headers["x-fine"] == "v"
+    s.close()
