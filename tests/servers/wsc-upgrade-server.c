@@ -12,6 +12,8 @@
  *   twice=1             decide again after the decision (prints SECOND rc=)
  *   abandon=1           with delay: drop the reference without deciding
  *   hdrname=<n>         add header n (prints ADDHDR rc=)
+ *   keep=1              with delay: keep the handle past the abort; the
+ *                       timer still decides (and gets WS_ECLOSED)
  *
  * Lines on stdout:
  *   LISTENING <port>
@@ -148,8 +150,13 @@ static void on_abort(struct ws_upgrade *up, void *arg)
     int ra = ws_upgrade_accept(up, NULL, NULL);
     int rr = ws_upgrade_reject(up, 500, NULL, NULL, 0);
 
+    char keep[4];
+
     (void)arg;
     printf("ABORT late_accept=%d late_reject=%d pending=%d\n", ra, rr, pend);
+    if (p != NULL && p->timer != NULL &&
+        ws_request_query_param(ws_upgrade_request(up), "keep", keep, sizeof(keep)) >= 0)
+        return; /* the timer decides on a dead handle, then drops it */
     if (p != NULL)
         pending_remove(p); /* the last reference: the handle goes now */
 }

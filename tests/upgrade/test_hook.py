@@ -349,3 +349,16 @@ def test_header_names_checked(start, name, rc):
     if rc == 0:
         assert headers["x-fine"] == "v"
     s.close()
+
+
+def test_decision_after_abort_on_a_kept_handle(start):
+    # The application keeps its reference past the abort and decides from
+    # its timer later: WS_ECLOSED, and (under ASan) no use of freed memory.
+    srv = start(UPGRADE_SERVER)
+    s = connect(srv.port)
+    s.sendall(request("/?delay=400&keep=1&user=ghost"))
+    srv.expect(r"^UPGRADE")
+    s.close()
+    srv.expect(r"^ABORT late_accept=-3 late_reject=-3 pending=0$")
+    srv.expect(r"^DECIDE accept rc=-3$", timeout=5)
+    srv.no_line(r"^OPEN")
