@@ -13,7 +13,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import CHAT
+from hookutil import CHAT
 from rawws import connect, read_head, request, wait_eof
 
 USERS = ["--user", "alice:secret", "--user", "bob:hunter2"]

@@ -10,7 +10,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import UPGRADE_SERVER
+from hookutil import UPGRADE_SERVER
 from rawws import connect, frame, read_frame, read_head, request, wait_eof
 
 
