@@ -530,6 +530,89 @@ WS_EXTERN int ws_response_send(struct ws_response *res, int status,
                                const char *content_type,
                                const void *body, size_t len);
 
+
+/* ---- upgrade hook (accept, reject or decide later) ------------------------ */
+
+/*
+ * Every valid upgrade request that passed the Origin allow-list is shown to
+ * the upgrade callback before any response is sent. The request
+ * (ws_upgrade_request) can be read with the ws_request_* accessors. Decide
+ * with exactly one of ws_upgrade_accept() or ws_upgrade_reject(), in the
+ * callback or later on the connection's loop thread:
+ *
+ *  - in the callback: the handle is borrowed and goes when it returns;
+ *  - later: take a reference with ws_upgrade_ref() before returning and drop
+ *    it with ws_upgrade_unref() when done. Until the decision the connection
+ *    waits (bytes the client sends meanwhile are kept, up to max_head_size,
+ *    and handled after the accept); handshake_timeout still applies. If the
+ *    client goes away, the timeout fires or the server stops first, the
+ *    abort callback is called and any later decision returns WS_ECLOSED;
+ *    the handle stays valid until the last unref.
+ *
+ * A callback that returns without deciding and without a reference, or a
+ * last unref before a decision, refuses the request with 500. Without an
+ * upgrade callback every upgrade is accepted. Loop thread only.
+ */
+struct ws_upgrade;
+typedef void (*ws_upgrade_cb)(struct ws_upgrade *up, void *arg);
+WS_EXTERN void ws_server_handle_upgrade(struct ws_server *srv, ws_upgrade_cb cb, void *arg);
+/* A request kept for a later decision ended before it (client gone,
+ * handshake_timeout, server stopping). Not called from ws_server_free(). */
+WS_EXTERN void ws_server_handle_upgrade_abort(struct ws_server *srv, ws_upgrade_cb cb,
+                                              void *arg);
+
+/* The request, valid as long as the handle (also after the abort). */
+WS_EXTERN const struct ws_request *ws_upgrade_request(const struct ws_upgrade *up);
+/*
+ * Accept: subprotocol must be one the client offered (else WS_EINVAL) or NULL
+ * for none; user becomes the connection's user pointer before its open
+ * callback. The 101 is queued and the open callback runs before this
+ * returns (then frames the client sent early are handled). Returns 0,
+ * WS_ECLOSED (the connection went away), WS_ESTATE (already decided),
+ * WS_EINVAL, WS_ENOMEM.
+ */
+WS_EXTERN int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user);
+/* Refuse with status (300-599), an optional body (content_type may be NULL)
+ * and the headers added so far; the connection closes after it. Errors as
+ * for ws_upgrade_accept(). */
+WS_EXTERN int ws_upgrade_reject(struct ws_upgrade *up, int status, const char *content_type,
+                                const void *body, size_t len);
+/* A header for the response (101 or refusal), before the decision. CR/LF,
+ * ':' in the name and the handshake's own headers (Upgrade, Connection,
+ * Content-Length, Sec-WebSocket-*) -> WS_EINVAL. */
+WS_EXTERN int ws_upgrade_add_header(struct ws_upgrade *up, const char *name,
+                                    const char *value);
+/* Keep the handle past the callback / give it back. */
+WS_EXTERN void ws_upgrade_ref(struct ws_upgrade *up);
+WS_EXTERN void ws_upgrade_unref(struct ws_upgrade *up);
+/* 1 while the decision is still open and the client still there, else 0. */
+WS_EXTERN int ws_upgrade_pending(const struct ws_upgrade *up);
+/* The application's pointer for this request (not the connection's). */
+WS_EXTERN void ws_upgrade_set_data(struct ws_upgrade *up, void *data);
+WS_EXTERN void *ws_upgrade_get_data(const struct ws_upgrade *up);
+
+/* The Origin header, or NULL (same as ws_request_header(req, "Origin")). */
+WS_EXTERN const char *ws_request_origin(const struct ws_request *req);
+/* Subprotocols offered in Sec-WebSocket-Protocol, in order (0 outside an
+ * upgrade). ws_request_subprotocol_at returns NULL past the end. */
+WS_EXTERN size_t ws_request_subprotocol_count(const struct ws_request *req);
+WS_EXTERN const char *ws_request_subprotocol_at(const struct ws_request *req, size_t index);
+/* 1 when the request came over TLS, else 0. */
+WS_EXTERN int ws_request_is_tls(const struct ws_request *req);
+
+/*
+ * Cross-site WebSocket hijacking defence: a comma-separated list of origins
+ * ("https://chat.example, http://127.0.0.1:8080", compared case-insensitively
+ * and exactly) allowed to open WebSockets. A request whose Origin is not on
+ * it gets 403 before the upgrade callback runs. Requests without Origin
+ * (non-browser clients) are allowed unless the list holds the token "-".
+ * "null" matches the literal Origin "null" (sandboxed or file: pages).
+ * NULL or "" allows every origin (the default). At most 2047 bytes
+ * (else WS_ETOOBIG).
+ */
+WS_EXTERN int ws_config_set_allowed_origins(struct ws_config *cfg, const char *list);
+/* ---- end of upgrade hook ------------------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif

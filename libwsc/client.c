@@ -623,8 +623,10 @@ struct ws_client *ws_conn_client(const struct ws_conn *conn)
 
 const char *ws_conn_subprotocol(const struct ws_conn *conn)
 {
-    if (conn == NULL || !conn->is_client || atomic_load(&conn->state) == WSC__CONN_CLOSED)
+    if (conn == NULL || atomic_load(&conn->state) == WSC__CONN_CLOSED)
         return "";
+    if (!conn->is_client) /* chosen by the upgrade hook (upgrade.c) */
+        return conn->subprotocol != NULL ? conn->subprotocol : "";
     return client_of(conn->ep)->subprotocol;
 }
 

@@ -28,6 +28,7 @@ void wsc__config_defaults(struct ws_config *cfg)
     cfg->keepalive_timeout_ms = 5000;
     cfg->close_slow_consumers = 0;
     cfg->threads = 1;
+    cfg->allowed_origins[0] = '\0'; /* every origin (upgrade.c) */
 }
 
 struct ws_config *ws_config_new(void)

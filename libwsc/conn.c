@@ -71,6 +71,8 @@ static void conn_release(struct ws_conn *c)
     if (c->opened)
         wsc__loop_remove_id(c->loop, c);
     wsc__http_body_free(c);
+    if (c->upgrade != NULL) /* the hook's decision can no longer apply */
+        wsc__upgrade_conn_gone(c);
     wsc__endpoint_unlink(ep, c);
     ws_conn_unref(c); /* the loop's reference */
 }
@@ -820,6 +822,7 @@ void ws_conn_unref(struct ws_conn *conn)
     if (conn == NULL)
         return;
     if (atomic_fetch_sub_explicit(&conn->refs, 1, memory_order_acq_rel) == 1) {
+        free(conn->subprotocol); /* readable until the last reference */
         wsc__loop_unref(conn->loop); /* every I/O resource went at release */
         free(conn);
     }

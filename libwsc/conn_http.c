@@ -89,6 +89,7 @@ static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
         http_refuse(c, 500, NULL);
         return false;
     }
+    r.tls = c->tls_on;
     res.headers = evbuffer_new();
     res.out = out = evbuffer_new();
     res.sent = false;
@@ -201,8 +202,10 @@ static bool host_ok(const struct wsc__http_request *req)
     return n == 1 || (n == 0 && req->minor_version == 0);
 }
 
-/* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5). */
-static int http_switch_protocols(struct ws_conn *c, const char *accept)
+/* Write 101 Switching Protocols (RFC 6455 4.2.2 item 5); tail holds the
+ * upgrade hook's header lines and ends the head. */
+static int http_switch_protocols(struct ws_conn *c, const char *accept, const char *tail,
+                                 size_t tail_len)
 {
     char ext[160] = "", head[320];
     int n;
@@ -217,15 +220,16 @@ static int http_switch_protocols(struct ws_conn *c, const char *accept)
                  "HTTP/1.1 101 Switching Protocols\r\n"
                  "Upgrade: websocket\r\n"
                  "Connection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+                 "Sec-WebSocket-Accept: %s\r\n%s",
                  accept, ext);
     if (n < 0 || (size_t)n >= sizeof(head))
         return WS_ENOMEM;
-    return wsc__io_send(c, head, (size_t)n, NULL, 0);
+    return wsc__io_send(c, head, (size_t)n, tail, tail_len);
 }
 
 /* Returns true when the request was an accepted upgrade. */
-static bool http_upgrade(struct ws_conn *c, const char *accept)
+bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *tail,
+                            size_t tail_len)
 {
     struct wsc__endpoint *ep = c->ep;
 
@@ -235,7 +239,7 @@ static bool http_upgrade(struct ws_conn *c, const char *accept)
         http_refuse(c, 503, "Retry-After: 1\r\n");
         return false;
     }
-    if (http_switch_protocols(c, accept) != 0 || wsc__conn_open(c) != 0) {
+    if (http_switch_protocols(c, accept, tail, tail_len) != 0 || wsc__conn_open(c) != 0) {
         http_refuse(c, 500, NULL);
         return false;
     }
@@ -256,6 +260,8 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
     long long used;
     int head_len;
 
+    if (c->upgrade != NULL) /* the upgrade hook has not decided yet */
+        return wsc__upgrade_hold_input(c, avail);
     if (c->keepalive_idle) { /* the next request begins: bound its head */
         c->keepalive_idle = false;
         event_del(&c->timer);
@@ -308,8 +314,9 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         http_refuse(c, 500, NULL);
         return avail;
     }
-    /* Frames sent right behind the request are read once we return. */
-    http_upgrade(c, accept);
+    /* Frames sent right behind the request are read once we return (or,
+     * when the hook decides later, after its accept). */
+    wsc__upgrade_start(c, &req, accept);
     return (size_t)head_len;
 }
 

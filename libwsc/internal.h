@@ -214,6 +214,8 @@ struct ws_config {
     int close_slow_consumers;
     unsigned threads;             /* worker loops */
     size_t deflate_threshold;     /* smaller messages go uncompressed */
+    /* upgrade.c: Origin allow-list, inline so configs copy by value */
+    char allowed_origins[2048];
 };
 void wsc__config_defaults(struct ws_config *cfg);
 
@@ -303,6 +305,10 @@ struct ws_conn {
     int close_code;               /* what our close frame said */
     uint8_t close_reason_len;
     char *close_reason;           /* allocated only for a non-empty reason */
+    /* upgrade.c */
+    struct ws_upgrade *upgrade;   /* a decision pending: input is held */
+    char *subprotocol;            /* server: the one accepted (freed at last unref) */
+    bool tls_on;                  /* set by the TLS layer: ws_request_is_tls */
 };
 
 struct sockaddr;
@@ -590,6 +596,9 @@ struct ws_server {
     struct evconnlistener **listeners;
     size_t num_listeners;
     ws_http_cb on_http;   void *http_arg;
+    /* upgrade.c */
+    ws_upgrade_cb on_upgrade;       void *upgrade_arg;
+    ws_upgrade_cb on_upgrade_abort; void *upgrade_abort_arg;
 };
 
 /* Broadcast (topic NULL) or publish to every worker: directly on the
@@ -631,13 +640,16 @@ uint64_t wsc__next_conn_id(unsigned index);
 /* ---- request.c: the public request/response objects ---------------------- */
 
 struct ws_request {
-    const struct wsc__http_request *http;
     const char *method, *path, *query; /* NUL-terminated copies in strbuf */
     char *strbuf;
     const char **hnames, **hvalues;    /* NUL-terminated, num_headers each */
     const void *body;
     size_t body_len;
     const char *remote;
+    size_t num_headers, query_len;     /* the view needs nothing of h after init */
+    char **protocols;                  /* upgrade.c: offered subprotocols */
+    size_t num_protocols;
+    bool tls;
 };
 
 struct ws_response {
@@ -654,5 +666,21 @@ int wsc__request_init(struct ws_request *r, const struct wsc__http_request *h,
 void wsc__request_release(struct ws_request *r);
 /* A complete small response with Connection: close (errors, 426, 503...). */
 void wsc__response_simple(struct evbuffer *out, int status, const char *extra_headers);
+
+/* ---- upgrade.c: the upgrade hook, Origin allow-list --------------------- */
+
+/* A valid upgrade request (accept key computed, compression negotiated):
+ * check the Origin, run the hook, and accept, refuse or hold it. */
+void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
+                        const char *accept);
+/* Input while a decision is pending: returns 0 (keep the bytes for after
+ * the accept) or len when too much arrived and the connection was closed. */
+size_t wsc__upgrade_hold_input(struct ws_conn *c, size_t len);
+/* The connection is released with a decision pending: abort the handle. */
+void wsc__upgrade_conn_gone(struct ws_conn *c);
+/* conn_http.c: answer 101 (tail: extra header lines, then the blank line),
+ * open the connection. false when it was refused instead (503/500). */
+bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *tail,
+                            size_t tail_len);
 
 #endif /* WSC_INTERNAL_H */

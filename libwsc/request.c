@@ -34,7 +34,6 @@ int wsc__request_init(struct ws_request *r, const struct wsc__http_request *h,
     r->hnames = (const char **)(void *)r->strbuf;
     r->hvalues = r->hnames + n;
     arena = (char *)(r->hvalues + n);
-    r->http = h;
     r->method = arena_put(&arena, h->method, h->method_len);
     r->path = h->path_len > 0 ? arena_put(&arena, h->path, h->path_len)
                               : arena_put(&arena, "/", 1);
@@ -46,6 +45,11 @@ int wsc__request_init(struct ws_request *r, const struct wsc__http_request *h,
     r->body = body;
     r->body_len = body_len;
     r->remote = remote;
+    r->num_headers = n;
+    r->query_len = h->query_len;
+    r->protocols = NULL; /* an upgrade's are added by upgrade.c */
+    r->num_protocols = 0;
+    r->tls = false;
     return 0;
 }
 
@@ -53,6 +57,11 @@ void wsc__request_release(struct ws_request *r)
 {
     free(r->strbuf);
     r->strbuf = NULL;
+    for (size_t i = 0; i < r->num_protocols; i++)
+        free(r->protocols[i]);
+    free(r->protocols);
+    r->protocols = NULL;
+    r->num_protocols = 0;
 }
 
 const char *ws_request_method(const struct ws_request *req)
@@ -74,7 +83,7 @@ const char *ws_request_header(const struct ws_request *req, const char *name)
 {
     if (req == NULL || name == NULL)
         return NULL;
-    for (size_t i = 0; i < req->http->num_headers; i++)
+    for (size_t i = 0; i < req->num_headers; i++)
         if (strcasecmp(req->hnames[i], name) == 0)
             return req->hvalues[i];
     return NULL;
@@ -82,7 +91,7 @@ const char *ws_request_header(const struct ws_request *req, const char *name)
 
 size_t ws_request_header_count(const struct ws_request *req)
 {
-    return req != NULL ? req->http->num_headers : 0;
+    return req != NULL ? req->num_headers : 0;
 }
 
 int ws_request_header_at(const struct ws_request *req, size_t index,
@@ -90,7 +99,7 @@ int ws_request_header_at(const struct ws_request *req, size_t index,
 {
     if (req == NULL)
         return WS_EINVAL;
-    if (index >= req->http->num_headers)
+    if (index >= req->num_headers)
         return WS_ENOTFOUND;
     if (name != NULL)
         *name = req->hnames[index];
@@ -104,8 +113,9 @@ int ws_request_query_param(const struct ws_request *req, const char *name,
 {
     if (req == NULL)
         return WS_EINVAL;
-    return wsc__http_query_param(req->http->query, req->http->query_len, name,
-                                 out, outlen);
+    /* The copy, not the parsed slice: an upgrade's request outlives its
+     * read buffer while the hook decides. */
+    return wsc__http_query_param(req->query, req->query_len, name, out, outlen);
 }
 
 const void *ws_request_body(const struct ws_request *req, size_t *len)
@@ -120,6 +130,26 @@ const void *ws_request_body(const struct ws_request *req, size_t *len)
 const char *ws_request_remote_addr(const struct ws_request *req)
 {
     return req != NULL ? req->remote : NULL;
+}
+
+const char *ws_request_origin(const struct ws_request *req)
+{
+    return ws_request_header(req, "Origin");
+}
+
+size_t ws_request_subprotocol_count(const struct ws_request *req)
+{
+    return req != NULL ? req->num_protocols : 0;
+}
+
+const char *ws_request_subprotocol_at(const struct ws_request *req, size_t index)
+{
+    return req != NULL && index < req->num_protocols ? req->protocols[index] : NULL;
+}
+
+int ws_request_is_tls(const struct ws_request *req)
+{
+    return req != NULL && req->tls ? 1 : 0;
 }
 
 /* Header fields must not smuggle CR/LF into the response (splitting). */

@@ -97,4 +97,21 @@ dist_man3_MANS = \
 	man/ws_server_send_to.3 \
 	man/ws_server_stop.3 \
 	man/ws_strerror.3 \
-	man/ws_version.3
+	man/ws_version.3 \
+	man/ws_upgrade.3 \
+	man/ws_config_set_allowed_origins.3 \
+	man/ws_server_handle_upgrade.3 \
+	man/ws_server_handle_upgrade_abort.3 \
+	man/ws_upgrade_request.3 \
+	man/ws_upgrade_accept.3 \
+	man/ws_upgrade_reject.3 \
+	man/ws_upgrade_add_header.3 \
+	man/ws_upgrade_ref.3 \
+	man/ws_upgrade_unref.3 \
+	man/ws_upgrade_pending.3 \
+	man/ws_upgrade_set_data.3 \
+	man/ws_upgrade_get_data.3 \
+	man/ws_request_origin.3 \
+	man/ws_request_subprotocol_count.3 \
+	man/ws_request_subprotocol_at.3 \
+	man/ws_request_is_tls.3
