@@ -83,8 +83,11 @@ class Bystander:
         self.conn, _ = wsutil.handshake(port)
         self.rounds = 0
 
-    def echo(self, timeout=5.0):
-        for conn, fresh in ((self.conn, False), (wsutil.handshake(self.port)[0], True)):
+    def echo(self, timeout=5.0, fresh=True):
+        conns = [(self.conn, False)]
+        if fresh:
+            conns.append((wsutil.handshake(self.port)[0], True))
+        for conn, fresh in conns:
             try:
                 payload = os.urandom(16).hex().encode()
                 conn.send_frame(OP_TEXT, payload)
