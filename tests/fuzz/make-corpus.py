@@ -384,6 +384,36 @@ seed("amp-ws-binary-default", SRV_DEFAULT, pick_split(
      LARGE, 0, len(_amp), lambda ps: len(ps) > 1 and ps[-2][0] >= len(_amp) - 400), _amp,
      AMPLIFY)
 
+# ---- HTTP with bodies (servers 0, 1 and 3 have an HTTP handler; 2 has none) --
+# Appended last: the seeds above keep their bytes (the mask PRNG is shared).
+seed("body-byte-at-a-time", SRV_DEFAULT | READ_OUT, TINY | 49,
+     http("POST", "/bb1", ["Content-Length: 2000"], bytes(range(250)) * 8))
+seed("body-pipelined-keepalive", SRV_TAKEOVER, SMALL | 50,
+     http("POST", "/p1", ["Content-Length: 0"]) + http("PUT", "/p2", ["Content-Length: 10"], b"0123456789")
+     + http("POST", "/p3", ["Content-Length: 100"], b"c" * 100) + http("GET", "/p4"))
+seed("body-no-handler", SRV_PLAIN, SMALL | 51,
+     http("POST", "/nh", ["Content-Length: 50"], b"n" * 50) + http("GET", "/after"))
+seed("body-then-upgrade", SRV_DEFAULT | ACTIONS, SMALL | 52,
+     http("POST", "/bu1", ["Content-Length: 5"], b"hello") + upgrade(PMD)
+     + frame(TEXT, b"\x00after a body") + close())
+seed("body-at-limit-pieces", SRV_NOTIMEOUT, LARGE | 53,
+     http("POST", "/lim1", ["Content-Length: 4096"], b"L" * 4096)
+     + http("POST", "/lim3", ["Content-Length: 4097"], b"M" * 3000))
+seed("body-head-method", SRV_DEFAULT, WHOLE,
+     http("HEAD", "/h1", ["Content-Length: 3"], b"abc") + http("GET", "/h2"))
+seed("body-connection-close", SRV_DEFAULT | NO_READ | SMALL_SNDBUF, SMALL | 54,
+     http("POST", "/cc1", ["Content-Length: 600", "Connection: close"], b"z" * 600)
+     + http("GET", "/never"))
+seed("body-length-syntax", SRV_DEFAULT, WHOLE,
+     http("POST", "/ls1", ["Content-Length: 0005"], b"hello")
+     + http("POST", "/ls2", ["Content-Length: +5"], b"hello"))
+seed("body-length-huge", SRV_DEFAULT, WHOLE,
+     http("POST", "/lh", ["Content-Length: 18446744073709551616"], b"x"))
+seed("body-timers-stalled", SRV_DEFAULT | TIMERS, TINY | 55,
+     http("POST", "/st1", ["Content-Length: 300"], b"s" * 40))
+seed("body-amplified-pieces", SRV_NOTIMEOUT | READ_OUT, SMALL | 56,
+     http("POST", "/ap1", ["Content-Length: 150000"], b"y" * 900), AMPLIFY)
+
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
