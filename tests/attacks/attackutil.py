@@ -24,6 +24,15 @@ def rss_kib(pid):
     raise AssertionError("no VmRSS for %d" % pid)
 
 
+def vmsize_kib(pid):
+    """Virtual memory: what the process reserved, touched or not."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmSize for %d" % pid)
+
+
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -132,4 +141,4 @@ def scaled(n, floor=1):
 
 
 __all__ = ["Figures", "Bystander", "expect_close", "scaled", "rss_kib", "fd_count",
-           "cpu_seconds", "OP_BINARY", "OP_TEXT", "SANITIZER"]
+           "cpu_seconds", "vmsize_kib", "OP_BINARY", "OP_TEXT", "SANITIZER"]

@@ -8,6 +8,10 @@ sum of fragment lengths overflowed a signed 64-bit counter).
   already holds: 1009, from the header alone, with nothing allocated for
   it (2^63 - 1 after a fragment, after a compressed fragment, a 16-bit
   length after a message grown to near the limit).
+- A header announcing a frame of nearly max_message_size (1 GiB here),
+  followed by 70 KB, on 20 connections: the server reserves memory in step
+  with the bytes received, not 1 GiB per connection (it did: 20 GiB of
+  address space, all of it committed, for 1.4 MB of traffic).
 - The edges: a message exactly at the limit completed by an empty
   continuation is delivered; one byte more is 1009.
 """
@@ -17,7 +21,7 @@ import zlib
 import pytest
 
 import wsutil
-from attackutil import Bystander, Figures, expect_close
+from attackutil import Bystander, Figures, expect_close, vmsize_kib
 from wsutil import OP_BINARY, OP_CONT, OP_TEXT
 
 MASK = b"\x11\x22\x33\x44"
@@ -112,4 +116,28 @@ def test_exactly_at_limit_then_empty_continuation(server):
     finally:
         conn.close()
     fig.report()
+    fig.wait_fds_back()
+
+
+def test_announced_length_reserves_nothing(server):
+    srv = server("--max-message", GIB)
+    by = Bystander(srv.port)
+    fig = Figures(srv, "announced-1GiB")
+    vm0 = vmsize_kib(srv.pid)
+    conns = []
+    try:
+        for _ in range(20):
+            c, _ = wsutil.handshake(srv.port)
+            c.send(header64(OP_BINARY, GIB - 1) + b"x" * 70000)  # MASK is 11 22 33 44
+            conns.append(c)
+        by.echo()
+        fig.sample()
+        grown = vmsize_kib(srv.pid) - vm0
+    finally:
+        for c in conns:
+            c.close()
+    by.echo()
+    fig.report(connections=20, announced=GIB - 1, sent_each=70000, vmsize_growth_kib=grown)
+    assert grown < 256 * 1024, "address space grew by %d KiB for 20 x 70 KB" % grown
+    by.close()
     fig.wait_fds_back()
