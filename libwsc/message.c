@@ -140,8 +140,13 @@ static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t l
 static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
 {
     if (c->msg_len + len > c->msg_cap) {
-        /* Grow to the size announced by the frame header, at least double. */
-        size_t want = c->msg_len + len + (size_t)c->frame_left;
+        /* Grow by at least double, looking ahead into the frame by at most
+         * what has arrived (64 KiB at first): a header announcing 1 GiB
+         * reserves memory in step with the bytes really sent, not 1 GiB
+         * per connection up front. */
+        size_t need = c->msg_len + len;
+        size_t ahead = need > WSC__GATHER_MAX ? need : WSC__GATHER_MAX;
+        size_t want = need + ((size_t)c->frame_left < ahead ? (size_t)c->frame_left : ahead);
         size_t cap = c->msg_cap * 2 > want ? c->msg_cap * 2 : want;
         uint8_t *p;
         if (cap > c->ep->cfg.max_message_size)
