@@ -138,7 +138,7 @@ def closes_of_every_length(port):
 
 def wsconf(port, only, name):
     r = subprocess.run([sys.executable, WSCONF, "--url", "ws://127.0.0.1:%d/" % port,
-                        "--only", only, "--server-name", name],
+                        "--only", only, "--server-name", name, "--max-message", str(1 << 20)],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=600)
     fails = [line for line in r.stdout.splitlines() if line.startswith("FAIL:")]
@@ -153,7 +153,7 @@ WSCONF_CASES = "2,7.3,7.5,7.7,7.9,12.1.1,12.2.1,13.1.1"
 
 
 def test_echo_control_payloads_initialised():
-    srv = Memchecked([ECHO, "--max-message", "16777216", "127.0.0.1:0"],
+    srv = Memchecked([ECHO, "127.0.0.1:0"],
                      r"^listening on ws://127\.0\.0\.1:(\d+)/$")
     try:
         t0 = time.monotonic()
