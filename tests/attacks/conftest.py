@@ -4,7 +4,10 @@ sanitizer report on teardown) and its watchdog, loaded from
 tests/integration/conftest.py under a name of its own."""
 import importlib.util
 import os
+import subprocess
 import sys
+
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INTEGRATION = os.path.join(HERE, "..", "integration")
@@ -18,3 +21,40 @@ _spec.loader.exec_module(_fixtures)
 
 server = _fixtures.server
 watchdog = _fixtures.watchdog
+
+
+@pytest.fixture(scope="module")
+def shared_server():
+    """Factory: shared_server(*options) -> a running Server, one per set of
+    options for the whole module (the many parametrized cases of one
+    attack reuse it: cheaper under sanitizers, and a hunt for state one
+    connection leaves behind for the next). On module teardown each must
+    exit 0 on SIGTERM with no sanitizer report, as with `server`."""
+    if not os.access(_fixtures.SERVER_BIN, os.X_OK):
+        pytest.fail("server binary not built: %s (set TOP_BUILDDIR)" % _fixtures.SERVER_BIN)
+    started = {}
+
+    def get(*args):
+        key = tuple(str(a) for a in args)
+        srv = started.get(key)
+        if srv is None:
+            srv = started[key] = _fixtures.Server(list(key))
+        assert srv.proc.poll() is None, "shared server %s died:\n%s" % (key, srv.stderr[-4000:])
+        return srv
+
+    yield get
+    errors = []
+    for key, srv in started.items():
+        try:
+            rc = srv.stop(10.0)
+            if rc != 0:
+                errors.append("server %s exited with %r\nstderr:\n%s" % (key, rc, srv.stderr[-4000:]))
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            errors.append("server %s did not exit within 10 s of SIGTERM" % (key,))
+        try:
+            srv.check_stderr()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)

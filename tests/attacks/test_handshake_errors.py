@@ -124,8 +124,8 @@ def finish(c, mode, req, expected):
 
 @pytest.mark.parametrize("kind,request_of,expected", [t[1:] for t in TRIGGERS],
                          ids=[t[0] for t in TRIGGERS])
-def test_handshake_error_path(server, kind, request_of, expected):
-    srv = server(*SERVER_OPTS[kind])
+def test_handshake_error_path(shared_server, kind, request_of, expected):
+    srv = shared_server(*SERVER_OPTS[kind])
     by = Bystander(srv.port)
     holders = []
     if kind == "full":  # the bystander and one more fill max_connections

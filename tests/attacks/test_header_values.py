@@ -77,8 +77,8 @@ def upgrade_answer(port, req, key):
 
 
 @pytest.mark.parametrize("name,pattern", PATTERNS, ids=IDS)
-def test_pathological_value_at_head_limit(server, name, pattern):
-    srv = server()
+def test_pathological_value_at_head_limit(shared_server, name, pattern):
+    srv = shared_server()
     fig = Figures(srv, "header-%s" % IDS[PATTERNS.index((name, pattern))])
     key = wsutil.new_key()
     at = upgrade_answer(srv.port, head_of_size(srv.port, name, pattern, HEAD_LIMIT, key), key)

@@ -77,8 +77,8 @@ PMD = (("Sec-WebSocket-Extensions", "permessage-deflate"),)
 
 
 @pytest.mark.parametrize("opts,sends,code", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_hostile_length(server, opts, sends, code):
-    srv = server(*opts)
+def test_hostile_length(shared_server, opts, sends, code):
+    srv = shared_server(*opts)
     by = Bystander(srv.port)
     fig = Figures(srv, "length")
     compressed = any(len(d) > 1 and d[0] & 0x40 for d in sends)
