@@ -113,7 +113,7 @@ struct side {
 /* Per-input state. */
 static struct {
     struct ws_server *srv;
-    size_t max_message;
+    size_t max_message, max_body;
     bool actions;                 /* F_ACTIONS */
     bool hold_refs;               /* X_REF */
     struct side main, by;
@@ -307,8 +307,8 @@ static void on_http(const struct ws_request *req, struct ws_response *res, void 
     if (qlen >= 0 && (size_t)qlen >= sizeof(large))
         fail("query param length");
     body = ws_request_body(req, &body_len);
-    if (body_len > g.max_message)
-        fail("body over max_message_size");
+    if (body_len > g.max_body)
+        fail("body over max_body_size");
     touch(body, body_len);
     touch(ws_request_remote_addr(req), strlen(ws_request_remote_addr(req)));
     plen = strlen(path);
@@ -345,6 +345,7 @@ static struct ws_server *make_server(int kind)
     if (cfg == NULL)
         fail("ws_config_new");
     ws_config_set_max_message_size(cfg, MAX_MESSAGE);
+    ws_config_set_max_body_size(cfg, MAX_MESSAGE); /* small, so that it is reached */
     ws_config_set_max_head_size(cfg, 1024);
     ws_config_set_max_headers(cfg, 16);
     ws_config_set_handle_signals(cfg, 0);
@@ -369,6 +370,7 @@ static struct ws_server *make_server(int kind)
     case 3: /* timeouts off but the heartbeat, context takeover, a low
              * compression threshold, large messages (with X_AMPLIFY) */
         ws_config_set_max_message_size(cfg, 256 * 1024);
+        ws_config_set_max_body_size(cfg, 256 * 1024);
         ws_config_set_max_buffered(cfg, 2 * 1024 * 1024);
         ws_config_set_handshake_timeout(cfg, 0);
         ws_config_set_pong_timeout(cfg, 0);
@@ -717,6 +719,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     peers[0].fd = peers[1].fd = -1;
     g.srv = srv;
     g.max_message = srv->ep.cfg.max_message_size;
+    g.max_body = srv->ep.cfg.max_body_size;
     g.actions = (flags & F_ACTIONS) != 0;
     g.hold_refs = (extra & X_REF) != 0;
     g.main.name = "main";
