@@ -198,7 +198,9 @@ static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
     const struct wsc__http_request *h = &resp->head;
     const struct wsc__http_header *accept, *ext, *proto;
 
-    if (resp->status != 101 || !wsc__http_header_has_token(h, "Upgrade", "websocket") ||
+    /* RFC 6455 4.1: the opening handshake is HTTP/1.1 (or later). */
+    if (resp->status != 101 || resp->minor_version < 1 ||
+        !wsc__http_header_has_token(h, "Upgrade", "websocket") ||
         !wsc__http_header_has_token(h, "Connection", "upgrade"))
         return false;
     /* Each of these may appear once (RFC 6455 4.1, 11.3): checking only
