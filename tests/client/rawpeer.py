@@ -144,7 +144,7 @@ class Peer:
         return Request(lines[0], headers, head)
 
     def accept(self, timeout=5.0, extra=(), status="101 Switching Protocols",
-               accept=None, omit=()):
+               accept=None, omit=(), version="HTTP/1.1"):
         """Read the upgrade request and answer it (by default correctly).
         Returns the Request."""
         req = self.read_request(timeout)
@@ -153,7 +153,7 @@ class Peer:
                     else accept_for(req.key or ""))]
         headers = [(n, v) for (n, v) in headers if n.lower() not in omit]
         headers += list(extra)
-        self.send(("HTTP/1.1 %s\r\n" % status
+        self.send(("%s %s\r\n" % (version, status)
                    + "".join("%s: %s\r\n" % h for h in headers) + "\r\n"))
         return req
 

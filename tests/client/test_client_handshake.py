@@ -398,6 +398,7 @@ BAD_RESPONSES = {
     "status-200": respond("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
                           "Content-Length: 5\r\n\r\n", body=b"hello"),
     "status-200-upgrade-headers": accept_with(status="200 OK"),
+    "http-1.0-101": accept_with(version="HTTP/1.0"),
     "status-302": respond("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\n\r\n"),
     "no-upgrade": accept_with(omit=("upgrade",)),
     "upgrade-h2c": accept_with(omit=("upgrade",), extra=[("Upgrade", "h2c")]),
