@@ -70,7 +70,8 @@ enum ws_error {
     WS_EHANDSHAKE = -14, /* the server's upgrade response was not acceptable */
     WS_ETIMEDOUT = -15,  /* connect or handshake took too long */
     WS_EDNS = -16,       /* host name could not be resolved */
-    WS_EUNSUPPORTED = -17 /* not supported by this build (e.g. wss://) */
+    WS_EUNSUPPORTED = -17, /* not supported by this build (e.g. wss://) */
+    WS_EREDIS = -18      /* the Redis bridge is down: nothing was published */
 };
 
 /* A static, never-NULL description of an error code (any int is accepted). */
@@ -336,6 +337,49 @@ WS_EXTERN uint64_t ws_server_dropped_sends(const struct ws_server *srv);
 /* Number of open WebSocket connections, summed over the worker loops
  * (any thread; with several loops a moment's snapshot). */
 WS_EXTERN size_t ws_server_connection_count(const struct ws_server *srv);
+
+/* ---- topics across processes: the Redis bridge -------------------------- */
+
+/*
+ * Bridge the server's topics over Redis pub/sub (only in builds with
+ * hiredis, else WS_EUNSUPPORTED), so that ws_server_publish() on any
+ * process reaches the topic's subscribers on every process attached to the
+ * same Redis with the same prefix (NULL: "wsc:"; the Redis channel is
+ * prefix + topic), each exactly once while Redis is up. addr is
+ * "host:port". Call before ws_server_run(), on the loop thread; the bridge
+ * connects in the background on the server's first loop (no thread of its
+ * own), keeps one Redis subscription per topic that has local subscribers,
+ * and reconnects with backoff (100 ms doubling to 5 s) after a failure,
+ * subscribing again to the live topics. While it is down ws_server_publish()
+ * returns WS_EREDIS and delivers to nobody, local subscribers included.
+ * Returns 0, WS_EADDR, WS_ESTATE (attached already, or running), WS_EINVAL,
+ * WS_ENOMEM, WS_EEVENT or WS_EUNSUPPORTED.
+ */
+WS_EXTERN int ws_server_redis_attach(struct ws_server *srv, const char *addr,
+                                     const char *prefix);
+
+/* The bridge went up (both Redis links connected, publishes accepted) or
+ * down. Runs on the server's first loop. */
+typedef void (*ws_redis_cb)(struct ws_server *srv, int up, void *arg);
+/* Set after ws_server_redis_attach(); ignored without a bridge. */
+WS_EXTERN void ws_server_handle_redis(struct ws_server *srv, ws_redis_cb cb, void *arg);
+
+/* Counters of the bridge since it was attached (see ws_server_redis_stats). */
+struct ws_redis_stats {
+    int up;                  /* 1 while publishes are accepted */
+    uint64_t node;           /* this process's random node id (never 0) */
+    uint64_t published;      /* publishes handed to Redis */
+    uint64_t publish_errors; /* refused (WS_EREDIS) or lost with the link */
+    uint64_t received;       /* messages of other nodes delivered here */
+    uint64_t own_ignored;    /* our own messages coming back from Redis */
+    uint64_t lost;           /* holes in other nodes' per-topic sequences */
+    uint64_t stale;          /* repeated or reordered messages, dropped */
+    uint64_t reconnects;     /* reconnection attempts */
+    size_t subscriptions;    /* topics Redis confirmed we are subscribed to */
+};
+/* Copy the counters; any thread. 0, WS_EINVAL, WS_ESTATE (no bridge) or
+ * WS_EUNSUPPORTED. */
+WS_EXTERN int ws_server_redis_stats(struct ws_server *srv, struct ws_redis_stats *stats);
 
 /* ---- events: one setter per event, (callback, arg) ---------------------- */
 

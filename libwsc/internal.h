@@ -599,6 +599,7 @@ struct ws_server {
     /* upgrade.c */
     ws_upgrade_cb on_upgrade;       void *upgrade_arg;
     ws_upgrade_cb on_upgrade_abort; void *upgrade_abort_arg;
+    struct wsc__redis *redis;     /* redis.c: the bridge, or NULL */
 };
 
 /* Broadcast (topic NULL) or publish to every worker: directly on the
@@ -636,6 +637,22 @@ void wsc__endpoint_shutdown_all(struct wsc__endpoint *ep);
 /* Upgraded: from the pending list to the list of connections. */
 void wsc__endpoint_promote(struct wsc__endpoint *ep, struct ws_conn *c);
 uint64_t wsc__next_conn_id(unsigned index);
+
+/* topic.c, for the Redis bridge: walk a hash chain, read a topic's name. */
+struct wsc__topic *wsc__topic_chain_next(const struct wsc__topic *t);
+const char *wsc__topic_name(const struct wsc__topic *t, size_t *len);
+
+/* ---- redis.c: topics across processes (stubs without hiredis) ------------ */
+
+struct wsc__redis;
+/* A loop got its first subscriber to topic (added) or lost its last. */
+void wsc__redis_topic_loop(struct wsc__redis *r, const char *topic, size_t len, bool added);
+/* ws_server_publish() with a bridge: local delivery, then Redis; the
+ * skipped count or WS_EREDIS / WS_ENOMEM. Any thread. */
+int wsc__redis_publish(struct wsc__redis *r, const char *topic, int op, const void *data,
+                       size_t len);
+/* Before the server's base is freed. NULL is ignored. */
+void wsc__redis_free(struct wsc__redis *r);
 
 /* ---- request.c: the public request/response objects ---------------------- */
 

@@ -441,6 +441,7 @@ void ws_server_free(struct ws_server *srv)
         event_base_free(wbase);
     }
     free(srv->workers);
+    wsc__redis_free(srv->redis); /* its events live on base */
     if (srv->own_base)
         event_base_free(base);
     free(srv);

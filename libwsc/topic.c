@@ -108,6 +108,8 @@ static void sub_unlink(struct wsc__endpoint *ep, struct wsc__sub *s)
         s->tnext->tprev = s->tprev;
     free(s);
     if (t->subs == NULL) { /* the last subscriber takes the topic along */
+        if (ep->srv != NULL && ep->srv->redis != NULL)
+            wsc__redis_topic_loop(ep->srv->redis, t->name, t->name_len, false);
         *topic_slot(ep, t->name, t->name_len) = t->next;
         ep->num_topics--;
         free(t);
@@ -156,6 +158,8 @@ int ws_conn_subscribe(struct ws_conn *conn, const char *topic)
         t->name_len = len;
         *slot = t;
         ep->num_topics++;
+        if (ep->srv != NULL && ep->srv->redis != NULL)
+            wsc__redis_topic_loop(ep->srv->redis, t->name, len, true);
     }
     s->conn = conn;
     s->topic = t;
@@ -198,7 +202,20 @@ int ws_server_publish(struct ws_server *srv, const char *topic, enum ws_opcode o
         return WS_EINVAL;
     if (op == WS_OP_TEXT && !wsc__utf8_check(data, len))
         return WS_EUTF8;
+    if (srv->redis != NULL) /* across processes: see redis.c */
+        return wsc__redis_publish(srv->redis, topic, op, data, len);
     return wsc__server_fan_out(srv, topic, op, data, len);
+}
+
+struct wsc__topic *wsc__topic_chain_next(const struct wsc__topic *t)
+{
+    return t->next;
+}
+
+const char *wsc__topic_name(const struct wsc__topic *t, size_t *len)
+{
+    *len = t->name_len;
+    return t->name;
 }
 
 void wsc__topics_free(struct wsc__endpoint *ep)
