@@ -18,6 +18,9 @@
  *   DRAIN <id> buffered=<n>        (drain callback)
  *   FLOOD <id> sent=<n>            (flood: total sent, when the connection closes)
  *   STOPPED                        (ws_server_run returned; about to exit)
+ *   REDIS UP|DOWN                  (--redis: the bridge's state callback)
+ * With --redis, "rsub:<t>", "rpub:<t>:<payload>" and "rstats" are answered
+ * to the sender with "RSUB rc=<rc>", "RPUB rc=<rc>" and "RSTATS k=v ...".
  *
  * Default behaviour: echo every message with its opcode. See --help.
  */
@@ -49,6 +52,7 @@ struct app {
     int send_broadcast;       /* senders use ws_server_broadcast */
     const char *send_topic;   /* senders publish here; connections subscribe */
     unsigned threads;         /* --threads: print which loop runs callbacks */
+    const char *redis;        /* --redis HOST:PORT */
 
     /* --send-threads mode */
     unsigned send_threads;
@@ -288,6 +292,62 @@ static void do_close_command(struct ws_conn *conn, const char *rest, size_t rest
     printf("CMD close %" PRIu64 " rc=%d\n", ws_conn_id(conn), rc);
 }
 
+/* ---- --redis: commands answered to the sender (scale-out tests) ---------- */
+
+static void redis_reply(struct ws_conn *conn, const char *what, int rc)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "%s rc=%d", what, rc);
+    ws_conn_send(conn, WS_OP_TEXT, buf, (size_t)n);
+}
+
+static bool redis_command(struct ws_conn *conn, const char *data, size_t len)
+{
+    char topic[256], buf[512];
+    const char *rest, *colon;
+    size_t restlen = 0;
+    struct ws_redis_stats st;
+    int n;
+
+    if ((rest = command(data, len, "rsub:", &restlen)) != NULL && restlen < sizeof(topic)) {
+        snprintf(topic, sizeof(topic), "%.*s", (int)restlen, rest);
+        redis_reply(conn, "RSUB", ws_conn_subscribe(conn, topic));
+        return true;
+    }
+    if ((rest = command(data, len, "rpub:", &restlen)) != NULL &&
+        (colon = memchr(rest, ':', restlen)) != NULL && (size_t)(colon - rest) < sizeof(topic)) {
+        snprintf(topic, sizeof(topic), "%.*s", (int)(colon - rest), rest);
+        redis_reply(conn, "RPUB", ws_server_publish(app.srv, topic, WS_OP_TEXT, colon + 1,
+                                                    restlen - (size_t)(colon - rest) - 1));
+        return true;
+    }
+    if (len == 6 && memcmp(data, "rstats", 6) == 0) {
+        int rc = ws_server_redis_stats(app.srv, &st);
+        if (rc != 0) {
+            redis_reply(conn, "RSTATS", rc);
+            return true;
+        }
+        n = snprintf(buf, sizeof(buf),
+                     "RSTATS up=%d published=%" PRIu64 " publish_errors=%" PRIu64
+                     " received=%" PRIu64 " own_ignored=%" PRIu64 " lost=%" PRIu64
+                     " stale=%" PRIu64 " reconnects=%" PRIu64 " subscriptions=%zu",
+                     st.up, st.published, st.publish_errors, st.received, st.own_ignored,
+                     st.lost, st.stale, st.reconnects, st.subscriptions);
+        ws_conn_send(conn, WS_OP_TEXT, buf, (size_t)n);
+        return true;
+    }
+    return false;
+}
+
+static void on_redis_state(struct ws_server *srv, int up, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    printf("REDIS %s\n", up ? "UP" : "DOWN");
+}
+
+/* ---- end --redis ------------------------------------------------------------ */
+
 /* "sub:<t>", "unsub:<t>", "pub:<t>:<payload>"; true if it was one. */
 static bool topic_command(struct ws_conn *conn, const char *data, size_t len)
 {
@@ -331,6 +391,8 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         return;
     }
     if (op == WS_OP_TEXT && topic_command(conn, data, len))
+        return;
+    if (op == WS_OP_TEXT && app.redis != NULL && redis_command(conn, data, len))
         return;
     if (op == WS_OP_TEXT && (rest = command(data, len, "flood:", &restlen)) != NULL) {
         flood_start(conn, rest, restlen);
@@ -441,6 +503,7 @@ static void usage(FILE *f)
           "  --max-pending N          ws_config_set_max_pending\n"
           "  --keepalive-timeout MS   ws_config_set_keepalive_timeout\n"
           "  --max-buffered-total N   ws_config_set_max_buffered_total\n"
+          "  --redis HOST:PORT        ws_server_redis_attach (exit 3: not in this build)\n"
           "  (text \"flood:<size>\" always starts sending numbered binary messages)\n",
           f);
 }
@@ -474,7 +537,8 @@ enum {
     OPT_SEND_COUNT, OPT_CLOSE_ON_MESSAGE, OPT_PING_ON_MESSAGE, OPT_HELP,
     OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
     OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC, OPT_THREADS,
-    OPT_MAX_BODY, OPT_MAX_PENDING, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_BUFFERED_TOTAL
+    OPT_MAX_BODY, OPT_MAX_PENDING, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_BUFFERED_TOTAL,
+    OPT_REDIS
 };
 
 int main(int argc, char **argv)
@@ -509,6 +573,7 @@ int main(int argc, char **argv)
         { "max-pending", required_argument, NULL, OPT_MAX_PENDING },
         { "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
         { "max-buffered-total", required_argument, NULL, OPT_MAX_BUFFERED_TOTAL },
+        { "redis", required_argument, NULL, OPT_REDIS },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0";
@@ -602,6 +667,9 @@ int main(int argc, char **argv)
         case OPT_SEND_TOPIC:
             app.send_topic = optarg;
             break;
+        case OPT_REDIS:
+            app.redis = optarg;
+            break;
         case OPT_CLOSE_SLOW:
             check_set("close-slow", ws_config_set_close_slow_consumers(cfg, 1));
             break;
@@ -669,6 +737,15 @@ int main(int argc, char **argv)
     ws_server_handle_drain(srv, on_drain, NULL);
     if (http)
         ws_server_handle_http(srv, on_http, NULL);
+    if (app.redis != NULL) {
+        rc = ws_server_redis_attach(srv, app.redis, NULL);
+        if (rc != 0) {
+            fprintf(stderr, "wsc-test-server: --redis %s: %s\n", app.redis, ws_strerror(rc));
+            ws_server_free(srv);
+            return rc == WS_EUNSUPPORTED ? 3 : 1;
+        }
+        ws_server_handle_redis(srv, on_redis_state, NULL);
+    }
 
     port = ws_server_listen(srv, listen_addr);
     if (port <= 0) {

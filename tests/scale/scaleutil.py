@@ -1,0 +1,135 @@
+"""Helpers for the scale-out tests: real peers (redis-server, nginx, haproxy)
+and libwsc backends, each started by the test on 127.0.0.1 with its files in
+a temporary directory, and stopped by it.
+
+Binaries are found through $TOP_BUILDDIR (default: this source tree).
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.dirname(os.path.dirname(HERE)))
+TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", TOP_SRCDIR)
+SERVER_BIN = os.path.join(TOP_BUILDDIR, "tests", "servers", "wsc-test-server")
+ECHO_BIN = os.path.join(TOP_BUILDDIR, "examples", "echo", "echo")
+HOST = "127.0.0.1"
+
+# Timeouts are multiplied by this under slow sanitizer builds.
+SCALE = 3.0 if "thread" in os.environ.get("SANITIZER", "") else (
+    2.0 if os.environ.get("SANITIZER", "none") != "none" else 1.0)
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer", "LeakSanitizer")
+
+
+def t(seconds):
+    return seconds * SCALE
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout):
+    """True once something accepts on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Proc:
+    """A child process whose stdout lines can be waited for."""
+
+    def __init__(self, argv, cwd=None, env=None):
+        e = dict(os.environ)
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if env:
+            e.update(env)
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=e, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = []
+        self.err = []
+        self._seen = 0
+        self._cond = threading.Condition()
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.err),
+                         daemon=True).start()
+
+    def _pump(self, f, into):
+        for raw in iter(f.readline, b""):
+            with self._cond:
+                into.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def expect(self, regex, timeout=10):
+        """The next stdout line (after the last one matched) matching regex."""
+        deadline = time.monotonic() + t(timeout)
+        rx = re.compile(regex)
+        with self._cond:
+            while True:
+                for i in range(self._seen, len(self.lines)):
+                    m = rx.search(self.lines[i])
+                    if m:
+                        self._seen = i + 1
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and
+                                 self._seen >= len(self.lines)):
+                    if self.proc.poll() is not None:
+                        time.sleep(0.1)
+                    raise AssertionError("%s: no line matching %r; stdout %r stderr %r" % (
+                        os.path.basename(self.argv[0]), regex, self.lines[-10:],
+                        self.err[-10:]))
+                self._cond.wait(min(left, 0.2))
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Signal the process and wait; returns its exit status."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        try:
+            return self.proc.wait(timeout=t(timeout))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not exit after %s" % (self.argv[0], sig))
+
+    def sanitizer_report(self):
+        text = "\n".join(self.err)
+        return text if any(m in text for m in SANITIZER_MARKERS) else None
+
+
+def start_redis(tmp, port=None):
+    """redis-server on a temporary port without persistence, or None."""
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(exe):
+        return None, "redis-server not installed (apt-get install redis-server)"
+    port = port or free_port()
+    p = Proc([exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+              "--dir", str(tmp), "--daemonize", "no", "--protected-mode", "no"])
+    if not wait_port(port, t(10)):
+        p.stop(signal.SIGKILL)
+        return None, "redis-server did not start: %r" % p.err[-5:]
+    p.port = port
+    return p, None
