@@ -236,6 +236,20 @@ WS_EXTERN int ws_config_set_deflate_threshold(struct ws_config *cfg, size_t byte
  */
 WS_EXTERN int ws_config_set_event_base(struct ws_config *cfg, struct event_base *base);
 
+/*
+ * Reverse proxies allowed to name the client: a comma- or space-separated
+ * CIDR list, e.g. "127.0.0.1/32, 10.0.0.0/8, ::1/128" (an address alone is
+ * one host); NULL or "" trusts nobody (the default). At most 16 entries
+ * (else WS_EINVAL, as for a malformed one; the old list is kept then).
+ * X-Forwarded-For is believed only when the TCP peer is in the list, and
+ * only up to the right-most address that is not (the client: whatever is
+ * left of it the client wrote itself); ws_conn_remote_addr() and
+ * ws_request_remote_addr() then show that address with port 0 (the header
+ * carries none). A listener with WS_LISTEN_PROXY_PROTOCOL accepts the PROXY
+ * header from these peers only.
+ */
+WS_EXTERN int ws_config_set_trusted_proxies(struct ws_config *cfg, const char *list);
+
 /* ---- server ------------------------------------------------------------- */
 
 struct ws_server;
@@ -253,6 +267,28 @@ WS_EXTERN struct ws_server *ws_server_new(const struct ws_config *cfg);
  * listeners. Returns the bound port (> 0) or WS_EADDR / WS_ELISTEN / WS_ESTATE.
  */
 WS_EXTERN int ws_server_listen(struct ws_server *srv, const char *addr);
+
+/* Listener options for ws_server_listen_opts() (bits, combinable). */
+enum ws_listen_flag {
+    /*
+     * Every connection begins with HAProxy's PROXY protocol header, v1 or
+     * v2 (send-proxy / send-proxy-v2), naming the client. Only a peer in
+     * the trusted proxies (ws_config_set_trusted_proxies) may send it; a
+     * connection from any other peer, or with a missing, malformed or
+     * truncated header, is closed without an answer. LOCAL and UNKNOWN
+     * headers (the proxy's health checks) keep the peer's address.
+     */
+    WS_LISTEN_PROXY_PROTOCOL = 1 << 0,
+    /*
+     * SO_REUSEPORT: several processes may listen on the same address and
+     * port, and the kernel spreads new connections over them (by a hash
+     * of the addresses). Every one of them must set it.
+     */
+    WS_LISTEN_REUSEPORT = 1 << 1
+};
+/* ws_server_listen() with options: flags is 0 or ws_listen_flag bits
+ * (WS_EINVAL for unknown bits). Returns the bound port or a WS_E* code. */
+WS_EXTERN int ws_server_listen_opts(struct ws_server *srv, const char *addr, unsigned flags);
 
 /*
  * Run the server's own loop until ws_server_stop() has finished (or, with

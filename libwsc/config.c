@@ -5,6 +5,7 @@
 
 void wsc__config_defaults(struct ws_config *cfg)
 {
+    cfg->num_trusted = 0;         /* forwarded.c: nobody names the client */
     cfg->max_message_size = 1u << 20;
     cfg->max_head_size = 8192;
     cfg->max_headers = 100;

@@ -279,6 +279,8 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         return 0;
     }
     c->http_scanned = 0;
+    if (head_len >= 0)
+        wsc__forwarded_apply(c, &req); /* the client behind a trusted proxy */
     if (head_len == WSC__HTTP_TOO_MANY_HEADERS) {
         http_refuse(c, 431, NULL);
         return avail;
@@ -323,6 +325,13 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
 size_t wsc__conn_http_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
     size_t used = 0;
+
+    /* A PROXY protocol header comes before the request (proxy_protocol.c). */
+    if (c->proxy_phase == WSC__PROXY_UNCHECKED || c->proxy_phase == WSC__PROXY_EXPECTED) {
+        used = wsc__proxy_input(c, buf, len);
+        if (c->proxy_phase == WSC__PROXY_EXPECTED || atomic_load(&c->state) != WSC__CONN_HTTP)
+            return used;
+    }
 
     /* Over the output cap, the remaining requests wait (io.c throttles). */
     while (used < len && atomic_load(&c->state) == WSC__CONN_HTTP &&

@@ -216,7 +216,15 @@ struct ws_config {
     size_t deflate_threshold;     /* smaller messages go uncompressed */
     /* upgrade.c: Origin allow-list, inline so configs copy by value */
     char allowed_origins[2048];
+    /* forwarded.c: peers allowed to name the client (X-Forwarded-For, PROXY) */
+    struct wsc__cidr {
+        uint8_t family;           /* AF_INET or AF_INET6 */
+        uint8_t bits;
+        uint8_t addr[16];
+    } trusted[16];
+    unsigned num_trusted;
 };
+#define WSC__MAX_TRUSTED 16
 void wsc__config_defaults(struct ws_config *cfg);
 
 /* ---- frame.h / frame.c: RFC 6455 5.2 frames ----------------------------- */
@@ -309,6 +317,7 @@ struct ws_conn {
     struct ws_upgrade *upgrade;   /* a decision pending: input is held */
     char *subprotocol;            /* server: the one accepted (freed at last unref) */
     bool tls_on;                  /* set by the TLS layer: ws_request_is_tls */
+    uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
 };
 
 struct sockaddr;
@@ -600,6 +609,9 @@ struct ws_server {
     ws_upgrade_cb on_upgrade;       void *upgrade_arg;
     ws_upgrade_cb on_upgrade_abort; void *upgrade_abort_arg;
     struct wsc__redis *redis;     /* redis.c: the bridge, or NULL */
+    /* proxy_protocol.c: local addresses of WS_LISTEN_PROXY_PROTOCOL listeners */
+    struct sockaddr_storage *proxy_listeners;
+    size_t num_proxy_listeners;
 };
 
 /* Broadcast (topic NULL) or publish to every worker: directly on the
@@ -653,6 +665,46 @@ int wsc__redis_publish(struct wsc__redis *r, const char *topic, int op, const vo
                        size_t len);
 /* Before the server's base is freed. NULL is ignored. */
 void wsc__redis_free(struct wsc__redis *r);
+
+/* ---- proxy_protocol.c / forwarded.c: the client behind a proxy ----------- */
+
+enum wsc__proxy_phase {
+    WSC__PROXY_UNCHECKED = 0,     /* the listener not looked at yet */
+    WSC__PROXY_NONE,              /* no header expected (or LOCAL/UNKNOWN) */
+    WSC__PROXY_EXPECTED,          /* a PROXY header must come first */
+    WSC__PROXY_DONE               /* remote is the header's source */
+};
+/* What a PROXY header said. */
+struct wsc__proxy_info {
+    bool local;                   /* LOCAL / UNKNOWN / UNSPEC: keep the peer */
+    int family;
+    uint8_t addr[16];
+    uint16_t port;
+};
+#define WSC__PROXY_V1_MAX 107     /* the longest v1 line, CRLF included */
+#define WSC__PROXY_V2_MAX 1024    /* 16-byte head + addresses + TLVs we accept */
+enum { WSC__PROXY_INCOMPLETE = 0, WSC__PROXY_BAD = -1 };
+/* Parse a v1 or v2 header at buf: its length, INCOMPLETE or BAD. */
+int wsc__proxy_parse(const uint8_t *buf, size_t len, struct wsc__proxy_info *out);
+/* "a.b.c.d:port" or "[v6]:port". */
+void wsc__proxy_format(const struct wsc__proxy_info *info, char *out, size_t outlen);
+/* Remember a listener whose connections begin with a PROXY header. */
+int wsc__proxy_listener_add(struct ws_server *srv, evutil_socket_t fd);
+/* Server HTTP phase, before the request: consume the PROXY header if this
+ * connection's listener expects one (closing it when it is refused).
+ * Returns the bytes used; 0 with proxy_phase EXPECTED: wait for more. */
+size_t wsc__proxy_input(struct ws_conn *c, const uint8_t *buf, size_t len);
+
+bool wsc__addr_trusted(const struct ws_config *cfg, int family, const uint8_t *addr);
+/* Is the TCP peer of c one of the trusted proxies? */
+bool wsc__peer_trusted(const struct ws_conn *c);
+enum { WSC__XFF_OK = 0, WSC__XFF_NONE = 1, WSC__XFF_BAD = -1 };
+/* The client in X-Forwarded-For header values (in arrival order): the
+ * right-most untrusted entry, or the left-most if all are trusted. */
+int wsc__xff_client(const struct ws_config *cfg, const char *const *values,
+                    const size_t *lens, size_t count, int *family, uint8_t addr[16]);
+/* Per request: set c->remote from X-Forwarded-For when the peer is trusted. */
+void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req);
 
 /* ---- request.c: the public request/response objects ---------------------- */
 

@@ -147,13 +147,21 @@ static int bound_port(evutil_socket_t fd)
 
 int ws_server_listen(struct ws_server *srv, const char *addr)
 {
+    return ws_server_listen_opts(srv, addr, 0);
+}
+
+int ws_server_listen_opts(struct ws_server *srv, const char *addr, unsigned opts)
+{
     char host[256], port[8];
     struct addrinfo hints = { 0 }, *res = NULL;
     struct evconnlistener *l, **grown;
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
 
-    if (srv == NULL || addr == NULL)
+    if (srv == NULL || addr == NULL ||
+        (opts & ~(unsigned)(WS_LISTEN_PROXY_PROTOCOL | WS_LISTEN_REUSEPORT)) != 0)
         return WS_EINVAL;
+    if (opts & WS_LISTEN_REUSEPORT)
+        flags |= LEV_OPT_REUSEABLE_PORT;
     if (atomic_load(&srv->ep.stopping))
         return WS_ESTATE;
     if (split_addr(addr, host, sizeof(host), port, sizeof(port)) != 0)
@@ -176,6 +184,9 @@ int ws_server_listen(struct ws_server *srv, const char *addr)
         return WS_ELISTEN;
     evconnlistener_set_error_cb(l, server_on_accept_error);
     srv->listeners[srv->num_listeners++] = l;
+    if ((opts & WS_LISTEN_PROXY_PROTOCOL) &&
+        wsc__proxy_listener_add(srv, evconnlistener_get_fd(l)) != 0)
+        return WS_ENOMEM;
     return bound_port(evconnlistener_get_fd(l));
 }
 
@@ -442,6 +453,7 @@ void ws_server_free(struct ws_server *srv)
     }
     free(srv->workers);
     wsc__redis_free(srv->redis); /* its events live on base */
+    free(srv->proxy_listeners);
     if (srv->own_base)
         event_base_free(base);
     free(srv);

@@ -28,6 +28,7 @@ extern const struct unit_test utf8_vector_tests[];
 extern const struct unit_test error_tests[];
 extern const struct unit_test deflate_tests[];
 extern const struct unit_test frame_tests[];
+extern const struct unit_test proxy_tests[];
 
 /* Plain truth. */
 #define CHECK(expr) unit_check((expr) ? true : false, __FILE__, __LINE__, #expr)

@@ -1,0 +1,239 @@
+/*
+ * forwarded.c - the real client address behind trusted reverse proxies.
+ *
+ * ws_config_set_trusted_proxies() takes a CIDR list. X-Forwarded-For is
+ * believed only when the TCP peer is in it, and then only as far as the
+ * chain stays trusted: walking the list from the right (the address the
+ * nearest proxy saw), trusted entries are proxies and skipped, and the
+ * first untrusted one is the client; anything to its left was written by
+ * the client and could be forged. A malformed list is ignored as a whole.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+/* "a.b.c.d/n", "v6/n", or an address alone (a host: /32 or /128). */
+static int cidr_parse(const char *s, size_t len, struct wsc__cidr *out)
+{
+    char tmp[INET6_ADDRSTRLEN + 5];
+    char *slash;
+    long bits;
+
+    if (len == 0 || len >= sizeof(tmp))
+        return WS_EINVAL;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    slash = strchr(tmp, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, tmp, out->addr) == 1)
+        out->family = AF_INET;
+    else if (inet_pton(AF_INET6, tmp, out->addr) == 1)
+        out->family = AF_INET6;
+    else
+        return WS_EINVAL;
+    bits = out->family == AF_INET ? 32 : 128;
+    if (slash != NULL) {
+        char *end;
+        long b = strtol(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || b < 0 || b > bits)
+            return WS_EINVAL;
+        bits = b;
+    }
+    out->bits = (uint8_t)bits;
+    return 0;
+}
+
+int ws_config_set_trusted_proxies(struct ws_config *cfg, const char *list)
+{
+    struct wsc__cidr set[WSC__MAX_TRUSTED];
+    unsigned n = 0;
+    const char *p = list;
+
+    if (cfg == NULL)
+        return WS_EINVAL;
+    while (p != NULL && *p != '\0') {
+        size_t len;
+        p += strspn(p, " \t,");
+        len = strcspn(p, " \t,");
+        if (len == 0)
+            break;
+        if (n == WSC__MAX_TRUSTED || cidr_parse(p, len, &set[n]) != 0)
+            return WS_EINVAL;
+        n++;
+        p += len;
+    }
+    memcpy(cfg->trusted, set, n * sizeof(set[0]));
+    cfg->num_trusted = n;
+    return 0;
+}
+
+static bool cidr_match(const struct wsc__cidr *c, int family, const uint8_t *addr)
+{
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+
+    if (c->family != family || memcmp(c->addr, addr, full) != 0)
+        return false;
+    return rest == 0 || ((c->addr[full] ^ addr[full]) & (uint8_t)(0xFF00 >> rest)) == 0;
+}
+
+bool wsc__addr_trusted(const struct ws_config *cfg, int family, const uint8_t *addr)
+{
+    uint8_t v4[4];
+
+    /* An IPv4 peer on a dual-stack socket shows up as ::ffff:a.b.c.d. */
+    if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)addr)) {
+        memcpy(v4, addr + 12, 4);
+        family = AF_INET;
+        addr = v4;
+    }
+    for (unsigned i = 0; i < cfg->num_trusted; i++)
+        if (cidr_match(&cfg->trusted[i], family, addr))
+            return true;
+    return false;
+}
+
+/* The TCP peer's address as family + bytes. */
+static bool peer_addr(const struct ws_conn *c, int *family, uint8_t addr[16],
+                      uint16_t *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
+        return false;
+    *family = ss.ss_family;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)&ss;
+        memcpy(addr, &s4->sin_addr, 4);
+        *port = ntohs(s4->sin_port);
+        return true;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)&ss;
+        memcpy(addr, &s6->sin6_addr, 16);
+        *port = ntohs(s6->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+bool wsc__peer_trusted(const struct ws_conn *c)
+{
+    uint8_t addr[16];
+    uint16_t port;
+    int family;
+
+    return c->ep->cfg.num_trusted > 0 && peer_addr(c, &family, addr, &port) &&
+           wsc__addr_trusted(&c->ep->cfg, family, addr);
+}
+
+/* One X-Forwarded-For entry: an IPv4 or IPv6 address, optionally in
+ * brackets (IPv6) or with a port (IPv4 "a.b.c.d:p", "[v6]:p"). */
+static bool xff_entry(const char *s, size_t len, int *family, uint8_t addr[16])
+{
+    char tmp[INET6_ADDRSTRLEN];
+    const char *colon;
+
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (close == NULL)
+            return false;
+        len = (size_t)(close - s - 1);
+        s++;
+    } else if ((colon = memchr(s, ':', len)) != NULL && memchr(colon + 1, ':',
+                                                            len - (size_t)(colon - s) - 1) == NULL) {
+        len = (size_t)(colon - s); /* "a.b.c.d:port" */
+    }
+    if (len == 0 || len >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    if (inet_pton(AF_INET, tmp, addr) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, tmp, addr) == 1)
+        *family = AF_INET6;
+    else
+        return false;
+    return true;
+}
+
+int wsc__xff_client(const struct ws_config *cfg, const char *const *values,
+                    const size_t *lens, size_t count, int *family, uint8_t addr[16])
+{
+    bool found = false;
+
+    /* The headers form one list in order; walk it from its right end. */
+    for (size_t h = count; h-- > 0;) {
+        const char *v = values[h];
+        size_t end = lens[h];
+        while (end > 0) {
+            size_t start = end, a, b;
+            int fam;
+            uint8_t ad[16];
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            for (a = start; a < end && (v[a] == ' ' || v[a] == '\t'); a++)
+                ;
+            for (b = end; b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'); b--)
+                ;
+            if (!xff_entry(v + a, b - a, &fam, ad))
+                return WSC__XFF_BAD;
+            *family = fam;
+            memcpy(addr, ad, 16);
+            found = true;
+            if (!wsc__addr_trusted(cfg, fam, ad))
+                return WSC__XFF_OK;   /* the first untrusted one: the client */
+            end = start > 0 ? start - 1 : 0;
+        }
+    }
+    return found ? WSC__XFF_OK : WSC__XFF_NONE; /* all trusted: the left-most */
+}
+
+void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req)
+{
+    const char *values[16];
+    size_t lens[16], count = 0;
+    uint8_t addr[16];
+    uint16_t port;
+    int family;
+    char ip[INET6_ADDRSTRLEN];
+
+    /* A PROXY header already named the client; nothing to do without a
+     * trusted list. */
+    if (c->ep->cfg.num_trusted == 0 || c->proxy_phase == WSC__PROXY_DONE ||
+        !peer_addr(c, &family, addr, &port))
+        return;
+    /* Start from the peer: a keep-alive connection's previous request may
+     * have named another client. */
+    inet_ntop(family, addr, ip, sizeof(ip));
+    if (family == AF_INET6)
+        snprintf(c->remote, sizeof(c->remote), "[%s]:%u", ip, (unsigned)port);
+    else
+        snprintf(c->remote, sizeof(c->remote), "%s:%u", ip, (unsigned)port);
+    if (!wsc__addr_trusted(&c->ep->cfg, family, addr))
+        return;                   /* a forged header from anybody else is ignored */
+    for (size_t i = 0; i < req->num_headers && count < 16; i++) {
+        const struct wsc__http_header *h = &req->headers[i];
+        if (h->name_len == 15 && strncasecmp(h->name, "X-Forwarded-For", 15) == 0) {
+            values[count] = h->value;
+            lens[count++] = h->value_len;
+        }
+    }
+    if (count == 0 || wsc__xff_client(&c->ep->cfg, values, lens, count, &family, addr) !=
+                          WSC__XFF_OK)
+        return;
+    inet_ntop(family, addr, ip, sizeof(ip));
+    /* The header carries no port: 0 says so. */
+    if (family == AF_INET6)
+        snprintf(c->remote, sizeof(c->remote), "[%s]:0", ip);
+    else
+        snprintf(c->remote, sizeof(c->remote), "%s:0", ip);
+}
