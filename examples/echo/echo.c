@@ -11,6 +11,12 @@
  * TCP window closes and it waits. The drain callback sends the kept echo
  * and resumes reading.
  *
+ * Behind a load balancer, with --tag every reply starts with "[NAME] "
+ * (--tag-host: the host name), so a client can tell which backend
+ * answered; --trusted-proxies and --proxy-protocol let it see the real
+ * client address (--log prints it per connection). Without a tag it is a
+ * plain echo (conformance suites use it).
+ *
  * Stop it with Ctrl-C: ws_server_run() catches SIGINT/SIGTERM, closes every
  * connection with 1001 "going away" and returns.
  */
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <wsc.h>
 
@@ -41,6 +48,12 @@ _Noreturn static void usage(FILE *out, int status)
             "  --deflate-context-takeover\n"
             "                         keep compression context between messages\n"
             "                         where the client allows (more memory)\n"
+            "  --tag NAME             prefix every reply with \"[NAME] \"\n"
+            "  --tag-host             the same with the host name\n"
+            "  --trusted-proxies CIDRS  believe X-Forwarded-For / PROXY from these\n"
+            "  --proxy-protocol       connections begin with a PROXY header (v1/v2)\n"
+            "  --reuseport            SO_REUSEPORT: several processes on one port\n"
+            "  --log                  print \"open ADDR\" for every connection\n"
             "  --help                 show this help\n",
             DEFAULT_ADDR);
     exit(status);
@@ -70,20 +83,59 @@ struct held {
     unsigned char data[];
 };
 
+/* ---- scale-out: --tag, proxies, --log ---------------------------------- */
+static char tag[80];              /* "[NAME] ", empty without a tag */
+static size_t tag_len;
+static unsigned listen_flags;     /* WS_LISTEN_* */
+static int log_open;
+
+/* name NULL: the host name. */
+static void set_tag(const char *name)
+{
+    char host[64] = "";
+
+    if (name == NULL && gethostname(host, sizeof(host) - 1) == 0)
+        name = host;
+    snprintf(tag, sizeof(tag), "[%s] ", name != NULL ? name : "echo");
+    tag_len = strlen(tag);
+}
+
+static void on_open(struct ws_conn *conn, void *arg)
+{
+    (void)arg;
+    if (log_open)
+        printf("open %s\n", ws_conn_remote_addr(conn));
+}
+/* ---- end scale-out -------------------------------------------------------- */
+
 /* Called on the server's loop thread once per complete message. */
 static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
                     size_t len, void *arg)
 {
-    /* ws_conn_send() copies data, so sending the borrowed buffer is fine. */
-    int rc = ws_conn_send(conn, op, data, len);
+    unsigned char *tagged = NULL;
     struct held *h;
+    int rc;
 
     (void)arg;
+    if (tag_len > 0) { /* the reply is the tag, then the message */
+        if ((tagged = malloc(tag_len + len)) == NULL) {
+            ws_conn_close(conn, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+            return;
+        }
+        memcpy(tagged, tag, tag_len);
+        if (len > 0)
+            memcpy(tagged + tag_len, data, len);
+        data = tagged;
+        len += tag_len;
+    }
+    /* ws_conn_send() copies data, so sending the borrowed buffer is fine. */
+    rc = ws_conn_send(conn, op, data, len);
     if (rc == WS_EAGAIN) {
         /* Keep it, and read nothing more until the client catches up. */
         h = malloc(sizeof(*h) + len);
         if (h == NULL) {
             ws_conn_close(conn, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+            free(tagged);
             return;
         }
         h->op = op;
@@ -95,6 +147,7 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
         fprintf(stderr, "echo: send to %s: %s\n", ws_conn_remote_addr(conn),
                 ws_strerror(rc));
     }
+    free(tagged);
 }
 
 /* Back at half of max_buffered: send the kept echo, then read again. */
@@ -145,7 +198,8 @@ static int serve(const char *addr, const struct ws_config *cfg)
     ws_server_handle_data(srv, on_data, NULL);
     ws_server_handle_drain(srv, on_drain, NULL);
     ws_server_handle_close(srv, on_close, NULL);
-    port = ws_server_listen(srv, addr);
+    ws_server_handle_open(srv, on_open, NULL);
+    port = ws_server_listen_opts(srv, addr, listen_flags);
     if (port < 0) {
         fprintf(stderr, "echo: cannot listen on %s: %s%s%s\n", addr,
                 ws_strerror(port), port == WS_ELISTEN ? ": " : "",
@@ -171,6 +225,12 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"deflate-context-takeover", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
+        {"tag", required_argument, NULL, 'g'},
+        {"tag-host", no_argument, NULL, 'H'},
+        {"trusted-proxies", required_argument, NULL, 'P'},
+        {"proxy-protocol", no_argument, NULL, 'x'},
+        {"reuseport", no_argument, NULL, 'R'},
+        {"log", no_argument, NULL, 'l'},
         {NULL, 0, NULL, 0},
     };
     unsigned long long max_message = 1 << 20, max_buffered = 4 << 20;
@@ -205,6 +265,28 @@ int main(int argc, char **argv)
         case 'T':
             ws_config_set_deflate_no_context_takeover(cfg, 0);
             break;
+        case 'g':
+            set_tag(optarg);
+            break;
+        case 'H':
+            set_tag(NULL);
+            break;
+        case 'P':
+            if (ws_config_set_trusted_proxies(cfg, optarg) < 0) {
+                fprintf(stderr, "echo: --trusted-proxies: not a CIDR list: %s\n", optarg);
+                ws_config_free(cfg);
+                return 2;
+            }
+            break;
+        case 'x':
+            listen_flags |= WS_LISTEN_PROXY_PROTOCOL;
+            break;
+        case 'R':
+            listen_flags |= WS_LISTEN_REUSEPORT;
+            break;
+        case 'l':
+            log_open = 1;
+            break;
         default:
             ws_config_free(cfg);
             usage(opt == 'h' ? stdout : stderr, opt == 'h' ? 0 : 2);
@@ -215,9 +297,9 @@ int main(int argc, char **argv)
         usage(stderr, 2);
     }
     /* A kept echo must fit once the connection has drained to half. */
-    if (max_buffered / 2 < max_message + 14) {
+    if (max_buffered / 2 < max_message + 14 + tag_len) {
         fprintf(stderr, "echo: --max-buffered must be at least twice --max-message "
-                        "(plus a frame header)\n");
+                        "(plus a frame header and the tag)\n");
         ws_config_free(cfg);
         return 2;
     }
