@@ -115,3 +115,11 @@ dist_man3_MANS = \
 	man/ws_request_subprotocol_count.3 \
 	man/ws_request_subprotocol_at.3 \
 	man/ws_request_is_tls.3
+# scale-out: Redis bridge, proxies
+dist_man3_MANS += \
+	man/ws_server_redis.3 \
+	man/ws_server_redis_attach.3 \
+	man/ws_server_handle_redis.3 \
+	man/ws_server_redis_stats.3 \
+	man/ws_server_listen_opts.3 \
+	man/ws_config_set_trusted_proxies.3

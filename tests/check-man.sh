@@ -86,7 +86,7 @@ fi
 if [ ! -f "$MANDIR/man.mk" ]; then
     fail "man.mk" "man/man.mk missing"
 else
-    perl -0777 -ne 's/\\\n/ /g; print join("\n", split(" ", $1)), "\n" if /^dist_man3_MANS\s*=(.*)$/m' \
+    perl -0777 -ne 's/\\\n/ /g; print join("\n", split(" ", $1)), "\n" while /^dist_man3_MANS\s*\+?=(.*)$/mg' \
         "$MANDIR/man.mk" | sort > "$TMP/listed"
     (cd "$SRCDIR" && ls man/*.3) | sort > "$TMP/present"
     if [ ! -s "$TMP/listed" ]; then
