@@ -25,7 +25,9 @@ import websockets
 from scaleutil import ECHO_BIN, HOST, TOP_BUILDDIR, Proc, free_port, t, wait_port
 
 CLIENT_BIN = os.path.join(TOP_BUILDDIR, "tests", "servers", "wsc-test-client")
-CONNS = 300
+# 300 as the issue asks; a third under sanitizers (each proxy then still
+# spreads them over all three backends) to stay within the suite's budget.
+CONNS = 300 if os.environ.get("SANITIZER", "none") == "none" else 102
 LIBWSC_CLIENTS = 6
 NGINX_CONF = """
 worker_processes 1;
