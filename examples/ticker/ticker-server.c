@@ -16,6 +16,12 @@
  * pings) notices a dead TCP peer even if the application's timers were
  * wrong; it is set looser, so the application's timeout comes first.
  *
+ * Several processes (behind nginx or HAProxy) share one feed over Redis
+ * with --redis HOST:PORT: every symbol is a topic, a tick published by the
+ * process that simulates it reaches the subscribers of all of them. Start
+ * one with the feed and the others with --no-feed, or each symbol would be
+ * simulated (and sent) once per process.
+ *
  * Stop it with Ctrl-C or SIGTERM: every client is closed with 1001.
  */
 #include <ctype.h>
@@ -44,6 +50,8 @@ struct options {
     const char *symbols;
     uint64_t seed;
     unsigned tick_ms, ping_ms, timeout_ms;
+    const char *redis;  /* --redis HOST:PORT: symbols are topics across processes */
+    bool no_feed;       /* --no-feed: relay other processes' ticks only */
 };
 
 struct symbol {
@@ -94,6 +102,8 @@ _Noreturn static void usage(FILE *out, int status)
             "(default 2)\n"
             "  --ping-timeout S   drop a client silent for S seconds after a\n"
             "                     ping (default 5)\n"
+            "  --redis HOST:PORT  share ticks with other ticker-servers over Redis\n"
+            "  --no-feed          simulate nothing, relay the others' ticks\n"
             "  --help             show this help\n",
             DEFAULT_ADDR, MAX_SYMBOLS, DEFAULT_SYMBOLS);
     exit(status);
@@ -141,6 +151,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
         {"ping-interval", required_argument, NULL, 'i'},
         {"ping-timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
+        {"redis", required_argument, NULL, 'r'},
+        {"no-feed", no_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -154,6 +166,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
             break;
         case 'i': opt->ping_ms = parse_seconds("--ping-interval", optarg); break;
         case 'T': opt->timeout_ms = parse_seconds("--ping-timeout", optarg); break;
+        case 'r': opt->redis = optarg; break;
+        case 'n': opt->no_feed = true; break;
         case 'h': usage(stdout, 0);
         default: usage(stderr, 2);
         }
@@ -288,6 +302,14 @@ static void publish(struct app *app, size_t i)
         fprintf(stderr, "ticker-server: %s\n", ws_strerror(WS_ENOMEM));
         return;
     }
+    if (app->opt.redis != NULL) {
+        /* To this process's subscribers and, through Redis, the others'. */
+        int rc = ws_server_publish(app->srv, s->name, WS_OP_TEXT, text.data, text.len);
+        if (rc < 0 && rc != WS_EREDIS) /* WS_EREDIS: "redis down" was said */
+            fprintf(stderr, "ticker-server: publish %s: %s\n", s->name, ws_strerror(rc));
+        ticker_text_free(&text);
+        return;
+    }
     for (struct client *c = app->clients; c != NULL; c = c->next)
         if (!c->dropping && (c->subs >> i & 1))
             send_text(c, &text);
@@ -300,6 +322,8 @@ static void on_tick(evutil_socket_t fd, short events, void *arg)
 
     (void)fd;
     (void)events;
+    if (app->opt.no_feed)
+        return;
     for (size_t i = 0; i < app->nsym; i++)
         if (step_price(&app->sym[i]))
             publish(app, i);
@@ -378,6 +402,10 @@ static void subscribe(struct client *c, json_t *symbols, bool on)
         if (((c->subs & bit) != 0) == on)
             continue; /* nothing changes */
         c->subs ^= bit;
+        if (app->opt.redis != NULL && on) /* ticks arrive by topic then */
+            ws_conn_subscribe(c->conn, app->sym[k].name);
+        else if (app->opt.redis != NULL)
+            ws_conn_unsubscribe(c->conn, app->sym[k].name);
         strcat(strcat(done, " "), app->sym[k].name);
         if (on)
             send_tick(c, &app->sym[k]);
@@ -531,6 +559,13 @@ static int add_timer(struct app *app, struct event **ev, unsigned ms,
 
 /* Listen, print the URL, start the feed and the pings. Returns the port or
  * WS_E*. */
+static void on_redis(struct ws_server *srv, int up, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    printf("redis %s\n", up ? "up" : "down");
+}
+
 static int setup(struct app *app)
 {
     struct ws_config *cfg = make_config(&app->opt);
@@ -543,6 +578,12 @@ static int setup(struct app *app)
     ws_server_handle_open(app->srv, on_open, app);
     ws_server_handle_data(app->srv, on_data, app);
     ws_server_handle_close(app->srv, on_close, app);
+    if (app->opt.redis != NULL) {
+        int rc = ws_server_redis_attach(app->srv, app->opt.redis, "ticker:");
+        if (rc < 0)
+            return rc;
+        ws_server_handle_redis(app->srv, on_redis, app);
+    }
     port = ws_server_listen(app->srv, app->opt.addr);
     if (port < 0)
         return port;
