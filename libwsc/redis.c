@@ -205,6 +205,7 @@ static void rds_on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     struct rds_chan *ch;
 
+    wsc__loop_enter(r->srv->ep.loop); /* a libwsc event callback */
     if (rep == NULL || ac != r->sub || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
         rep->element[0]->type != REDIS_REPLY_STRING ||
         rep->element[1]->type != REDIS_REPLY_STRING)
@@ -285,9 +286,12 @@ static void rds_sync(struct wsc__redis *r)
 
 static void rds_on_sync(evutil_socket_t fd, short what, void *arg)
 {
+    struct wsc__redis *r = arg;
+
     (void)fd;
     (void)what;
-    rds_sync(arg);
+    wsc__loop_enter(r->srv->ep.loop);
+    rds_sync(r);
 }
 
 /* ---- links: connect, lose, retry ----------------------------------------- */
@@ -320,6 +324,7 @@ static void rds_on_connect(const redisAsyncContext *ac, int status)
 {
     struct wsc__redis *r = ac->data;
 
+    wsc__loop_enter(r->srv->ep.loop); /* a libwsc event callback */
     if (ac == r->pub)
         r->pub_up = status == REDIS_OK;
     else if (ac == r->sub)
@@ -344,6 +349,7 @@ static void rds_on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct wsc__redis *r = ac->data;
 
+    wsc__loop_enter(r->srv->ep.loop); /* a libwsc event callback */
     (void)status;
     if (ac == r->pub) {
         r->pub = NULL;
@@ -391,6 +397,7 @@ static void rds_on_retry(evutil_socket_t fd, short what, void *arg)
 {
     struct wsc__redis *r = arg;
 
+    wsc__loop_enter(r->srv->ep.loop); /* a libwsc event callback */
     (void)fd;
     (void)what;
     pthread_mutex_lock(&r->lock);
@@ -467,7 +474,7 @@ int wsc__redis_publish(struct wsc__redis *r, const char *topic, int op, const vo
     r->out_tail = q;
     r->st.published++;
     pthread_mutex_unlock(&r->lock);
-    if (wsc__loop_is_owner(&r->srv->ep.loop))
+    if (wsc__loop_is_owner(r->srv->ep.loop))
         rds_sync(r);
     else
         event_active(r->sync_ev, EV_READ, 0);
@@ -562,7 +569,7 @@ int ws_server_redis_attach(struct ws_server *srv, const char *addr, const char *
         return WS_EADDR;
     }
     r->srv = srv;
-    r->base = srv->ep.loop.base;
+    r->base = srv->ep.loop->base;
     r->prefix_len = strlen(prefix);
     memcpy(r->prefix, prefix, r->prefix_len + 1);
     r->backoff_ms = RDS_BACKOFF_MIN_MS;

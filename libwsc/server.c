@@ -445,6 +445,8 @@ void ws_server_free(struct ws_server *srv)
         event_free(srv->stop_ev);
     if (srv->resume_ev != NULL)
         event_free(srv->resume_ev);
+    wsc__redis_free(srv->redis); /* while its loop and base still exist */
+    srv->redis = NULL;           /* the topics dropped below need not report */
     wsc__endpoint_destroy(&srv->ep);
     for (unsigned i = 1; i < srv->nworkers && srv->workers != NULL; i++) {
         struct event_base *wbase = srv->workers[i - 1].ep.loop->base;
@@ -452,7 +454,6 @@ void ws_server_free(struct ws_server *srv)
         event_base_free(wbase);
     }
     free(srv->workers);
-    wsc__redis_free(srv->redis); /* its events live on base */
     free(srv->proxy_listeners);
     if (srv->own_base)
         event_base_free(base);
