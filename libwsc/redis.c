@@ -338,6 +338,9 @@ static void rds_on_connect(const redisAsyncContext *ac, int status)
         rds_link_lost(r);
         return;
     }
+    /* Named, so that an operator can tell the links apart (CLIENT LIST). */
+    redisAsyncCommand((redisAsyncContext *)ac, NULL, NULL, "CLIENT SETNAME wsc-%s-%016llx",
+                      ac == r->pub ? "pub" : "sub", (unsigned long long)r->node);
     if (r->pub_up && r->sub_up) {
         r->backoff_ms = RDS_BACKOFF_MIN_MS;
         rds_sync(r);              /* subscribe again to the live topics */

@@ -7,7 +7,9 @@ exactly once and in the publisher's order; one Redis subscription per topic
 per process; a publisher ignores its own message coming back; with Redis
 killed, publishes fail with WS_EREDIS and reach nobody; after a restart the
 backends reconnect and re-subscribe, delivery resumes, and each backend's
-gap counter equals the holes its subscribers saw.
+gap counter equals the holes its subscribers saw. And deterministically: a
+backend whose subscription link Redis kills (CLIENT KILL) misses what is
+published meanwhile, and counts exactly those as lost.
 """
 
 import asyncio
@@ -39,19 +41,34 @@ def start_backend(redis_port, threads=1):
     return p
 
 
-def redis_numsub(port, channel):
-    """PUBSUB NUMSUB channel, asked of Redis itself (RESP by hand)."""
-    cmd = [b"PUBSUB", b"NUMSUB", channel.encode()]
+def redis_command(port, *args, lines):
+    """One command to Redis itself (RESP by hand); the reply's first lines."""
+    cmd = [a.encode() for a in args]
     req = b"*%d\r\n" % len(cmd) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in cmd)
     with socket.create_connection(("127.0.0.1", port), timeout=t(5)) as s:
         s.sendall(req)
         buf = b""
-        while buf.count(b"\r\n") < 4:
-            chunk = s.recv(4096)
+        while buf.count(b"\r\n") < lines:
+            chunk = s.recv(65536)
             assert chunk, buf
             buf += chunk
-    # *2 $len channel :count
-    return int(buf.split(b"\r\n")[3][1:])
+    return buf.split(b"\r\n")
+
+
+def redis_numsub(port, channel):
+    """PUBSUB NUMSUB channel: *2 $len channel :count"""
+    return int(redis_command(port, "PUBSUB", "NUMSUB", channel, lines=4)[3][1:])
+
+
+def redis_client_list(port):
+    """CLIENT LIST as {name: id}: one bulk string, clients separated by LF."""
+    text = redis_command(port, "CLIENT", "LIST", lines=2)[1]
+    out = {}
+    for line in text.decode().splitlines():
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if f.get("name"):
+            out[f["name"]] = f["id"]
+    return out
 
 
 class Client:
@@ -233,6 +250,61 @@ async def scenario(tmp_path, redis):
         for b in backends:
             assert b.proc.returncode == 0, (b.proc.returncode, b.err[-20:])
             assert b.sanitizer_report() is None, b.sanitizer_report()
+
+
+async def lost_scenario(redis):
+    """B's subscription link is killed (CLIENT KILL); what A publishes before
+    B is subscribed again never reaches B, and B counts exactly that."""
+    a = start_backend(redis.port)
+    b = start_backend(redis.port)
+    procs = [a, b]
+    try:
+        a.expect(r"^REDIS UP$")
+        b.expect(r"^REDIS UP$")
+        pub, sub, probe = (await Client.open(a.port), await Client.open(b.port),
+                           await Client.open(b.port))
+        assert await sub.rc("rsub:" + TOPIC) == 0
+        await wait_stats(probe, lambda s: s["subscriptions"] == 1, "subscribed")
+        for k in range(1, 4):
+            assert await pub.rc("rpub:%s:B0-%d" % (TOPIC, k)) >= 0
+        await wait_messages([sub], 3)
+        node = (await probe.stats())["node"]
+        links = redis_client_list(redis.port)
+        name = "wsc-sub-%016x" % node
+        assert name in links, links
+        assert redis_command(redis.port, "CLIENT", "KILL", "ID", links[name], lines=1)[0] == b":1"
+        # B reconnects no sooner than 100 ms later: these five are lost to it.
+        for k in range(4, 9):
+            assert await pub.rc("rpub:%s:B0-%d" % (TOPIC, k)) >= 0
+        b.expect(r"^REDIS DOWN$")
+        b.expect(r"^REDIS UP$")
+        await wait_stats(probe, lambda s: s["subscriptions"] == 1, "re-subscribed")
+        for k in range(9, 11):
+            assert await pub.rc("rpub:%s:B0-%d" % (TOPIC, k)) >= 0
+        await wait_messages([sub], 5)
+        await asyncio.sleep(0.2)
+        assert by_publisher(sub.messages)[0] == [1, 2, 3, 9, 10]
+        st = await probe.stats()
+        assert st["lost"] == 5 and st["received"] == 5 and st["stale"] == 0, st
+        assert (await pub.stats())["publish_errors"] == 0
+        for c in (pub, sub, probe):
+            await c.close()
+    finally:
+        for p in procs:
+            if p.proc.poll() is None:
+                p.stop(signal.SIGTERM)
+            assert p.proc.returncode == 0, (p.proc.returncode, p.err[-20:])
+            assert p.sanitizer_report() is None, p.sanitizer_report()
+
+
+def test_lost_messages_are_counted(tmp_path):
+    redis, why = start_redis(tmp_path)
+    if redis is None:
+        pytest.skip(why)
+    try:
+        asyncio.run(asyncio.wait_for(lost_scenario(redis), t(60)))
+    finally:
+        redis.stop(signal.SIGTERM)
 
 
 def test_topics_across_three_backends(tmp_path):

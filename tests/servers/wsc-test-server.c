@@ -328,10 +328,10 @@ static bool redis_command(struct ws_conn *conn, const char *data, size_t len)
             return true;
         }
         n = snprintf(buf, sizeof(buf),
-                     "RSTATS up=%d published=%" PRIu64 " publish_errors=%" PRIu64
+                     "RSTATS up=%d node=%" PRIu64 " published=%" PRIu64 " publish_errors=%" PRIu64
                      " received=%" PRIu64 " own_ignored=%" PRIu64 " lost=%" PRIu64
                      " stale=%" PRIu64 " reconnects=%" PRIu64 " subscriptions=%zu",
-                     st.up, st.published, st.publish_errors, st.received, st.own_ignored,
+                     st.up, st.node, st.published, st.publish_errors, st.received, st.own_ignored,
                      st.lost, st.stale, st.reconnects, st.subscriptions);
         ws_conn_send(conn, WS_OP_TEXT, buf, (size_t)n);
         return true;
