@@ -67,10 +67,11 @@ class Proc:
         self.err = []
         self._seen = 0
         self._cond = threading.Condition()
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines),
-                         daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.err),
-                         daemon=True).start()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True)]
+        for th in self._pumps:
+            th.start()
 
     def _pump(self, f, into):
         for raw in iter(f.readline, b""):
@@ -101,6 +102,13 @@ class Proc:
                         self.err[-10:]))
                 self._cond.wait(min(left, 0.2))
 
+    def wait(self, timeout=10):
+        """Exit status, once the process and its output are done."""
+        rc = self.proc.wait(timeout=t(timeout))
+        for th in self._pumps:
+            th.join(t(timeout))
+        return rc
+
     def stop(self, sig=signal.SIGTERM, timeout=10):
         """Signal the process and wait; returns its exit status."""
         if self.proc.poll() is None:
@@ -109,7 +117,7 @@ class Proc:
             except ProcessLookupError:
                 pass
         try:
-            return self.proc.wait(timeout=t(timeout))
+            return self.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
