@@ -788,6 +788,13 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     if (c->stash_len == 0 && c->stash != NULL)
         io_stash_free(c); /* an idle connection keeps no input buffer */
     free(own);
+    /* A send refused while the cork held (or pointed to) this pass's
+     * replies gets its drain here if they all left in the one write: no
+     * backlog is left to report it. Last, so that a resume from the drain
+     * callback finds reading paused and the stash in place. */
+    if (c->fd >= 0 && !io_backlogged(c) && !c->write_failed &&
+        atomic_load_explicit(&c->want_drain, memory_order_relaxed))
+        wsc__conn_io_drained(c, 0);
     ws_conn_unref(c);
 }
 
