@@ -37,6 +37,7 @@ static struct ws_server *quiet_server(void)
     struct ws_server *srv;
 
     ws_config_set_handle_signals(cfg, 0);
+    ws_config_set_close_timeout(cfg, 200); /* raw peers never answer a close */
     srv = ws_server_new(cfg);
     ws_config_free(cfg);
     return srv;

@@ -40,6 +40,7 @@ static struct ws_server *quiet_server(void)
     struct ws_server *srv;
 
     ws_config_set_handle_signals(cfg, 0);
+    ws_config_set_close_timeout(cfg, 200); /* raw peers never answer a close */
     srv = ws_server_new(cfg);
     ws_config_free(cfg);
     return srv;
@@ -228,6 +229,7 @@ static void server_on_app_base(void)
     /* Everything set up on main... */
     ws_config_set_event_base(cfg, base);
     ws_config_set_handle_signals(cfg, 0);
+    ws_config_set_close_timeout(cfg, 200); /* raw peers never answer a close */
     srv = ws_server_new(cfg);
     ws_config_free(cfg);
     ws_server_handle_open(srv, srv_open, &s);
