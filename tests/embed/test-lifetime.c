@@ -3,8 +3,8 @@
  * (issue 10, defect 2). After ws_server_free / ws_client_free every call on
  * a conn the application still references is safe: an error or a neutral
  * value. And a thread sending on a referenced conn while the loop thread
- * stops and frees the server never touches freed memory (ASan) and gets 0
- * or WS_ECLOSED. Before the fix the accessors read conn->ep after the free
+ * stops and frees the server (the connection still open) never touches
+ * freed memory (ASan) and gets 0 or WS_ECLOSED. Before the fix the accessors read conn->ep after the free
  * (ASan heap-use-after-free) and a racing send posted into a destroyed
  * loop. Prints PASS:/FAIL: lines.
  */
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
 #include <event2/thread.h>
 
 #include <wsc.h>
@@ -164,6 +165,7 @@ static void client_conn_after_free(void)
 /* ---- a send racing ws_server_free ------------------------------------------- */
 
 struct race {
+    struct event_base *base;
     struct ws_server *srv;
     struct ws_conn *conn;
     atomic_int stop;
@@ -192,12 +194,13 @@ static void *hammer(void *arg)
     return NULL;
 }
 
-/* The loop thread: run, then read the drop count and free the server. */
+/* The loop thread: run the application's base until main breaks it, then
+ * free the server at once, its connection still open and being sent to. */
 static void *run_and_free(void *arg)
 {
     struct race *r = arg;
 
-    ws_server_run(r->srv);
+    event_base_loop(r->base, EVLOOP_NO_EXIT_ON_EMPTY);
     r->dropped_before_free = ws_server_dropped_sends(r->srv); /* new API */
     ws_server_free(r->srv);
     atomic_store(&r->freed, 1);
@@ -218,10 +221,14 @@ static void *drain_socket(void *arg)
 static void send_racing_free(void)
 {
     _Atomic(struct ws_conn *) slot = NULL;
-    struct race r = { .srv = quiet_server(), .drained_fd = -1 };
+    struct race r = { .base = event_base_new(), .drained_fd = -1 };
+    struct ws_config *cfg = ws_config_new();
     pthread_t loop_th, sender, drainer;
     int port;
 
+    ws_config_set_event_base(cfg, r.base);
+    r.srv = ws_server_new(cfg);
+    ws_config_free(cfg);
     ws_server_handle_open(r.srv, on_open_ref, &slot);
     port = ws_server_listen(r.srv, "127.0.0.1:0");
     pthread_create(&loop_th, NULL, run_and_free, &r);
@@ -229,16 +236,19 @@ static void send_racing_free(void)
     r.conn = wait_conn(&slot);
     check(r.drained_fd >= 0 && r.conn != NULL, "race: conn referenced");
     if (r.conn == NULL) {
-        ws_server_stop(r.srv);
+        event_base_loopbreak(r.base);
         pthread_join(loop_th, NULL);
+        event_base_free(r.base);
         return;
     }
     pthread_create(&drainer, NULL, drain_socket, &r);
     pthread_create(&sender, NULL, hammer, &r);
     sleep_ms(150);
-    ws_server_stop(r.srv); /* the loop thread returns and frees the server */
+    /* The loop stops with the connection open; its thread frees the
+     * server while the sender keeps going. */
+    event_base_loopbreak(r.base);
     pthread_join(loop_th, NULL);
-    sleep_ms(50); /* the sender keeps going on the freed server's conn */
+    sleep_ms(50);
     atomic_store(&r.stop, 1);
     pthread_join(sender, NULL);
     printf("# race: %u queued, %u WS_ECLOSED, %u other, %u queued after the free; "
@@ -246,7 +256,7 @@ static void send_racing_free(void)
            atomic_load(&r.ok), atomic_load(&r.closed), atomic_load(&r.other),
            atomic_load(&r.after_free_ok), (unsigned long long)r.dropped_before_free);
     check(atomic_load(&r.ok) > 0, "race: sends queued while the server ran");
-    check(atomic_load(&r.closed) > 0, "race: sends after the stop return WS_ECLOSED");
+    check(atomic_load(&r.closed) > 0, "race: sends after the free return WS_ECLOSED");
     check(atomic_load(&r.other) == 0, "race: no result other than 0 or WS_ECLOSED");
     check(atomic_load(&r.after_free_ok) == 0, "race: nothing queued after ws_server_free");
     check(ws_conn_send(r.conn, WS_OP_TEXT, "x", 1) == WS_ECLOSED, "race: a send after all is WS_ECLOSED");
@@ -254,6 +264,7 @@ static void send_racing_free(void)
     shutdown(r.drained_fd, SHUT_RDWR);
     pthread_join(drainer, NULL);
     close(r.drained_fd);
+    event_base_free(r.base);
 }
 
 int main(void)

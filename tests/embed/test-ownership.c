@@ -21,8 +21,10 @@
 
 #include "rawws.h"
 
-#define MESSAGES 3000
-#define MSG_SIZE 512
+/* Big enough that the socket backs up and an output backlog builds, which
+ * the loop thread drains while main appends: where the old race was. */
+#define MESSAGES 300
+#define MSG_SIZE (64 * 1024)
 
 static int failures;
 
@@ -52,10 +54,10 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Message i: "<i>" then filler up to MSG_SIZE bytes. */
+/* Message i: "<i>:" then filler up to MSG_SIZE bytes. */
 static size_t make_message(char *buf, unsigned i)
 {
-    int n = snprintf(buf, MSG_SIZE, "%u:", i);
+    int n = snprintf(buf, 16, "%u:", i);
     memset(buf + n, 'a' + (int)(i % 26), MSG_SIZE - (size_t)n);
     return MSG_SIZE;
 }
@@ -75,9 +77,11 @@ static int send_with_retry(struct ws_conn *c, const char *buf, size_t len)
 
 /* ---- an echo server on its own thread (ws_server_run) -------------------- */
 
+/* A little slower than main writes, so the client's output backs up. */
 static void echo_data(struct ws_conn *c, enum ws_opcode op, const void *d, size_t n, void *arg)
 {
     (void)arg;
+    sleep_ms(1);
     ws_conn_send(c, op, d, n);
 }
 
@@ -106,7 +110,7 @@ static void cl_open(struct ws_conn *c, void *arg)
 static void cl_data(struct ws_conn *c, enum ws_opcode op, const void *d, size_t n, void *arg)
 {
     struct client_side *s = arg;
-    char want[MSG_SIZE];
+    static char want[MSG_SIZE]; /* loop thread only */
     unsigned i = atomic_load(&s->echoed);
 
     (void)c;
@@ -136,7 +140,8 @@ static void client_on_app_base(void)
     struct ws_client *cl;
     struct ws_conn *conn;
     pthread_t srv_th, loop_th;
-    char url[64], buf[MSG_SIZE];
+    static char buf[MSG_SIZE];
+    char url[64];
     int port, rc = 0;
     unsigned sent = 0;
 
@@ -200,7 +205,7 @@ static void srv_open(struct ws_conn *c, void *arg)
 static void *raw_reader(void *arg)
 {
     struct server_side *s = arg;
-    char want[MSG_SIZE], got[MSG_SIZE];
+    static char want[MSG_SIZE], got[MSG_SIZE]; /* the reader thread only */
     int op;
 
     while (s->got < MESSAGES) {
@@ -222,7 +227,7 @@ static void server_on_app_base(void)
     struct ws_server *srv;
     struct ws_conn *conn;
     pthread_t loop_th, reader;
-    char buf[MSG_SIZE];
+    static char buf[MSG_SIZE];
     int port, rc = 0;
     unsigned sent = 0;
 
