@@ -68,7 +68,7 @@ def server_has(option):
 
 
 def test_connection_close_response_read_slowly_arrives_whole(server):
-    size = 2 * 1024 * 1024
+    size = 1536 * 1024
     # Request bodies are capped by --max-body (before the fix: by --max-message).
     limit = ("--max-body" if server_has("--max-body") else "--max-message", 4 * 1024 * 1024)
     srv = server("--http", *limit)
@@ -87,7 +87,7 @@ def test_connection_close_response_read_slowly_arrives_whole(server):
             if not chunk:
                 break
             data += chunk
-            time.sleep(0.02)  # each pause far below close_timeout
+            time.sleep(0.025)  # each pause far below close_timeout
     except ConnectionResetError:
         pass
     finally:
