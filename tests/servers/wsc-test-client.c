@@ -14,6 +14,9 @@
  *   GIVEUP error=<code> <ws_strerror text>
  *   ERROR <call> rc=<rc>             (an API call failed)
  *   SENDERS DONE                     (--send-threads: every sender finished)
+ *   PUSH DONE sent=<n> echoed=<n> bad=<n> eagain=<n>   (--push: all echoed)
+ *   PUSH BAD seq=<n>                 (--push: an echo out of order or changed)
+ *   PUSH STATE sent=.. echoed=.. ... (--push: counts at close)
  *
  * After ws_client_run returns: threads are joined, the client freed, exit 0.
  * Bad options: exit 2. SIGTERM/SIGINT stop the client gracefully while
@@ -59,6 +62,13 @@ struct app {
     struct sender *senders;
     int senders_launched;
     atomic_uint senders_left;
+
+    /* --push N:SIZE (issue 10's deadlock): N binary messages, honouring
+     * WS_EAGAIN (wait for drain), each echo checked in order. */
+    unsigned push_count, push_sent, push_echoed, push_bad, push_eagain;
+    size_t push_size;
+    unsigned char *push_buf;
+    int push_blocked;
 
     int stop_after_open;
     pthread_t stopper;
@@ -159,6 +169,66 @@ static void join_threads(void)
     app.stopper_started = 0;
 }
 
+/* ---- --push: many big messages, with backpressure honoured ----------------- */
+
+/* Message seq: 4 bytes of seq, then bytes that depend on seq and offset. */
+static void push_fill(unsigned char *buf, size_t len, unsigned seq)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (unsigned char)(seq * 7u + i);
+    if (len >= 4)
+        memcpy(buf, &seq, 4);
+}
+
+/* Send until done or WS_EAGAIN; the drain callback calls again. */
+static void push_more(struct ws_conn *conn)
+{
+    app.push_blocked = 0;
+    while (app.push_sent < app.push_count) {
+        int rc;
+        push_fill(app.push_buf, app.push_size, app.push_sent);
+        rc = ws_conn_send(conn, WS_OP_BINARY, app.push_buf, app.push_size);
+        if (rc == WS_EAGAIN) {
+            app.push_blocked = 1;
+            app.push_eagain++;
+            return;
+        }
+        if (rc != 0) {
+            printf("ERROR ws_conn_send push %u rc=%d\n", app.push_sent, rc);
+            return;
+        }
+        app.push_sent++;
+    }
+}
+
+static void push_echo(struct ws_conn *conn, enum ws_opcode op, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    int ok = op == WS_OP_BINARY && len == app.push_size;
+
+    for (size_t i = 4; ok && i < len; i++)
+        ok = p[i] == (unsigned char)(app.push_echoed * 7u + i);
+    if (ok && len >= 4) {
+        unsigned seq;
+        memcpy(&seq, p, 4);
+        ok = seq == app.push_echoed;
+    }
+    if (!ok && app.push_bad++ < 5)
+        printf("PUSH BAD seq=%u\n", app.push_echoed);
+    if (++app.push_echoed == app.push_count) {
+        printf("PUSH DONE sent=%u echoed=%u bad=%u eagain=%u\n", app.push_sent,
+               app.push_echoed, app.push_bad, app.push_eagain);
+        ws_conn_close(conn, 1000, "pushed");
+    }
+}
+
+static void on_drain(struct ws_conn *conn, void *arg)
+{
+    (void)arg;
+    if (app.push_blocked)
+        push_more(conn);
+}
+
 /* ---- callbacks ------------------------------------------------------------ */
 
 static void maybe_close(struct ws_conn *conn)
@@ -216,6 +286,8 @@ static void on_open(struct ws_conn *conn, void *arg)
             app.stopper_started = 1;
         }
     }
+    if (app.push_count > 0 && app.push_sent == 0)
+        push_more(conn);
     maybe_close(conn); /* --expect 0 */
 }
 
@@ -223,6 +295,10 @@ static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
                     size_t len, void *arg)
 {
     (void)arg;
+    if (app.push_count > 0) {
+        push_echo(conn, op, data, len);
+        return;
+    }
     if (op == WS_OP_TEXT) {
         char head[41];
         printable(head, data, len, 40);
@@ -270,6 +346,9 @@ static void on_close(struct ws_conn *conn, const struct ws_close_info *info, voi
     printf("CLOSE code=%d cause=%s remote=%d reason=%.*s\n", info->code,
            cause_name(info->cause, num, sizeof(num)), info->remote, (int)info->reason_len,
            info->reason != NULL ? info->reason : "");
+    if (app.push_count > 0)
+        printf("PUSH STATE sent=%u echoed=%u bad=%u eagain=%u blocked=%d\n", app.push_sent,
+               app.push_echoed, app.push_bad, app.push_eagain, app.push_blocked);
 }
 
 static void on_reconnect(struct ws_client *cl, unsigned attempt, unsigned delay_ms,
@@ -311,7 +390,10 @@ static void usage(FILE *f)
           "  --send-threads T --send-count M\n"
           "                           after the first open, T threads each send M\n"
           "                           messages \"t<thread>:<seq>\" with ws_conn_send\n"
-          "  --stop-after-open        ws_client_stop from another thread after open\n",
+          "  --stop-after-open        ws_client_stop from another thread after open\n"
+          "  --max-buffered N         ws_config_set_max_buffered\n"
+          "  --push N:SIZE            send N binary messages of SIZE bytes, waiting for\n"
+          "                           drain on WS_EAGAIN; check the echoes; close 1000\n",
           f);
 }
 
@@ -362,7 +444,7 @@ enum {
     OPT_SUBPROTOCOLS, OPT_HEADER, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER, OPT_RECONNECT,
     OPT_CONNECT_TIMEOUT, OPT_HANDSHAKE_TIMEOUT, OPT_PING_INTERVAL, OPT_PONG_TIMEOUT,
     OPT_CLOSE_TIMEOUT, OPT_MAX_MESSAGE, OPT_SEND_THREADS, OPT_SEND_COUNT,
-    OPT_STOP_AFTER_OPEN, OPT_HELP
+    OPT_STOP_AFTER_OPEN, OPT_HELP, OPT_MAX_BUFFERED, OPT_PUSH
 };
 
 int main(int argc, char **argv)
@@ -388,6 +470,8 @@ int main(int argc, char **argv)
         { "send-count", required_argument, NULL, OPT_SEND_COUNT },
         { "stop-after-open", no_argument, NULL, OPT_STOP_AFTER_OPEN },
         { "help", no_argument, NULL, OPT_HELP },
+        { "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
+        { "push", required_argument, NULL, OPT_PUSH },
         { NULL, 0, NULL, 0 }
     };
     const char *headers[MAX_HEADERS];
@@ -493,6 +577,26 @@ int main(int argc, char **argv)
         case OPT_STOP_AFTER_OPEN:
             app.stop_after_open = 1;
             break;
+        case OPT_MAX_BUFFERED:
+            check_set("max-buffered", ws_config_set_max_buffered(
+                          cfg, (size_t)parse_number("max-buffered", optarg, SIZE_MAX)));
+            break;
+        case OPT_PUSH: {
+            char count[32];
+            size_t n = strcspn(optarg, ":");
+            if (n == 0 || n >= sizeof(count) || optarg[n] != ':') {
+                fprintf(stderr, "wsc-test-client: --push wants N:SIZE: %s\n", optarg);
+                exit(2);
+            }
+            memcpy(count, optarg, n);
+            count[n] = '\0';
+            app.push_count = (unsigned)parse_number("push", count, UINT_MAX);
+            app.push_size = (size_t)parse_number("push", optarg + n + 1, 1u << 26);
+            app.push_buf = malloc(app.push_size > 0 ? app.push_size : 1);
+            if (app.push_buf == NULL)
+                exit(1);
+            break;
+        }
         case OPT_HELP:
             usage(stdout);
             ws_config_free(cfg);
@@ -556,6 +660,7 @@ int main(int argc, char **argv)
     ws_client_handle_ping(cl, on_ping, NULL);
     ws_client_handle_pong(cl, on_pong, NULL);
     ws_client_handle_close(cl, on_close, NULL);
+    ws_client_handle_drain(cl, on_drain, NULL);
     ws_client_handle_reconnect(cl, on_reconnect, NULL);
     ws_client_handle_give_up(cl, on_give_up, NULL);
 
@@ -574,6 +679,7 @@ int main(int argc, char **argv)
     /* Senders hold references; they finish before the client goes away. */
     join_threads();
     ws_client_free(cl);
+    free(app.push_buf);
     fflush(stdout);
     return 0;
 }

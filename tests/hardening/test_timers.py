@@ -1,0 +1,124 @@
+"""Timers that must not kill well-behaved peers (issue 10, defect 6).
+
+  - an HTTP keep-alive connection stays up while it is active (before the
+    fix it was closed at handshake_timeout however active), and an idle one
+    is closed after keepalive_timeout;
+  - a Connection: close response read slowly (small receive buffer, small
+    reads with pauses, longer than the old 2 s linger in total) arrives
+    whole;
+  - the heartbeat counts payload bytes as life: one 1 MB frame trickling in
+    over ~2 s with ping-interval 300 / pong-timeout 300 is not dropped (it
+    used to count only frame headers).
+"""
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from hardutil import t
+from wsutil import OP_BINARY, OP_PING, HOST, Conn, connect, frame, handshake, wait_for_eof
+
+HELLO = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize("extra", [(), ("--keepalive-timeout", 800)],
+                         ids=["default-keepalive", "keepalive-800"])
+def test_active_keepalive_connection_outlives_the_handshake_timeout(server, extra):
+    srv = server("--http", "--handshake-timeout", 1000, *extra)
+    c = Conn(connect(srv.port))
+    start = time.monotonic()
+    served = 0
+    try:
+        while time.monotonic() - start < 4.0:
+            c.send(HELLO)
+            resp = c.read_http_response(timeout=2)
+            assert (resp.status, resp.body) == (200, b"hello"), resp
+            served += 1
+            time.sleep(0.5)
+    except (EOFError, ConnectionError, socket.timeout) as e:
+        pytest.fail("keep-alive connection lost after %.1f s and %d requests (GET every "
+                    "500 ms, handshake timeout 1 s): %r" % (time.monotonic() - start, served, e))
+    finally:
+        c.close()
+    print("one keep-alive connection: %d GETs over 4 s" % served)
+    assert served >= 7
+
+
+def test_idle_keepalive_connection_is_closed_after_keepalive_timeout(server):
+    srv = server("--http", "--handshake-timeout", 5000, "--keepalive-timeout", 800)
+    c = Conn(connect(srv.port))
+    try:
+        c.send(HELLO)
+        assert c.read_http_response().status == 200
+        idle = wait_for_eof(c.sock, t(5))
+    finally:
+        c.close()
+    print("idle keep-alive connection closed after %.2f s (keepalive-timeout 0.8 s)" % idle)
+    assert 0.6 <= idle <= 0.8 + t(1.0)
+
+
+def server_has(option):
+    from conftest import _integration
+    out = subprocess.run([_integration.SERVER_BIN, "--help"], capture_output=True,
+                         text=True, timeout=10).stdout
+    return option in out
+
+
+def test_connection_close_response_read_slowly_arrives_whole(server):
+    size = 1536 * 1024
+    # Request bodies are capped by --max-body (before the fix: by --max-message).
+    limit = ("--max-body" if server_has("--max-body") else "--max-message", 4 * 1024 * 1024)
+    srv = server("--http", *limit)
+    body = bytes(range(256)) * (size // 256)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # before connect: small window
+    s.connect((HOST, srv.port))
+    data = b""
+    start = time.monotonic()
+    try:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % size + body)
+        s.settimeout(t(10))
+        for _ in range(100000):
+            chunk = s.recv(16384)
+            if not chunk:
+                break
+            data += chunk
+            time.sleep(0.025)  # each pause far below close_timeout
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    took = time.monotonic() - start
+    head, _, got = data.partition(b"\r\n\r\n")
+    print("Connection: close response of %d bytes read slowly over %.1f s: got %d"
+          % (size, took, len(got)))
+    assert head.startswith(b"HTTP/1.1 200 "), head[:200]
+    assert took > 2.0, "read too fast to prove anything"
+    assert len(got) == size and got == body
+
+
+def test_heartbeat_counts_payload_bytes_of_a_slow_frame(server):
+    srv = server("--ping-interval", 300, "--pong-timeout", 300)
+    size = 1000 * 1000
+    payload = os.urandom(size)
+    wire = frame(OP_BINARY, payload)
+    c, _ = handshake(srv.port)
+    try:
+        # ~2 s: 100 pieces every 20 ms; never a whole frame header in between.
+        piece = len(wire) // 100 + 1
+        for i in range(0, len(wire), piece):
+            c.send(wire[i:i + piece])
+            time.sleep(0.02)
+        for _ in range(100):
+            op, data = c.read_message(timeout=5)
+            if op != OP_PING:  # pings are not answered: the bytes are the life
+                break
+        assert op == OP_BINARY, "got opcode %#x (%r) instead of the echo" % (op, data[:40])
+        assert data == payload
+        assert srv.count(r"^CLOSE ") == 0, srv.matching(r"^CLOSE ")
+    finally:
+        c.close()
