@@ -395,9 +395,19 @@ static void on_purge(evutil_socket_t fd, short what, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: chat --user NAME:PASSWORD [--user ...] [--listen HOST:PORT]\n"
-            "            [--allowed-origin ORIGIN]... [--otp-ttl MS] [--ping-interval MS]\n"
-            "            [--pong-timeout MS] [--cert FILE --key FILE]\n");
+            "usage: chat --user NAME:PASSWORD [--user ...] [options]\n"
+            "A chat: log in (POST /login) for a one-time password, then open /ws?otp=...\n"
+            "  --user NAME:PASSWORD     a demo account (repeatable, at least one)\n"
+            "  --listen HOST:PORT       where to listen (default " DEFAULT_ADDR ")\n"
+            "  --allowed-origin ORIGIN  browsers from this Origin only (repeatable;\n"
+            "                           default: any)\n"
+            "  --otp-ttl MS             one-time password lifetime, 100..600000\n"
+            "                           (default 5000)\n"
+            "  --ping-interval MS       heartbeat, 0..3600000, 0 = off (default 30000)\n"
+            "  --pong-timeout MS        silent clients closed after, 0..3600000\n"
+            "                           (default 10000)\n"
+            "  --cert FILE --key FILE   serve https/wss (certificate chain, key)\n"
+            "  --help                   show this help\n");
 }
 
 static int add_user(struct chat *chat, const char *arg)

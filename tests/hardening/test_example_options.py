@@ -27,9 +27,11 @@ PROGRAMS = [
     ("examples/ticker/ticker-server", "examples/ticker/ticker-server.c", ["127.0.0.1:0"]),
     ("examples/ticker/ticker-client", "examples/ticker/ticker-client.c",
      ["ws://127.0.0.1:9/", "AAPL"]),
+    ("examples/chat/chat", "examples/chat/chat.c", ["--listen", "127.0.0.1:0"]),
 ]
 # Options that take something other than a number.
-NOT_NUMERIC = {"symbols"}
+NOT_NUMERIC = {"symbols", "tag", "trusted-proxies", "redis", "listen", "user",
+               "allowed-origin", "cert", "key", "ca", "log"}
 BAD_VALUES = ["abc", "-1", "99999999999999999999"]
 
 
