@@ -20,7 +20,8 @@
     X(WS_EHANDSHAKE, "the server's upgrade response was not acceptable") \
     X(WS_ETIMEDOUT, "timed out (connect, handshake, pong or close)")                  \
     X(WS_EDNS, "host name could not be resolved")                      \
-    X(WS_EUNSUPPORTED, "not supported by this build")
+    X(WS_EUNSUPPORTED, "not supported by this build")                  \
+    X(WS_ETLS, "TLS failed (handshake, certificate or key)")
 
 const char *ws_strerror(int code)
 {
