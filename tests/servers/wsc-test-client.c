@@ -282,9 +282,10 @@ static void on_reconnect(struct ws_client *cl, unsigned attempt, unsigned delay_
 
 static void on_give_up(struct ws_client *cl, int error, void *arg)
 {
-    (void)cl;
     (void)arg;
     printf("GIVEUP error=%d %s\n", error, ws_strerror(error));
+    if (error == WS_ETLS)
+        printf("TLSERR %s\n", ws_client_tls_verify_error(cl));
 }
 
 /* ---- command line --------------------------------------------------------- */
@@ -311,7 +312,11 @@ static void usage(FILE *f)
           "  --send-threads T --send-count M\n"
           "                           after the first open, T threads each send M\n"
           "                           messages \"t<thread>:<seq>\" with ws_conn_send\n"
-          "  --stop-after-open        ws_client_stop from another thread after open\n",
+          "  --stop-after-open        ws_client_stop from another thread after open\n"
+          "  --tls-ca FILE            wss: trust this CA instead of the system's\n"
+          "  --tls-cert CERT:KEY      wss: client certificate and key\n"
+          "  --tls-insecure           wss: no verification at all (tests only)\n"
+          "  (a WS_ETLS give-up also prints TLSERR <reason>)\n",
           f);
 }
 
@@ -362,7 +367,7 @@ enum {
     OPT_SUBPROTOCOLS, OPT_HEADER, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER, OPT_RECONNECT,
     OPT_CONNECT_TIMEOUT, OPT_HANDSHAKE_TIMEOUT, OPT_PING_INTERVAL, OPT_PONG_TIMEOUT,
     OPT_CLOSE_TIMEOUT, OPT_MAX_MESSAGE, OPT_SEND_THREADS, OPT_SEND_COUNT,
-    OPT_STOP_AFTER_OPEN, OPT_HELP
+    OPT_STOP_AFTER_OPEN, OPT_HELP, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_INSECURE
 };
 
 int main(int argc, char **argv)
@@ -388,6 +393,9 @@ int main(int argc, char **argv)
         { "send-count", required_argument, NULL, OPT_SEND_COUNT },
         { "stop-after-open", no_argument, NULL, OPT_STOP_AFTER_OPEN },
         { "help", no_argument, NULL, OPT_HELP },
+        { "tls-ca", required_argument, NULL, OPT_TLS_CA },
+        { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+        { "tls-insecure", no_argument, NULL, OPT_TLS_INSECURE },
         { NULL, 0, NULL, 0 }
     };
     const char *headers[MAX_HEADERS];
@@ -395,7 +403,8 @@ int main(int argc, char **argv)
     const char *subprotocols = NULL;
     unsigned reconnect[3] = { 0, 0, 0 };
     int have_reconnect = 0;
-    const char *url;
+    const char *url, *tls_ca = NULL, *tls_cert = NULL;
+    int tls_insecure = 0;
     struct ws_config *cfg;
     struct ws_client *cl;
     int opt, rc;
@@ -493,6 +502,15 @@ int main(int argc, char **argv)
         case OPT_STOP_AFTER_OPEN:
             app.stop_after_open = 1;
             break;
+        case OPT_TLS_CA:
+            tls_ca = optarg;
+            break;
+        case OPT_TLS_CERT: /* CERT:KEY */
+            tls_cert = optarg;
+            break;
+        case OPT_TLS_INSECURE:
+            tls_insecure = 1;
+            break;
         case OPT_HELP:
             usage(stdout);
             ws_config_free(cfg);
@@ -551,6 +569,24 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* ---- TLS ---- */
+    if (tls_ca != NULL && ws_client_set_tls_ca_file(cl, tls_ca) != 0)
+        printf("ERROR ws_client_set_tls_ca_file\n");
+    if (tls_cert != NULL) {
+        char cert[1024];
+        const char *colon = strchr(tls_cert, ':');
+        if (colon == NULL || (size_t)(colon - tls_cert) >= sizeof(cert)) {
+            fprintf(stderr, "wsc-test-client: --tls-cert CERT:KEY\n");
+            ws_client_free(cl);
+            return 2;
+        }
+        snprintf(cert, sizeof(cert), "%.*s", (int)(colon - tls_cert), tls_cert);
+        if (ws_client_set_tls_cert_file(cl, cert, colon + 1) != 0)
+            printf("ERROR ws_client_set_tls_cert_file\n");
+    }
+    if (tls_insecure)
+        ws_client_set_tls_insecure_skip_verify(cl, 1);
+    /* ---- end TLS ---- */
     ws_client_handle_open(cl, on_open, NULL);
     ws_client_handle_data(cl, on_data, NULL);
     ws_client_handle_ping(cl, on_ping, NULL);
