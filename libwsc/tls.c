@@ -37,8 +37,13 @@ static int tls_errno(struct ws_conn *c, int rc)
     case SSL_ERROR_SYSCALL:       /* errno, or 0 for an EOF inside TLS */
         c->tls_broken = true;
         return errno != 0 ? errno : EPIPE;
-    default:                      /* a protocol error: garbage, bad MAC ... */
+    default:                      /* a protocol error: garbage, bad MAC, alert */
         c->tls_broken = true;
+        /* A client may learn only now, after its side of the handshake,
+         * that the server refused it (TLS 1.3: no client certificate). */
+        if (!c->tls_failed && c->ep->is_client && atomic_load(&c->state) == WSC__CONN_HTTP)
+            wsc__tls_client_failed(c);
+        c->tls_failed = true;
         return EPROTO;
     }
 }
@@ -113,10 +118,10 @@ int wsc__tls_handshake(struct ws_conn *c)
     err = tls_errno(c, rc);
     if (err == 0)
         return 0;
+    if (c->ep->is_client && !c->tls_failed)
+        wsc__tls_client_failed(c);
     c->tls_failed = true;
     c->tls_broken = true;
-    if (c->ep->is_client)
-        wsc__tls_client_failed(c);
     ERR_clear_error();
     return -1;
 }
