@@ -506,3 +506,40 @@ def test_close_notify_before_fin(server, pki):
     raw.close()
     assert got[:4] == b"\x88\x02\x03\xe8", got  # the server's close frame, then close_notify
     srv.expect(r"^CLOSE \d+ code=1000 cause=clean remote=1")
+
+
+# ---- rtt-measure over wss ------------------------------------------------------
+
+RTT_BIN = os.path.join(TOP_BUILDDIR, "examples", "rtt-measure", "rtt-measure")
+
+
+def test_rtt_measure_demo_clients_speak_wss(pki):
+    r = subprocess.run([RTT_BIN, "127.0.0.1:0", "--interval", "0.05", "--demo", "2",
+                        "--count", "4", "--cert", pki.path("server.pem"), "--key",
+                        pki.path("server.key"), "--ca", pki.path("ca.pem")],
+                       capture_output=True, text=True, timeout=t(30))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.startswith("listening on wss://127.0.0.1:"), r.stdout
+    assert len(re.findall(r"^RTT with 127\.0\.0\.1:\d+ is ", r.stdout, re.M)) >= 4, r.stdout
+
+
+def test_rtt_measure_demo_clients_verify_the_server(pki):
+    """Trusting another CA, the demo clients refuse the server."""
+    proc = subprocess.Popen([RTT_BIN, "127.0.0.1:0", "--interval", "0.05", "--demo", "1",
+                             "--count", "1", "--cert", pki.path("server.pem"), "--key",
+                             pki.path("server.key"), "--ca", pki.path("otherca.pem")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        err = proc.stderr.readline()
+        assert "demo client 1: TLS failed" in err, err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, rest = proc.communicate(timeout=t(10))
+    assert "RTT with" not in out
+
+
+@pytest.mark.parametrize("args", [["--cert", "x"], ["--key", "y"], ["--ca", "z"],
+                                  ["--demo", "-1"], ["--interval", "0"]])
+def test_rtt_measure_rejects_bad_options(args):
+    r = subprocess.run([RTT_BIN] + args, capture_output=True, timeout=t(10))
+    assert r.returncode == 2
