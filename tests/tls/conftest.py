@@ -50,13 +50,13 @@ class Pki:
             raise RuntimeError("openssl %s: %s" % (" ".join(args), r.stderr[-2000:]))
 
     def ca(self, name, cn):
-        self.run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+        self.run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
                  "-out", name + ".pem", "-days", "2", "-subj", "/CN=" + cn,
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
 
     def leaf(self, name, cn, san, ca="ca", serial=1, days="2", client=False):
-        self.run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+        self.run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
                  "-out", name + ".csr", "-subj", "/CN=" + cn)
         with open(self.path(name + ".ext"), "w") as f:
             if san:
