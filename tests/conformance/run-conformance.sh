@@ -137,7 +137,7 @@ elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes
         -keyout "$work/tls.key" -out "$work/tls.pem" -days 1 -subj /CN=localhost \
         -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1; then
     fail "libwsc-tls: openssl could not make a certificate"
-elif start_server libwsc-tls "$ECHO" 127.0.0.1:0 --max-message "$MAX" \
+elif start_server libwsc-tls "$ECHO" 127.0.0.1:0 --max-message "$MAX" --max-buffered "$BUFFERED" \
         --cert "$work/tls.pem" --key "$work/tls.key"; then
     SCHEME=wss run_suite libwsc-tls "$OUT/report-libwsc-tls.json" --exclude 6,9
     stop_server libwsc-tls
