@@ -71,7 +71,8 @@ enum ws_error {
     WS_ETIMEDOUT = -15,  /* connect or handshake took too long */
     WS_EDNS = -16,       /* host name could not be resolved */
     WS_EUNSUPPORTED = -17, /* not supported by this build */
-    WS_ETLS = -18        /* TLS: handshake or verification failed, bad
+    /* -18: WS_EREDIS on main (the Redis bridge); kept free here to merge */
+    WS_ETLS = -19        /* TLS: handshake or verification failed, bad
                             certificate/key file (see the TLS section) */
 };
 

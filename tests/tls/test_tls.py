@@ -265,14 +265,14 @@ def test_our_client_refuses_bad_certificates(pyserver, pki, cert, url_host, reas
     out = run_client("--tls-ca", pki.path("ca.pem"), "--send", "x", "--expect", "1", "--close", "1000",
                      "wss://%s:%d/" % (url_host, s.port))
     assert not any(line.startswith("OPEN ") for line in out), out
-    assert "GIVEUP error=-18 TLS failed (handshake, certificate or key)" in out, out
+    assert "GIVEUP error=-19 TLS failed (handshake, certificate or key)" in out, out
     assert any(line.startswith("TLSERR ") and reason in line for line in out), out
 
 
 def test_system_trust_store_does_not_know_the_test_ca(pyserver, pki):
     s = pyserver()
     out = run_client("--send", "x", "--expect", "1", "--close", "1000", "wss://localhost:%d/" % s.port)
-    assert "GIVEUP error=-18 TLS failed (handshake, certificate or key)" in out, out
+    assert "GIVEUP error=-19 TLS failed (handshake, certificate or key)" in out, out
 
 
 def test_insecure_skip_verify_connects_anyway(pyserver, pki):
@@ -287,16 +287,16 @@ def test_tls_failure_is_retried_like_any_failed_attempt(pyserver, pki):
     out = run_client("--tls-ca", pki.path("ca.pem"), "--reconnect", "20:40:2",
                      "wss://localhost:%d/" % s.port)
     assert [line for line in out if line.startswith("RECONNECT")] == [
-        "RECONNECT attempt=1 delay=%s error=-18" % line.split("delay=")[1].split()[0]
+        "RECONNECT attempt=1 delay=%s error=-19" % line.split("delay=")[1].split()[0]
         for line in out if line.startswith("RECONNECT attempt=1")] + [
-        line for line in out if line.startswith("RECONNECT attempt=2") and "error=-18" in line]
+        line for line in out if line.startswith("RECONNECT attempt=2") and "error=-19" in line]
     assert sum(line.startswith("RECONNECT") for line in out) == 2, out
-    assert "GIVEUP error=-18 TLS failed (handshake, certificate or key)" in out, out
+    assert "GIVEUP error=-19 TLS failed (handshake, certificate or key)" in out, out
 
 
 def test_bad_client_ca_file_fails_connect(pki):
     out = run_client("--tls-ca", "/nonexistent/ca.pem", "wss://localhost:1/")
-    assert "CONNECT rc=-18" in out, out
+    assert "CONNECT rc=-19" in out, out
 
 
 # ---- client certificates ---------------------------------------------------------
@@ -311,7 +311,7 @@ def test_client_certificate_required(server, pki):
     srv.expect(r"^TLS \d+ subject=CN=alice$")
     # Without a certificate: refused, by our client and by Python's.
     out = run_client("--tls-ca", pki.path("ca.pem"), "--send", "hi", "--expect", "1", "--close", "1000", url)
-    assert "GIVEUP error=-18 TLS failed (handshake, certificate or key)" in out, out
+    assert "GIVEUP error=-19 TLS failed (handshake, certificate or key)" in out, out
 
     async def py_without_cert():
         async with websockets.connect(url, ssl=client_ctx(pki), open_timeout=t(10)) as ws:
@@ -395,7 +395,7 @@ def test_reload_with_100_open_connections(server, pki, tmp_path):
             key.write_text("not a key\n")
             srv.signal(signal.SIGHUP)
             m = await srv.aexpect(r"^RELOAD rc=(-?\d+) (.*)$")
-            assert m.group(1) == "-18" and "private key" in m.group(2), m.group(0)
+            assert m.group(1) == "-19" and "private key" in m.group(2), m.group(0)
             serial = await loop.run_in_executor(None, peer_serial, srv.port, "localhost", ca)
             assert serial == 0x2002
             for i, ws in enumerate(conns):
