@@ -70,8 +70,10 @@ enum ws_error {
     WS_EHANDSHAKE = -14, /* the server's upgrade response was not acceptable */
     WS_ETIMEDOUT = -15,  /* connect or handshake took too long */
     WS_EDNS = -16,       /* host name could not be resolved */
-    WS_EUNSUPPORTED = -17, /* not supported by this build (e.g. wss://) */
-    WS_EREDIS = -18      /* the Redis bridge is down: nothing was published */
+    WS_EUNSUPPORTED = -17, /* not supported by this build */
+    WS_EREDIS = -18,     /* the Redis bridge is down: nothing was published */
+    WS_ETLS = -19        /* TLS: handshake or verification failed, bad
+                            certificate/key file (see the TLS section) */
 };
 
 /* A static, never-NULL description of an error code (any int is accepted). */
@@ -560,8 +562,9 @@ WS_EXTERN void ws_client_handle_give_up(struct ws_client *cl, ws_give_up_cb cb, 
 /*
  * Start connecting to "ws://host[:port][/path][?query]" (host may be a
  * name, an IPv4 address or [IPv6]); resolution is non-blocking (evdns).
- * Returns 0, WS_EADDR (bad URL), WS_EUNSUPPORTED (wss:// in this build) or
- * WS_ESTATE (already connecting or connected).
+ * "wss://" connects over TLS (see the TLS section). Returns 0, WS_EADDR
+ * (bad URL), WS_ETLS (the TLS options cannot be loaded) or WS_ESTATE
+ * (already connecting or connected).
  */
 WS_EXTERN int ws_client_connect(struct ws_client *cl, const char *url);
 /* Run the client's own loop until it is stopped or gives up. Returns 0, or
@@ -577,6 +580,95 @@ WS_EXTERN void ws_client_free(struct ws_client *cl);
 /* The open connection, or NULL (loop thread). */
 WS_EXTERN struct ws_conn *ws_client_conn(struct ws_client *cl);
 WS_EXTERN struct event_base *ws_client_event_base(struct ws_client *cl);
+
+/* ---- TLS (wss) ------------------------------------------------------------ */
+
+/*
+ * TLS runs under the library's own socket I/O (OpenSSL), so everything above
+ * it works unchanged over wss. Server side, a struct ws_tls holds a TLS
+ * listener's options; ws_server_listen_tls() copies them, so the object may
+ * be freed or reused afterwards. Files are read when the listener is made
+ * and again by ws_server_reload_tls(). Setters return 0, WS_EINVAL or
+ * WS_ENOMEM; file and option errors show at listen/reload time as WS_ETLS,
+ * with the reason from ws_server_tls_error().
+ */
+struct ws_tls;
+
+/* Protocol versions for ws_tls_set_min_version() (TLS 1.2 by default). */
+enum ws_tls_version {
+    WS_TLS_V1_2 = 0x0303,
+    WS_TLS_V1_3 = 0x0304
+};
+
+WS_EXTERN struct ws_tls *ws_tls_new(void);
+WS_EXTERN void ws_tls_free(struct ws_tls *tls);
+/* PEM certificate chain (leaf first) and private key: the default
+ * certificate. */
+WS_EXTERN int ws_tls_set_cert_file(struct ws_tls *tls, const char *chain_file,
+                                   const char *key_file);
+/* Request a client certificate and require it to verify against the PEM CA
+ * file (NULL: no client certificates, the default). */
+WS_EXTERN int ws_tls_set_ca_file(struct ws_tls *tls, const char *ca_file);
+WS_EXTERN int ws_tls_set_min_version(struct ws_tls *tls, enum ws_tls_version version);
+/* OpenSSL cipher list for TLS 1.2 (e.g. "ECDHE+AESGCM"), and key exchange
+ * groups (e.g. "X25519:P-256"); NULL: OpenSSL's defaults. */
+WS_EXTERN int ws_tls_set_ciphers(struct ws_tls *tls, const char *ciphers);
+WS_EXTERN int ws_tls_set_groups(struct ws_tls *tls, const char *groups);
+/* SNI: a client asking for server_name (case-insensitive, exact) gets this
+ * certificate instead of the default one. */
+WS_EXTERN int ws_tls_add_sni(struct ws_tls *tls, const char *server_name,
+                             const char *chain_file, const char *key_file);
+/* 1: a handshake naming no configured server name (or none) is refused
+ * (alert unrecognized_name); 0 (default): it gets the default certificate. */
+WS_EXTERN int ws_tls_set_sni_strict(struct ws_tls *tls, int on);
+/* Use the application's own SSL_CTX (an SSL_CTX *, taken by reference)
+ * instead of the options above; reload leaves it alone. */
+WS_EXTERN int ws_tls_set_ssl_ctx(struct ws_tls *tls, void *ssl_ctx);
+
+/*
+ * Like ws_server_listen(), for wss: the TLS handshake runs before the HTTP
+ * request, within handshake_timeout. Plain and TLS listeners may coexist.
+ * Returns the port, or WS_ETLS (reason: ws_server_tls_error()) and the
+ * errors of ws_server_listen().
+ */
+WS_EXTERN int ws_server_listen_tls(struct ws_server *srv, const char *addr,
+                                   const struct ws_tls *tls);
+/*
+ * Any thread: re-read every TLS listener's certificate, key and CA files.
+ * New handshakes use the new ones; open connections keep theirs. On failure
+ * nothing changes and WS_ETLS is returned (reason: ws_server_tls_error()).
+ * 0 also when the server has no TLS listener.
+ */
+WS_EXTERN int ws_server_reload_tls(struct ws_server *srv);
+/* Any thread: the reason of the last WS_ETLS from listen_tls/reload_tls,
+ * copied NUL-terminated into buf; returns its length ("" when none). */
+WS_EXTERN int ws_server_tls_error(struct ws_server *srv, char *buf, size_t len);
+
+/* 1 if conn runs over TLS (server or client side), else 0. Any thread. */
+WS_EXTERN int ws_conn_is_tls(const struct ws_conn *conn);
+/* The verified client certificate's subject (RFC 2253, e.g. "CN=alice,O=x")
+ * into buf: its length, WS_ENOTFOUND (no verified certificate) or
+ * WS_ETOOBIG (buf too small). Loop thread, while the connection is open. */
+WS_EXTERN int ws_conn_peer_subject(const struct ws_conn *conn, char *buf, size_t len);
+
+/*
+ * Client: wss:// URLs verify the server by default: chain against the
+ * system's trust store (or the CA file given), host name (or IP address)
+ * against the certificate, SNI sent. A failure ends the attempt with
+ * WS_ETLS (reconnect treats it like any failed attempt); the reason is in
+ * ws_client_tls_verify_error(). Options apply from the next connect.
+ */
+WS_EXTERN int ws_client_set_tls_ca_file(struct ws_client *cl, const char *ca_file);
+/* Present this certificate chain and key when the server asks for one. */
+WS_EXTERN int ws_client_set_tls_cert_file(struct ws_client *cl, const char *chain_file,
+                                          const char *key_file);
+/* DANGER: 1 turns off all verification of the server (tests only). */
+WS_EXTERN int ws_client_set_tls_insecure_skip_verify(struct ws_client *cl, int on);
+/* Why the last attempt failed with WS_ETLS ("" when it did not). Loop
+ * thread; valid until the next attempt. */
+WS_EXTERN const char *ws_client_tls_verify_error(struct ws_client *cl);
+
+/* ---- end TLS -------------------------------------------------------------- */
 
 /* ---- HTTP requests and responses (inside ws_http_cb) -------------------- */
 

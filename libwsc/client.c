@@ -42,7 +42,15 @@ struct ws_client {
     unsigned min_delay_ms, max_delay_ms, max_attempts, attempt;
     ws_reconnect_cb on_reconnect; void *reconnect_arg;
     ws_give_up_cb on_give_up;     void *give_up_arg;
+    /* TLS (tls_client.c) */
+    bool secure;                  /* wss:// */
+    struct wsc__tls_client *tls;  /* options and context, once any is set */
 };
+
+struct wsc__tls_client **wsc__client_tls_slot(struct ws_client *cl)
+{
+    return &cl->tls;
+}
 
 static struct ws_client *client_of(struct wsc__endpoint *ep)
 {
@@ -66,14 +74,13 @@ static int client_parse_url(struct ws_client *cl, const char *url)
 {
     const char *p, *host, *hend, *target;
     char hh[300];
-    long port = 80;
+    bool secure = strncasecmp(url, "wss://", 6) == 0;
+    size_t scheme = secure ? 6 : 5;
+    long port = secure ? 443 : 80;
 
-
-    if (strncasecmp(url, "wss://", 6) == 0)
-        return WS_EUNSUPPORTED;
-    if (strncasecmp(url, "ws://", 5) != 0)
+    if (!secure && strncasecmp(url, "ws://", 5) != 0)
         return WS_EADDR;
-    host = url + 5;
+    host = url + scheme;
     if (*host == '[') {
         hend = strchr(host, ']');
         if (hend == NULL)
@@ -109,7 +116,7 @@ static int client_parse_url(struct ws_client *cl, const char *url)
     free(cl->target);
     cl->host = dup_slice(host, (size_t)(hend - host));
     /* Host keeps the brackets of an IPv6 literal, and the port if given. */
-    snprintf(hh, sizeof(hh), "%.*s", (int)(p - (url + 5)), url + 5);
+    snprintf(hh, sizeof(hh), "%.*s", (int)(p - (url + scheme)), url + scheme);
     cl->host_header = strdup(hh);
     /* "ws://host?q" has an empty path: the request target is "/?q". */
     if (*target == '?') {
@@ -122,6 +129,7 @@ static int client_parse_url(struct ws_client *cl, const char *url)
         cl->target = strdup(target);
     }
     cl->port = (int)port;
+    cl->secure = secure;
     return cl->host && cl->host_header && cl->target ? 0 : WS_ENOMEM;
 }
 
@@ -335,6 +343,10 @@ static int client_start_attempt(struct ws_client *cl)
     c = wsc__conn_new(&cl->ep, -1, NULL);
     if (c == NULL)
         return WS_ENOMEM;
+    if (cl->secure && wsc__tls_client_attach(c, cl->tls, cl->host) != 0) {
+        wsc__conn_abort(c);
+        return WS_ENOMEM;
+    }
     cl->conn = c;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
@@ -525,6 +537,14 @@ int ws_client_connect(struct ws_client *cl, const char *url)
     rc = client_parse_url(cl, url);
     if (rc != 0)
         return rc;
+    if (cl->secure) { /* files are read now: a bad one fails here */
+        struct wsc__tls_client **tc = wsc__client_tls_slot(cl);
+        if (*tc == NULL && ws_client_set_tls_insecure_skip_verify(cl, 0) != 0)
+            return WS_ENOMEM;
+        rc = wsc__tls_client_prepare(*tc);
+        if (rc != 0)
+            return rc;
+    }
     event_del(cl->stop_ev); /* a stop requested before this connect is spent */
     atomic_store(&cl->ep.stopping, 0);
     cl->gave_up = false;
@@ -598,6 +618,7 @@ void ws_client_free(struct ws_client *cl)
     free(cl->host_header);
     free(cl->target);
     free(cl->subprotocols);
+    wsc__tls_client_free(cl->tls);
     if (cl->own_base)
         event_base_free(base);
     free(cl);

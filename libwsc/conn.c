@@ -218,7 +218,7 @@ size_t wsc__conn_input(struct ws_conn *c, uint8_t *buf, size_t len)
 void wsc__conn_io_closed(struct ws_conn *c)
 {
     if (atomic_load(&c->state) == WSC__CONN_HTTP && c->ep->is_client)
-        c->fail_error = c->connected ? WS_EHANDSHAKE : WS_ECONNECT;
+        c->fail_error = c->tls_failed ? WS_ETLS : c->connected ? WS_EHANDSHAKE : WS_ECONNECT;
     conn_drop(c, WS_CAUSE_DISCONNECT);
 }
 

@@ -21,7 +21,8 @@
     X(WS_ETIMEDOUT, "timed out (connect, handshake, pong or close)")                  \
     X(WS_EDNS, "host name could not be resolved")                      \
     X(WS_EUNSUPPORTED, "not supported by this build")                  \
-    X(WS_EREDIS, "the Redis bridge is down")
+    X(WS_EREDIS, "the Redis bridge is down")                          \
+    X(WS_ETLS, "TLS failed (handshake, certificate or key)")
 
 const char *ws_strerror(int code)
 {

@@ -318,6 +318,15 @@ struct ws_conn {
     char *subprotocol;            /* server: the one accepted (freed at last unref) */
     bool tls_on;                  /* set by the TLS layer: ws_request_is_tls */
     uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
+    /* ---- TLS (tls.c); ssl is NULL on a plain connection ---- */
+    struct ssl_st *ssl;
+    struct wsc__tls_gen *tls_gen; /* server: the contexts its SSL came from */
+    bool tls;                     /* ever had an SSL (ws_conn_is_tls) */
+    bool tls_hs;                  /* handshake running: output waits in the backlog */
+    bool tls_wait_write;          /* OpenSSL must write before it can go on */
+    bool tls_failed;              /* the handshake failed (client: WS_ETLS) */
+    bool tls_broken;              /* fatal TLS error: no close_notify */
+    /* ---- end TLS ---- */
 };
 
 struct sockaddr;
@@ -464,6 +473,7 @@ struct wsc__xmsg {
     uint8_t opcode;
     int code;
     size_t len;
+    struct wsc__tls_listener *tls; /* adopt: the TLS listener, or NULL */
     uint8_t data[];
 };
 
@@ -612,6 +622,9 @@ struct ws_server {
     /* proxy_protocol.c: local addresses of WS_LISTEN_PROXY_PROTOCOL listeners */
     struct sockaddr_storage *proxy_listeners;
     size_t num_proxy_listeners;
+    /* TLS: listener i is plain when listener_tls[i] is NULL */
+    struct wsc__tls_listener **listener_tls;
+    struct wsc__tls_server *tls;  /* NULL until the first TLS listener */
 };
 
 /* Broadcast (topic NULL) or publish to every worker: directly on the
@@ -751,5 +764,59 @@ void wsc__upgrade_conn_gone(struct ws_conn *c);
  * open the connection. false when it was refused instead (503/500). */
 bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *tail,
                             size_t tail_len);
+/* ---- tls.c, tls_server.c, tls_client.c: wss ---------------------------- */
+
+struct ssl_st;
+struct ssl_ctx_st;
+struct wsc__tls_gen;              /* one generation of a listener's SSL_CTXs */
+struct wsc__tls_listener;         /* a TLS listener's options and contexts */
+struct wsc__tls_server;           /* a server's TLS listeners (reload) */
+struct wsc__tls_client;           /* a client's TLS options and context */
+
+/* Largest plaintext handed to one SSL_write: every write, and every retry
+ * of one that blocked, stays within it (OpenSSL wants a retry to cover
+ * what it already encrypted). */
+#define WSC__TLS_CHUNK (64u * 1024u)
+
+/* Plaintext into buf (SSL_read until it would block or buf is full). >0
+ * bytes, 0 at EOF, -1 with errno EAGAIN (c->tls_wait_write says whether it
+ * waits for writability) or another errno on failure. */
+ssize_t wsc__tls_read(struct ws_conn *c, uint8_t *buf, size_t len);
+/* Encrypt and write up to WSC__TLS_CHUNK bytes of buf: bytes taken, or -1
+ * with errno EAGAIN (nothing taken) or another errno on failure. */
+ssize_t wsc__tls_write(struct ws_conn *c, const void *buf, size_t len);
+/* Drive the handshake: 1 done, 0 in progress, -1 failed. */
+int wsc__tls_handshake(struct ws_conn *c);
+/* Plaintext OpenSSL holds already decrypted (no socket event will come). */
+bool wsc__tls_has_pending(const struct ws_conn *c);
+/* close_notify, before the FIN (best effort). */
+void wsc__tls_close_notify(struct ws_conn *c);
+/* Free the connection's SSL (and its generation's reference). */
+void wsc__tls_release(struct ws_conn *c);
+
+/* Server: give the accepted connection an SSL from listener l's current
+ * contexts; 0 or WS_ENOMEM. */
+int wsc__tls_server_attach(struct ws_conn *c, struct wsc__tls_listener *l);
+void wsc__tls_gen_unref(struct wsc__tls_gen *g);
+void wsc__tls_server_free(struct wsc__tls_server *ts);
+/* server.c: listen on addr for l (NULL: plain). Port or WS_E*. */
+int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
+                       struct wsc__tls_listener *l);
+/* server.c: a worker takes an accepted socket (TLS through l if not NULL). */
+void wsc__server_adopt(struct wsc__endpoint *ep, evutil_socket_t fd,
+                       const struct sockaddr *sa, struct wsc__tls_listener *l);
+
+/* Client: the client's TLS state (created on first use; NULL when out of
+ * memory). */
+struct wsc__tls_client **wsc__client_tls_slot(struct ws_client *cl);
+/* Build the client's context for a wss:// connect: 0 or WS_ETLS/WS_ENOMEM. */
+int wsc__tls_client_prepare(struct wsc__tls_client *tc);
+/* Give a client attempt an SSL for host (SNI, name check): 0 or WS_E*. */
+int wsc__tls_client_attach(struct ws_conn *c, struct wsc__tls_client *tc, const char *host);
+/* Record why c's handshake failed (the verify reason, if any). */
+void wsc__tls_client_failed(struct ws_conn *c);
+void wsc__tls_client_free(struct wsc__tls_client *tc);
+
+/* ---- end wss ---- */
 
 #endif /* WSC_INTERNAL_H */

@@ -53,6 +53,7 @@ struct io_thread {
     size_t cork_bytes;            /* bytes the pieces add up to */
     int niov;
     bool tail_open;               /* the last piece ends at cork_len: grow it */
+    uint8_t *tls_buf;             /* WSC__TLS_CHUNK: corked pieces made one record */
     struct iovec iov[WSC__CORK_IOV];
     uint8_t cork[];               /* WSC__CORK_SIZE */
 };
@@ -68,6 +69,7 @@ static void io_thread_free(void *p)
     struct io_thread *t = p;
 
     if (t != NULL) {
+        free(t->tls_buf);
         free(t->rbuf);
         free(t);
     }
@@ -160,7 +162,8 @@ static void io_publish(struct ws_conn *c, size_t len)
 
 static void backlog_arm(struct ws_conn *c)
 {
-    if (!c->bl->armed && event_add(&c->bl->wev, NULL) == 0)
+    /* During a TLS handshake the write event belongs to it (io_tls_step). */
+    if (!c->bl->armed && !c->tls_hs && event_add(&c->bl->wev, NULL) == 0)
         c->bl->armed = true;
     io_publish(c, evbuffer_get_length(c->bl->buf));
 }
@@ -196,6 +199,105 @@ static bool io_would_block(int err)
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
 }
 
+/* ---- the syscalls, or OpenSSL in their place ------------------------------ */
+
+/* Can output go straight to the socket (nothing queued ahead of it)? */
+static bool io_direct(const struct ws_conn *c)
+{
+    return !io_backlogged(c) && !c->connecting && !c->tls_hs;
+}
+
+static ssize_t io_read(struct ws_conn *c, uint8_t *buf, size_t len)
+{
+    return c->ssl != NULL ? wsc__tls_read(c, buf, len) : read(c->fd, buf, len);
+}
+
+/* TLS: write buf whole record by record until it is done or would block. */
+static ssize_t io_tls_write_all(struct ws_conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t w = wsc__tls_write(c, buf + off, len - off);
+        if (w <= 0)
+            return off > 0 ? (ssize_t)off : w;
+        off += (size_t)w;
+    }
+    return (ssize_t)off;
+}
+
+/* TLS: the pieces are coalesced into chunks, so corked replies leave as one
+ * record (up to 16 KiB) instead of one per piece. */
+static ssize_t io_tls_writev(struct ws_conn *c, const struct iovec *iov, int n)
+{
+    struct io_thread *t = io_thread();
+    size_t total = 0;
+    int i = 0;
+    size_t skip = 0;
+
+    if (n == 1)
+        return io_tls_write_all(c, iov[0].iov_base, iov[0].iov_len);
+    if (t == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (t->tls_buf == NULL && (t->tls_buf = malloc(WSC__TLS_CHUNK)) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    while (i < n) {
+        size_t fill = 0;
+        ssize_t w;
+        while (i < n && fill < WSC__TLS_CHUNK) {
+            size_t k = iov[i].iov_len - skip;
+            if (k > WSC__TLS_CHUNK - fill)
+                k = WSC__TLS_CHUNK - fill;
+            memcpy(t->tls_buf + fill, (const uint8_t *)iov[i].iov_base + skip, k);
+            fill += k;
+            skip += k;
+            if (skip == iov[i].iov_len) {
+                i++;
+                skip = 0;
+            }
+        }
+        if (fill == 0)
+            break;
+        w = io_tls_write_all(c, t->tls_buf, fill);
+        if (w <= 0)
+            return total > 0 ? (ssize_t)total : w;
+        total += (size_t)w;
+        if ((size_t)w < fill)
+            break;
+    }
+    return (ssize_t)total;
+}
+
+static ssize_t io_sys_writev(struct ws_conn *c, struct iovec *iov, int n)
+{
+    return c->ssl != NULL ? io_tls_writev(c, iov, n) : writev(c->fd, iov, n);
+}
+
+/* Write from the front of buf: bytes written, or -1 with errno. */
+static int io_buf_write(struct ws_conn *c, struct evbuffer *buf)
+{
+    int total = 0;
+
+    if (c->ssl == NULL)
+        return evbuffer_write(buf, c->fd);
+    while (evbuffer_get_length(buf) > 0) {
+        size_t len = evbuffer_get_length(buf);
+        ssize_t w;
+        if (len > WSC__TLS_CHUNK)
+            len = WSC__TLS_CHUNK; /* >= any blocked write's: it retries here */
+        w = io_tls_write_all(c, evbuffer_pullup(buf, (ssize_t)len), len);
+        if (w <= 0)
+            return total > 0 ? total : (int)w;
+        evbuffer_drain(buf, (size_t)w);
+        total += (int)w;
+    }
+    return total;
+}
+
 /* Write iov now if nothing is ahead of it; backlog what the socket leaves. */
 static int io_writev(struct ws_conn *c, struct iovec *iov, int n)
 {
@@ -206,8 +308,8 @@ static int io_writev(struct ws_conn *c, struct iovec *iov, int n)
         return WS_ECLOSED;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    if (!io_backlogged(c) && !c->connecting) {
-        ssize_t w = writev(c->fd, iov, n);
+    if (io_direct(c)) {
+        ssize_t w = io_sys_writev(c, iov, n);
         if (w < 0) {
             if (!io_would_block(errno)) {
                 io_failed(c);
@@ -385,9 +487,9 @@ int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf)
         return WS_ECLOSED;
     }
     wsc__io_flush(c);
-    if (!io_backlogged(c) && !c->connecting) {
+    if (io_direct(c)) {
         while (evbuffer_get_length(buf) > 0) {
-            int w = evbuffer_write(buf, c->fd);
+            int w = io_buf_write(c, buf);
             if (w < 0 && !io_would_block(errno)) {
                 evbuffer_drain(buf, evbuffer_get_length(buf));
                 io_failed(c);
@@ -455,8 +557,9 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
     if (c->fd < 0 || c->write_failed)
         return WS_ECLOSED;
     wsc__io_flush(c);
-    if (!io_backlogged(c) && !c->connecting) {
-        ssize_t w = write(c->fd, s->data, s->len);
+    if (io_direct(c)) {
+        ssize_t w = c->ssl != NULL ? io_tls_write_all(c, s->data, s->len)
+                                   : write(c->fd, s->data, s->len);
         if (w < 0) {
             if (!io_would_block(errno)) {
                 io_failed(c);
@@ -549,9 +652,9 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < ep->num_queued; i++) {
         struct ws_conn *c = ep->queued[i];
         c->dirty = false;
-        if (c->fd >= 0 && !c->write_failed && c->bl != NULL && !c->bl->armed) {
+        if (c->fd >= 0 && !c->write_failed && c->bl != NULL && !c->bl->armed && !c->tls_hs) {
             size_t left;
-            if (evbuffer_write(c->bl->buf, c->fd) < 0 && !io_would_block(errno)) {
+            if (io_buf_write(c, c->bl->buf) < 0 && !io_would_block(errno)) {
                 io_failed(c);
             } else if ((left = evbuffer_get_length(c->bl->buf)) == 0) {
                 backlog_free(c);
@@ -620,7 +723,7 @@ static void io_resume_reading(struct ws_conn *c)
     event_add(&c->rev, NULL);
     /* Bytes kept in the stash (input not handled yet) may be all the
      * peer sends: handle them now rather than wait for more input. */
-    if (c->stash_len > 0)
+    if (c->stash_len > 0 || wsc__tls_has_pending(c))
         event_active(&c->rev, EV_READ, 1);
 }
 
@@ -634,6 +737,50 @@ void wsc__io_set_app_paused(struct ws_conn *c, bool paused)
     } else {
         c->stash_handled = false; /* what waits there is unhandled input */
         io_resume_reading(c);
+    }
+}
+
+/* ---- the TLS handshake --------------------------------------------------------- */
+
+/* Keep the write event armed exactly while OpenSSL waits to write (during
+ * the handshake it is not the backlog's: that waits for the handshake). */
+static void io_tls_want_write(struct ws_conn *c, bool on)
+{
+    struct wsc__backlog *bl = c->bl;
+
+    if (on) {
+        bl = backlog_get(c);
+        if (bl == NULL) {
+            io_failed(c);
+            return;
+        }
+        if (!bl->armed && event_add(&bl->wev, NULL) == 0)
+            bl->armed = true;
+        return;
+    }
+    if (bl == NULL)
+        return;
+    if (!io_backlogged(c))
+        backlog_free(c);
+    else if (c->tls_hs && bl->armed && event_del(&bl->wev) == 0)
+        bl->armed = false;
+}
+
+/* One step of the handshake, on either event. */
+static void io_tls_step(struct ws_conn *c)
+{
+    int r = wsc__tls_handshake(c);
+
+    if (r < 0) {
+        wsc__conn_io_closed(c);
+        return;
+    }
+    io_tls_want_write(c, c->tls_wait_write);
+    if (r == 1 && c->fd >= 0 && !c->write_failed) {
+        if (io_backlogged(c))
+            backlog_arm(c); /* a client's request, written behind the handshake */
+        /* Application data may have come with the last handshake flight. */
+        event_active(&c->rev, EV_READ, 1);
     }
 }
 
@@ -658,12 +805,26 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
             event_add(&c->rev, NULL);
         if (!io_backlogged(c))
             backlog_free(c);
+        ws_conn_ref(c);
         wsc__conn_io_connected(c, err);
+        if (err == 0 && c->ssl != NULL && c->tls_hs && c->fd >= 0)
+            io_tls_step(c); /* the ClientHello; the request waits behind it */
+        ws_conn_unref(c);
         return;
     }
-    if (bl == NULL)
+    if (c->ssl != NULL && c->tls_hs) {
+        io_tls_step(c);
         return;
-    if ((w = evbuffer_write(bl->buf, fd)) < 0 && !io_would_block(errno)) {
+    }
+    if (c->ssl != NULL && c->tls_wait_write) { /* a read had to write first */
+        c->tls_wait_write = false;
+        event_active(&c->rev, EV_READ, 1);
+        io_tls_want_write(c, false);
+        bl = c->bl;
+    }
+    if (bl == NULL || !bl->armed)
+        return;
+    if ((w = io_buf_write(c, bl->buf)) < 0 && !io_would_block(errno)) {
         io_failed(c);
         return;
     }
@@ -722,10 +883,15 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (!io_still_reading(c)) {
-        /* Lingering or flushing: the peer's bytes no longer matter. */
+        /* Lingering or flushing: the peer's bytes no longer matter (TLS
+         * records too: they are dropped undecrypted). */
         n = read(fd, t->rbuf, WSC__READ_SIZE);
         if (n == 0 || (n < 0 && !io_would_block(errno)))
             wsc__conn_io_closed(c);
+        return;
+    }
+    if (c->ssl != NULL && c->tls_hs) {
+        io_tls_step(c);
         return;
     }
     buf = t->rbuf;
@@ -745,7 +911,9 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         c->stash = NULL; /* ours while we parse: a release must not free it */
         c->stash_len = c->stash_cap = 0;
     }
-    n = read(fd, buf + have, cap - have);
+    n = io_read(c, buf + have, cap - have);
+    if (n < 0 && c->tls_wait_write)
+        io_tls_want_write(c, true); /* OpenSSL must write before it reads on */
     if (n <= 0) {
         bool again = n < 0 && io_would_block(errno);
         if (again && (what & EV_READ) && have > 0 && !c->stash_handled) {
@@ -787,6 +955,10 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         io_pause_reading(c);
     if (c->stash_len == 0 && c->stash != NULL)
         io_stash_free(c); /* an idle connection keeps no input buffer */
+    /* A full buffer may leave decrypted bytes in OpenSSL: no socket event
+     * would announce them. */
+    if (c->ssl != NULL && !c->read_paused && io_still_reading(c) && wsc__tls_has_pending(c))
+        event_active(&c->rev, EV_READ, 1);
     free(own);
     /* A send refused while the cork held (or pointed to) this pass's
      * replies gets its drain here if they all left in the one write: no
@@ -836,8 +1008,10 @@ int wsc__io_connect(struct ws_conn *c, const struct sockaddr *sa, int salen)
 
 void wsc__io_shutdown_write(struct ws_conn *c)
 {
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        wsc__tls_close_notify(c); /* before the FIN */
         shutdown(c->fd, SHUT_WR);
+    }
     io_stash_free(c);
 }
 
@@ -859,4 +1033,5 @@ void wsc__io_release(struct ws_conn *c)
     }
     c->connecting = false;
     io_stash_free(c);
+    wsc__tls_release(c);
 }

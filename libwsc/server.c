@@ -37,16 +37,27 @@ static struct wsc__endpoint *server_worker(struct ws_server *srv, unsigned i)
     return i == 0 ? &srv->ep : &srv->workers[i - 1].ep;
 }
 
+/* A worker takes an accepted socket; a TLS listener's gets its SSL here. */
+void wsc__server_adopt(struct wsc__endpoint *ep, evutil_socket_t fd,
+                       const struct sockaddr *sa, struct wsc__tls_listener *l)
+{
+    struct ws_conn *c = wsc__conn_new(ep, fd, sa); /* on failure it closed fd */
+
+    if (c != NULL && l != NULL && wsc__tls_server_attach(c, l) != 0)
+        wsc__conn_abort(c);
+}
+
 /* One acceptor deals sockets out in turn: exact balance, and it works with
  * any listener (port 0 included), unlike SO_REUSEPORT's hashing. */
 static void server_hand_out(struct ws_server *srv, evutil_socket_t fd,
-                            const struct sockaddr *sa, int salen)
+                            const struct sockaddr *sa, int salen,
+                            struct wsc__tls_listener *tls)
 {
     unsigned i = srv->next_worker++ % srv->nworkers;
     struct wsc__xmsg *m;
 
     if (i == 0 || salen <= 0) {
-        wsc__conn_new(&srv->ep, fd, sa); /* on failure it closed the socket */
+        wsc__server_adopt(&srv->ep, fd, sa, tls);
         return;
     }
     m = malloc(sizeof(*m) + (size_t)salen);
@@ -57,10 +68,21 @@ static void server_hand_out(struct ws_server *srv, evutil_socket_t fd,
     m->kind = WSC__X_ADOPT;
     m->code = fd;
     m->conn = NULL;
+    m->tls = tls;
     m->ep = server_worker(srv, i);
     m->len = (size_t)salen;
     memcpy(m->data, sa, (size_t)salen);
     wsc__loop_post(m->ep->loop, m);
+}
+
+/* The TLS options of listener l (NULL: a plain one). */
+static struct wsc__tls_listener *server_listener_tls(struct ws_server *srv,
+                                                     struct evconnlistener *l)
+{
+    for (size_t i = 0; srv->listener_tls != NULL && i < srv->num_listeners; i++)
+        if (srv->listeners[i] == l)
+            return srv->listener_tls[i];
+    return NULL;
 }
 
 static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -69,7 +91,6 @@ static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct ws_server *srv = arg;
     int one = 1;
 
-    (void)l;
     wsc__loop_enter(srv->ep.loop);
     if (atomic_load(&srv->ep.stopping)) {
         evutil_closesocket(fd);
@@ -77,7 +98,7 @@ static void server_on_accept(struct evconnlistener *l, evutil_socket_t fd,
     }
     /* Small frames (pings, RTT probes, chat) must not wait for Nagle. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    server_hand_out(srv, fd, sa, salen);
+    server_hand_out(srv, fd, sa, salen, server_listener_tls(srv, l));
 }
 
 static void server_on_resume(evutil_socket_t fd, short what, void *arg)
@@ -147,10 +168,16 @@ static int bound_port(evutil_socket_t fd)
 
 int ws_server_listen(struct ws_server *srv, const char *addr)
 {
-    return ws_server_listen_opts(srv, addr, 0);
+    return wsc__server_listen(srv, addr, 0, NULL);
 }
 
 int ws_server_listen_opts(struct ws_server *srv, const char *addr, unsigned opts)
+{
+    return wsc__server_listen(srv, addr, opts, NULL);
+}
+
+int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
+                       struct wsc__tls_listener *tls)
 {
     char host[256], port[8];
     struct addrinfo hints = { 0 }, *res = NULL;
@@ -177,6 +204,18 @@ int ws_server_listen_opts(struct ws_server *srv, const char *addr, unsigned opts
         return WS_ENOMEM;
     }
     srv->listeners = grown;
+    if (tls != NULL || srv->listener_tls != NULL) { /* parallel to listeners */
+        struct wsc__tls_listener **t =
+            realloc(srv->listener_tls, (srv->num_listeners + 1) * sizeof(*t));
+        if (t == NULL) {
+            freeaddrinfo(res);
+            return WS_ENOMEM;
+        }
+        if (srv->listener_tls == NULL)
+            memset(t, 0, srv->num_listeners * sizeof(*t));
+        srv->listener_tls = t;
+        t[srv->num_listeners] = tls;
+    }
     l = evconnlistener_new_bind(srv->ep.loop->base, server_on_accept, srv, flags, 511,
                                 res->ai_addr, (int)res->ai_addrlen);
     freeaddrinfo(res);
@@ -198,6 +237,8 @@ static void server_close_listeners(struct ws_server *srv)
         evconnlistener_free(srv->listeners[i]);
     free(srv->listeners);
     srv->listeners = NULL;
+    free(srv->listener_tls);
+    srv->listener_tls = NULL;
     srv->num_listeners = 0;
 }
 
@@ -455,6 +496,7 @@ void ws_server_free(struct ws_server *srv)
     }
     free(srv->workers);
     free(srv->proxy_listeners);
+    wsc__tls_server_free(srv->tls); /* after every connection: they use it */
     if (srv->own_base)
         event_base_free(base);
     free(srv);

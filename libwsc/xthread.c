@@ -33,7 +33,8 @@ static void loop_deliver(struct wsc__xmsg *m)
         if (atomic_load(&m->ep->stopping))
             evutil_closesocket(m->code);
         else /* on failure wsc__conn_new closes the socket itself */
-            wsc__conn_new(m->ep, m->code, (const struct sockaddr *)(void *)m->data);
+            wsc__server_adopt(m->ep, m->code, (const struct sockaddr *)(void *)m->data,
+                              m->tls);
         free(m);
         return;
     case WSC__X_STOP:

@@ -114,7 +114,27 @@ dist_man3_MANS = \
 	man/ws_request_origin.3 \
 	man/ws_request_subprotocol_count.3 \
 	man/ws_request_subprotocol_at.3 \
-	man/ws_request_is_tls.3
+	man/ws_request_is_tls.3 \
+	man/ws_client_set_tls_ca_file.3 \
+	man/ws_conn_peer_subject.3 \
+	man/ws_client_set_tls_cert_file.3 \
+	man/ws_client_set_tls_insecure_skip_verify.3 \
+	man/ws_client_tls_verify_error.3 \
+	man/ws_conn_is_tls.3 \
+	man/ws_server_listen_tls.3 \
+	man/ws_server_reload_tls.3 \
+	man/ws_server_tls_error.3 \
+	man/ws_tls.3 \
+	man/ws_tls_add_sni.3 \
+	man/ws_tls_free.3 \
+	man/ws_tls_new.3 \
+	man/ws_tls_set_ca_file.3 \
+	man/ws_tls_set_cert_file.3 \
+	man/ws_tls_set_ciphers.3 \
+	man/ws_tls_set_groups.3 \
+	man/ws_tls_set_min_version.3 \
+	man/ws_tls_set_sni_strict.3 \
+	man/ws_tls_set_ssl_ctx.3
 # scale-out: Redis bridge, proxies
 dist_man3_MANS += \
 	man/ws_server_redis.3 \

@@ -16,12 +16,15 @@
  * answered; --trusted-proxies and --proxy-protocol let it see the real
  * client address (--log prints it per connection). Without a tag it is a
  * plain echo (conformance suites use it).
+ * With --cert and --key it serves wss:// (TLS); SIGHUP re-reads the files.
  *
  * Stop it with Ctrl-C: ws_server_run() catches SIGINT/SIGTERM, closes every
  * connection with 1001 "going away" and returns.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +57,9 @@ _Noreturn static void usage(FILE *out, int status)
             "  --proxy-protocol       connections begin with a PROXY header (v1/v2)\n"
             "  --reuseport            SO_REUSEPORT: several processes on one port\n"
             "  --log                  print \"open ADDR\" for every connection\n"
+            "  --cert FILE --key FILE serve wss:// with this PEM certificate chain\n"
+            "                         and key (SIGHUP reloads them)\n"
+            "  --ca FILE              require client certificates signed by this CA\n"
             "  --help                 show this help\n",
             DEFAULT_ADDR);
     exit(status);
@@ -178,15 +184,35 @@ static void on_close(struct ws_conn *conn, const struct ws_close_info *info, voi
 
 /* The host as given (":port" means every IPv4 address), the port as bound:
  * port 0 lets the system pick one. */
-static void print_url(const char *addr, int port)
+static void print_url(const char *addr, int port, int tls)
 {
     int hostlen = (int)(strrchr(addr, ':') - addr);
 
-    printf("listening on ws://%.*s:%d/\n", hostlen > 0 ? hostlen : 7,
+    printf("listening on %s://%.*s:%d/\n", tls ? "wss" : "ws", hostlen > 0 ? hostlen : 7,
            hostlen > 0 ? addr : "0.0.0.0", port);
 }
 
-static int serve(const char *addr, const struct ws_config *cfg)
+/* SIGHUP: reload the certificate (ws_server_reload_tls works from any
+ * thread; this one only waits for the signal). */
+static void *reload_on_sighup(void *arg)
+{
+    struct ws_server *srv = arg;
+    sigset_t hup;
+    int sig;
+
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    while (sigwait(&hup, &sig) == 0) {
+        char why[256];
+        int rc = ws_server_reload_tls(srv);
+        ws_server_tls_error(srv, why, sizeof(why));
+        printf("reload: %s%s%s\n", rc == 0 ? "ok" : ws_strerror(rc), rc == 0 ? "" : ": ",
+               rc == 0 ? "" : why);
+    }
+    return NULL;
+}
+
+static int serve(const char *addr, const struct ws_config *cfg, const struct ws_tls *tls)
 {
     struct ws_server *srv = ws_server_new(cfg);
     int port, rc;
@@ -199,15 +225,24 @@ static int serve(const char *addr, const struct ws_config *cfg)
     ws_server_handle_drain(srv, on_drain, NULL);
     ws_server_handle_close(srv, on_close, NULL);
     ws_server_handle_open(srv, on_open, NULL);
-    port = ws_server_listen_opts(srv, addr, listen_flags);
+    port = tls != NULL ? ws_server_listen_tls(srv, addr, tls)
+                       : ws_server_listen_opts(srv, addr, listen_flags);
     if (port < 0) {
+        char why[256] = "";
+        if (port == WS_ETLS)
+            ws_server_tls_error(srv, why, sizeof(why));
         fprintf(stderr, "echo: cannot listen on %s: %s%s%s\n", addr,
-                ws_strerror(port), port == WS_ELISTEN ? ": " : "",
-                port == WS_ELISTEN ? strerror(errno) : "");
+                ws_strerror(port), port == WS_ELISTEN || port == WS_ETLS ? ": " : "",
+                port == WS_ELISTEN ? strerror(errno) : why);
         ws_server_free(srv);
         return 1;
     }
-    print_url(addr, port);
+    if (tls != NULL) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, reload_on_sighup, srv) == 0)
+            pthread_detach(t); /* blocked in sigwait until the process exits */
+    }
+    print_url(addr, port, tls != NULL);
     rc = ws_server_run(srv); /* until SIGINT/SIGTERM and a graceful stop */
     if (rc < 0)
         fprintf(stderr, "echo: %s\n", ws_strerror(rc));
@@ -224,6 +259,9 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'C'},
         {"threads", required_argument, NULL, 't'},
         {"deflate-context-takeover", no_argument, NULL, 'T'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {"tag", required_argument, NULL, 'g'},
         {"tag-host", no_argument, NULL, 'H'},
@@ -234,6 +272,9 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     unsigned long long max_message = 1 << 20, max_buffered = 4 << 20;
+    const char *cert = NULL, *key = NULL, *ca = NULL;
+    struct ws_tls *tls = NULL;
+    sigset_t hup;
     struct ws_config *cfg;
     int opt, rc;
 
@@ -287,12 +328,21 @@ int main(int argc, char **argv)
         case 'l':
             log_open = 1;
             break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
         default:
             ws_config_free(cfg);
             usage(opt == 'h' ? stdout : stderr, opt == 'h' ? 0 : 2);
         }
     }
-    if (argc - optind > 1) {
+    if (argc - optind > 1 || (cert == NULL) != (key == NULL) || (ca != NULL && cert == NULL)) {
         ws_config_free(cfg);
         usage(stderr, 2);
     }
@@ -305,7 +355,21 @@ int main(int argc, char **argv)
     }
     ws_config_set_max_message_size(cfg, (size_t)max_message);
     ws_config_set_max_buffered(cfg, (size_t)max_buffered);
-    rc = serve(optind < argc ? argv[optind] : DEFAULT_ADDR, cfg);
+    if (cert != NULL) { /* the listener copies the options */
+        tls = ws_tls_new();
+        if (tls == NULL || ws_tls_set_cert_file(tls, cert, key) != 0 ||
+            (ca != NULL && ws_tls_set_ca_file(tls, ca) != 0)) {
+            fprintf(stderr, "echo: %s\n", ws_strerror(WS_ENOMEM));
+            ws_config_free(cfg);
+            return 1;
+        }
+        /* Only the reload thread takes SIGHUP (threads inherit the mask). */
+        sigemptyset(&hup);
+        sigaddset(&hup, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &hup, NULL);
+    }
+    rc = serve(optind < argc ? argv[optind] : DEFAULT_ADDR, cfg, tls);
     ws_config_free(cfg);
+    ws_tls_free(tls);
     return rc;
 }

@@ -29,7 +29,7 @@ static void on_give_up(struct ws_client *cl, int error, void *arg)
 
 struct demo_client *demo_client_start(struct event_base *base,
                                       const char *host, int port,
-                                      unsigned index)
+                                      unsigned index, int tls, const char *ca_file)
 {
     struct demo_client *dc = calloc(1, sizeof(*dc));
     struct ws_config *cfg = ws_config_new();
@@ -38,8 +38,8 @@ struct demo_client *demo_client_start(struct event_base *base,
 
     /* An IPv6 literal needs brackets in a URL. */
     snprintf(url, sizeof(url),
-             strchr(host, ':') != NULL ? "ws://[%s]:%d/" : "ws://%s:%d/", host,
-             port);
+             strchr(host, ':') != NULL ? "%s://[%s]:%d/" : "%s://%s:%d/", tls ? "wss" : "ws",
+             host, port);
     if (dc != NULL && cfg != NULL) {
         /* Share the server's loop; its pings are all we want to see, so
          * our own heartbeat stays off. No reconnecting (the default). */
@@ -50,7 +50,9 @@ struct demo_client *demo_client_start(struct event_base *base,
     }
     if (dc != NULL && dc->cl != NULL) {
         ws_client_handle_give_up(dc->cl, on_give_up, dc);
-        rc = ws_client_connect(dc->cl, url);
+        rc = ca_file != NULL ? ws_client_set_tls_ca_file(dc->cl, ca_file) : 0;
+        if (rc == 0)
+            rc = ws_client_connect(dc->cl, url);
     }
     ws_config_free(cfg);
     if (rc == 0)

@@ -13,12 +13,13 @@ struct event_base;
 /*
  * Start connecting to host:port (host is a name or a numeric IPv4/IPv6
  * address) on base; the connection is made once that loop runs. index only
- * names the client in error messages. Returns NULL after printing why to
- * stderr.
+ * names the client in error messages. With tls it speaks wss, trusting
+ * ca_file (NULL: the system's trust store). Returns NULL after printing why
+ * to stderr.
  */
 struct demo_client *demo_client_start(struct event_base *base,
                                       const char *host, int port,
-                                      unsigned index);
+                                      unsigned index, int tls, const char *ca_file);
 
 /* After the loop has returned: stop and free the client (its connection,
  * if still there, is dropped). NULL is ignored. */

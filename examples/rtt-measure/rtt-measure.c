@@ -4,12 +4,15 @@
  *
  *   examples/rtt-measure/rtt-measure [HOST:PORT] [--interval SECONDS]
  *                                    [--demo N] [--count K]
+ *                                    [--cert FILE --key FILE [--ca FILE]]
  *
  * Every interval each client gets a ping carrying the send time; the pong
  * brings it back unchanged, and now minus then is the round trip. --demo N
  * starts N clients in this process (demo-client.c) to have something to
  * measure (libwsc clients on this server's own loop, which answer pings by
- * themselves); --count K stops gracefully after K measurements.
+ * themselves); --count K stops gracefully after K measurements. With --cert
+ * and --key it serves wss://, and the demo clients speak wss too, trusting
+ * the CA given with --ca (else the system's trust store).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -36,6 +39,7 @@ struct options {
     struct timeval interval;
     unsigned demo;
     unsigned long count; /* 0: run until SIGINT/SIGTERM */
+    const char *cert, *key, *ca; /* wss when cert and key are given */
 };
 
 /* An open connection, in an intrusive list; the close callback finds it again
@@ -69,6 +73,8 @@ _Noreturn static void usage(FILE *out, int status)
             "(default 2)\n"
             "  --demo N            also run N clients in-process (max %d)\n"
             "  --count K           stop after K measurements\n"
+            "  --cert FILE --key FILE  serve wss:// with this certificate chain and key\n"
+            "  --ca FILE           the CA the demo clients trust (wss)\n"
             "  --help              show this help\n",
             DEFAULT_ADDR, MAX_DEMO);
     exit(status);
@@ -114,6 +120,9 @@ static void parse_options(int argc, char **argv, struct options *opt)
         {"interval", required_argument, NULL, 'i'},
         {"demo", required_argument, NULL, 'd'},
         {"count", required_argument, NULL, 'c'},
+        {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},
+        {"ca", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -130,13 +139,23 @@ static void parse_options(int argc, char **argv, struct options *opt)
         case 'c':
             opt->count = parse_ulong("--count", optarg, ULONG_MAX);
             break;
+        case 'C':
+            opt->cert = optarg;
+            break;
+        case 'K':
+            opt->key = optarg;
+            break;
+        case 'A':
+            opt->ca = optarg;
+            break;
         case 'h':
             usage(stdout, 0);
         default:
             usage(stderr, 2);
         }
     }
-    if (argc - optind > 1)
+    if (argc - optind > 1 || (opt->cert == NULL) != (opt->key == NULL) ||
+        (opt->ca != NULL && opt->cert == NULL))
         usage(stderr, 2);
     if (optind < argc)
         opt->addr = argv[optind];
@@ -292,11 +311,11 @@ static void on_pong(struct ws_conn *conn, const void *data, size_t len,
 
 /* "ws://host:port/" from the address as given (":port" means every IPv4
  * address) and the port as bound: port 0 lets the system pick. */
-static void print_url(const char *addr, int port)
+static void print_url(const char *addr, int port, int tls)
 {
     int hostlen = (int)(strrchr(addr, ':') - addr);
 
-    printf("listening on ws://%.*s:%d/\n", hostlen > 0 ? hostlen : 7,
+    printf("listening on %s://%.*s:%d/\n", tls ? "wss" : "ws", hostlen > 0 ? hostlen : 7,
            hostlen > 0 ? addr : "0.0.0.0", port);
 }
 
@@ -328,10 +347,18 @@ static int setup(struct app *app, const struct options *opt)
     ws_server_handle_open(app->srv, on_open, app);
     ws_server_handle_pong(app->srv, on_pong, app);
     ws_server_handle_close(app->srv, on_close, app);
-    port = ws_server_listen(app->srv, opt->addr);
+    if (opt->cert != NULL) {
+        struct ws_tls *tls = ws_tls_new();
+        port = tls == NULL ? WS_ENOMEM : ws_tls_set_cert_file(tls, opt->cert, opt->key);
+        if (port == 0)
+            port = ws_server_listen_tls(app->srv, opt->addr, tls);
+        ws_tls_free(tls); /* the listener keeps a copy */
+    } else {
+        port = ws_server_listen(app->srv, opt->addr);
+    }
     if (port < 0)
         return port;
-    print_url(opt->addr, port);
+    print_url(opt->addr, port, opt->cert != NULL);
     /* A persistent timer on the server's own loop: no thread of our own. */
     app->ticker = event_new(ws_server_event_base(app->srv), -1, EV_PERSIST,
                             on_tick, app);
@@ -342,15 +369,16 @@ static int setup(struct app *app, const struct options *opt)
 
 /* N clients in this process that dial our own port over real TCP. They
  * share the server's event_base: one thread runs both ends. */
-static int start_demos(struct app *app, const char *addr, int port, unsigned n)
+static int start_demos(struct app *app, const struct options *opt, int port, unsigned n)
 {
+    const char *addr = opt->addr;
     struct event_base *base = ws_server_event_base(app->srv);
     char host[256];
 
     dial_host(addr, host, sizeof(host));
     while (app->demos < n) {
         struct demo_client *dc =
-            demo_client_start(base, host, port, app->demos + 1);
+            demo_client_start(base, host, port, app->demos + 1, opt->cert != NULL, opt->ca);
 
         if (dc == NULL)
             return -1;
@@ -383,11 +411,14 @@ static int run(const struct options *opt)
     struct app app = {.count = opt->count};
     int port = setup(&app, opt), rc = 1;
 
-    if (port < 0)
+    if (port < 0) {
+        char why[256] = "";
+        if (port == WS_ETLS)
+            ws_server_tls_error(app.srv, why, sizeof(why));
         fprintf(stderr, "rtt-measure: %s: %s%s%s\n", opt->addr,
-                ws_strerror(port), port == WS_ELISTEN ? ": " : "",
-                port == WS_ELISTEN ? strerror(errno) : "");
-    else if (start_demos(&app, opt->addr, port, opt->demo) == 0) {
+                ws_strerror(port), port == WS_ELISTEN || port == WS_ETLS ? ": " : "",
+                port == WS_ELISTEN ? strerror(errno) : why);
+    } else if (start_demos(&app, opt, port, opt->demo) == 0) {
         rc = ws_server_run(app.srv); /* until --count or SIGINT/SIGTERM */
         if (rc < 0)
             fprintf(stderr, "rtt-measure: %s\n", ws_strerror(rc));

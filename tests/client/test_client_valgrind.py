@@ -93,7 +93,7 @@ def test_valgrind_masked_frame_and_garbage(client, raw_server):
 
 
 def test_valgrind_bad_urls(client):
-    for u in ("http://x/", "wss://127.0.0.1/", "ws://[::1"):
+    for u in ("http://x/", "wss://[::1", "ws://[::1"):
         cl = client(u, valgrind=True)
         cl.expect(r"^CONNECT rc=-", timeout=VG_TIMEOUT)
         cl.finish(timeout=VG_TIMEOUT)

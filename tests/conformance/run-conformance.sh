@@ -8,6 +8,8 @@
 # Runs, each printing one PASS:/FAIL:/SKIP: line per case:
 #   libwsc           echo --max-message 16777216, every section
 #   libwsc-takeover  echo --deflate-context-takeover, sections 12 and 13
+#   libwsc-tls       echo --cert/--key over wss, all but sections 6 and 9
+#                    (SANITIZER=none only)
 #   node-ws          tests/conformance/node-echo.js (npm ws, perMessageDeflate)
 # Reports: $TOP_BUILDDIR/tests/conformance/report.json (+ report.md), and
 # report-libwsc-takeover.* and report-node-ws.* beside them.
@@ -51,7 +53,7 @@ start_server() {
     SPID=$!
     PORT=
     while [ $i -lt $((100 * SLOW)) ]; do
-        PORT=$(sed -n 's|^listening on ws://127\.0\.0\.1:\([0-9][0-9]*\)/$|\1|p' "$work/$name.out")
+        PORT=$(sed -n 's|^listening on wss\{0,1\}://127\.0\.0\.1:\([0-9][0-9]*\)/$|\1|p' "$work/$name.out")
         [ -n "$PORT" ] && return 0
         kill -0 "$SPID" 2>/dev/null || break
         sleep 0.1
@@ -96,8 +98,8 @@ stop_server() {
 run_suite() {
     local name=$1 report=$2
     shift 2
-    echo "== conformance $name: ws://127.0.0.1:$PORT/"
-    if ! $PY "$HERE/wsconf.py" --url "ws://127.0.0.1:$PORT/" --server-name "$name" \
+    echo "== conformance $name: ${SCHEME:-ws}://127.0.0.1:$PORT/"
+    if ! $PY "$HERE/wsconf.py" --url "${SCHEME:-ws}://127.0.0.1:$PORT/" --server-name "$name" \
             --max-message "$MAX" --report "$report" "$@"; then
         status=1
     fi
@@ -122,6 +124,25 @@ else
         echo "SKIP: conformance libwsc-takeover (echo has no --deflate-context-takeover)"
     fi
 fi
+
+# ---- libwsc over wss (TLS) ----------------------------------------------------
+# Every section but 6 (UTF-8) and 9 (limits/performance), which exercise
+# nothing TLS changes and take most of the time; all 936 cases pass over wss
+# when run by hand. Only without sanitizers (it adds about a minute).
+if [ "${SANITIZER:-none}" != none ]; then
+    echo "SKIP: conformance libwsc-tls (runs only without sanitizers: time budget)"
+elif ! command -v openssl >/dev/null 2>&1; then
+    echo "SKIP: conformance libwsc-tls (the openssl command is not installed)"
+elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$work/tls.key" -out "$work/tls.pem" -days 1 -subj /CN=localhost \
+        -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1; then
+    fail "libwsc-tls: openssl could not make a certificate"
+elif start_server libwsc-tls "$ECHO" 127.0.0.1:0 --max-message "$MAX" --max-buffered "$BUFFERED" \
+        --cert "$work/tls.pem" --key "$work/tls.key"; then
+    SCHEME=wss run_suite libwsc-tls "$OUT/report-libwsc-tls.json" --exclude 6,9
+    stop_server libwsc-tls
+fi
+# ---- end wss ----
 
 # ---- node-ws: the same suite against a known-good server -------------------
 if ! command -v node >/dev/null 2>&1; then

@@ -43,6 +43,7 @@ import random
 import re
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -297,6 +298,8 @@ class Conn:
         host, port = self.suite.host, self.suite.port
         self.sock = socket.create_connection((host, port), timeout=T_CONNECT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.suite.tls is not None:  # wss: handshake blocking, then as plain
+            self.sock = self.suite.tls.wrap_socket(self.sock, server_hostname="localhost")
         self.sock.setblocking(False)
         key = base64.b64encode(os.urandom(16))
         if request is None:
@@ -316,7 +319,7 @@ class Conn:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CaseFail("no complete HTTP response to the opening handshake")
-            r, _, _ = select.select([self.sock], [], [], left)
+            r, _, _ = self._select([self.sock], [], left)
             if r:
                 self._recv_some()
             if self.eof:
@@ -429,7 +432,7 @@ class Conn:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise CaseFail(f"sending stalled: server did not read ({off}/{len(data)} bytes)")
-            r, w, _ = select.select([] if self.eof else [self.sock], [self.sock], [], left)
+            r, w, _ = self._select([] if self.eof else [self.sock], [self.sock], left)
             if r:
                 self._recv_some()
             if w:
@@ -438,17 +441,28 @@ class Conn:
                 except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     self.send_broken = True
                     return False
-                except BlockingIOError:
+                except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                     pass
+                except ssl.SSLError:
+                    self.send_broken = True
+                    return False
         self.last_send = time.monotonic()
         return True
+
+    def _select(self, rd, wr, left):
+        """select(), except that bytes TLS already decrypted count as readable
+        (the socket itself would not say so)."""
+        if rd and isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0:
+            return rd, select.select([], wr, [], 0)[1], []
+        return select.select(rd, wr, [], left)
 
     def _recv_some(self):
         try:
             d = self.sock.recv(1 << 20)
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError,
+                ssl.SSLWantWriteError):
             return
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
             d = b""
             self.reset = True
         if not d:
@@ -575,7 +589,7 @@ class Conn:
             left = deadline - time.monotonic()
             if left <= 0:
                 return ("timeout",)
-            r, _, _ = select.select([self.sock], [], [], left)
+            r, _, _ = self._select([self.sock], [], left)
             if r:
                 self._recv_some()
 
@@ -2385,8 +2399,13 @@ def build_section13():
 class Suite:
     def __init__(self, url, name, max_message):
         u = urllib.parse.urlparse(url)
-        if u.scheme != "ws" or u.hostname != "127.0.0.1":
-            raise SystemExit("wsconf: only ws://127.0.0.1:PORT/ URLs are allowed")
+        if u.scheme not in ("ws", "wss") or u.hostname != "127.0.0.1":
+            raise SystemExit("wsconf: only ws:// or wss://127.0.0.1:PORT/ URLs are allowed")
+        self.tls = None
+        if u.scheme == "wss":  # the server under test, on loopback: not verified
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self.tls.check_hostname = False
+            self.tls.verify_mode = ssl.CERT_NONE
         self.host, self.port = u.hostname, u.port
         self.path = u.path or "/"
         self.name = name

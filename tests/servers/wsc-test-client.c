@@ -361,9 +361,10 @@ static void on_reconnect(struct ws_client *cl, unsigned attempt, unsigned delay_
 
 static void on_give_up(struct ws_client *cl, int error, void *arg)
 {
-    (void)cl;
     (void)arg;
     printf("GIVEUP error=%d %s\n", error, ws_strerror(error));
+    if (error == WS_ETLS)
+        printf("TLSERR %s\n", ws_client_tls_verify_error(cl));
 }
 
 /* ---- command line --------------------------------------------------------- */
@@ -393,7 +394,11 @@ static void usage(FILE *f)
           "  --stop-after-open        ws_client_stop from another thread after open\n"
           "  --max-buffered N         ws_config_set_max_buffered\n"
           "  --push N:SIZE            send N binary messages of SIZE bytes, waiting for\n"
-          "                           drain on WS_EAGAIN; check the echoes; close 1000\n",
+          "                           drain on WS_EAGAIN; check the echoes; close 1000\n"
+          "  --tls-ca FILE            wss: trust this CA instead of the system's\n"
+          "  --tls-cert CERT:KEY      wss: client certificate and key\n"
+          "  --tls-insecure           wss: no verification at all (tests only)\n"
+          "  (a WS_ETLS give-up also prints TLSERR <reason>)\n",
           f);
 }
 
@@ -444,7 +449,8 @@ enum {
     OPT_SUBPROTOCOLS, OPT_HEADER, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER, OPT_RECONNECT,
     OPT_CONNECT_TIMEOUT, OPT_HANDSHAKE_TIMEOUT, OPT_PING_INTERVAL, OPT_PONG_TIMEOUT,
     OPT_CLOSE_TIMEOUT, OPT_MAX_MESSAGE, OPT_SEND_THREADS, OPT_SEND_COUNT,
-    OPT_STOP_AFTER_OPEN, OPT_HELP, OPT_MAX_BUFFERED, OPT_PUSH
+    OPT_STOP_AFTER_OPEN, OPT_HELP, OPT_MAX_BUFFERED, OPT_PUSH, OPT_TLS_CA, OPT_TLS_CERT,
+    OPT_TLS_INSECURE
 };
 
 int main(int argc, char **argv)
@@ -472,6 +478,9 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, OPT_HELP },
         { "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
         { "push", required_argument, NULL, OPT_PUSH },
+        { "tls-ca", required_argument, NULL, OPT_TLS_CA },
+        { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+        { "tls-insecure", no_argument, NULL, OPT_TLS_INSECURE },
         { NULL, 0, NULL, 0 }
     };
     const char *headers[MAX_HEADERS];
@@ -479,7 +488,8 @@ int main(int argc, char **argv)
     const char *subprotocols = NULL;
     unsigned reconnect[3] = { 0, 0, 0 };
     int have_reconnect = 0;
-    const char *url;
+    const char *url, *tls_ca = NULL, *tls_cert = NULL;
+    int tls_insecure = 0;
     struct ws_config *cfg;
     struct ws_client *cl;
     int opt, rc;
@@ -597,6 +607,15 @@ int main(int argc, char **argv)
                 exit(1);
             break;
         }
+        case OPT_TLS_CA:
+            tls_ca = optarg;
+            break;
+        case OPT_TLS_CERT: /* CERT:KEY */
+            tls_cert = optarg;
+            break;
+        case OPT_TLS_INSECURE:
+            tls_insecure = 1;
+            break;
         case OPT_HELP:
             usage(stdout);
             ws_config_free(cfg);
@@ -655,6 +674,24 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* ---- TLS ---- */
+    if (tls_ca != NULL && ws_client_set_tls_ca_file(cl, tls_ca) != 0)
+        printf("ERROR ws_client_set_tls_ca_file\n");
+    if (tls_cert != NULL) {
+        char cert[1024];
+        const char *colon = strchr(tls_cert, ':');
+        if (colon == NULL || (size_t)(colon - tls_cert) >= sizeof(cert)) {
+            fprintf(stderr, "wsc-test-client: --tls-cert CERT:KEY\n");
+            ws_client_free(cl);
+            return 2;
+        }
+        snprintf(cert, sizeof(cert), "%.*s", (int)(colon - tls_cert), tls_cert);
+        if (ws_client_set_tls_cert_file(cl, cert, colon + 1) != 0)
+            printf("ERROR ws_client_set_tls_cert_file\n");
+    }
+    if (tls_insecure)
+        ws_client_set_tls_insecure_skip_verify(cl, 1);
+    /* ---- end TLS ---- */
     ws_client_handle_open(cl, on_open, NULL);
     ws_client_handle_data(cl, on_data, NULL);
     ws_client_handle_ping(cl, on_ping, NULL);

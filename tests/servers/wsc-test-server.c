@@ -29,6 +29,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -243,6 +244,11 @@ static void on_open(struct ws_conn *conn, void *arg)
 {
     (void)arg;
     printf("OPEN %" PRIu64 " %s\n", ws_conn_id(conn), ws_conn_remote_addr(conn));
+    if (ws_conn_is_tls(conn)) {
+        char subject[512];
+        int n = ws_conn_peer_subject(conn, subject, sizeof(subject));
+        printf("TLS %" PRIu64 " subject=%s\n", ws_conn_id(conn), n >= 0 ? subject : "-");
+    }
     if (app.threads > 1)
         printf("LOOP %" PRIu64 " %lu\n", ws_conn_id(conn), (unsigned long)pthread_self());
     if (app.send_topic != NULL && ws_conn_subscribe(conn, app.send_topic) != 0)
@@ -504,6 +510,12 @@ static void usage(FILE *f)
           "  --keepalive-timeout MS   ws_config_set_keepalive_timeout\n"
           "  --max-buffered-total N   ws_config_set_max_buffered_total\n"
           "  --redis HOST:PORT        ws_server_redis_attach (exit 3: not in this build)\n"
+          "  --tls-cert FILE --tls-key FILE  the listener speaks TLS (wss)\n"
+          "  --tls-ca FILE            require client certificates from this CA\n"
+          "  --tls-sni NAME:CERT:KEY  another certificate for server name NAME\n"
+          "  --tls-sni-strict         refuse unknown server names\n"
+          "  --plain-listen ADDR      also a plain listener (prints PLAIN <port>)\n"
+          "  (TLS: SIGHUP reloads the certificates from another thread: RELOAD rc=<rc> <why>)\n"
           "  (text \"flood:<size>\" always starts sending numbered binary messages)\n",
           f);
 }
@@ -538,8 +550,51 @@ enum {
     OPT_BROADCAST_ON_MESSAGE, OPT_SEND_BROADCAST, OPT_NO_DEFLATE, OPT_DEFLATE_TAKEOVER,
     OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC, OPT_THREADS,
     OPT_MAX_BODY, OPT_MAX_PENDING, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_BUFFERED_TOTAL,
-    OPT_REDIS
+    OPT_REDIS,
+    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_SNI, OPT_TLS_SNI_STRICT, OPT_PLAIN_LISTEN
 };
+
+/* ---- TLS: options and SIGHUP reload (from its own thread) ---- */
+static struct ws_tls *tls_opts;
+static const char *tls_cert, *tls_key;
+
+static void *reload_main(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+
+    while (sigwait(set, &sig) == 0) {
+        char why[256];
+        int rc;
+        if (sig != SIGHUP)
+            break;
+        rc = ws_server_reload_tls(app.srv);
+        ws_server_tls_error(app.srv, why, sizeof(why));
+        printf("RELOAD rc=%d %s\n", rc, rc == 0 ? "ok" : why);
+    }
+    return NULL;
+}
+
+static struct ws_tls *tls_get(void)
+{
+    if (tls_opts == NULL && (tls_opts = ws_tls_new()) == NULL) {
+        fprintf(stderr, "wsc-test-server: out of memory\n");
+        exit(1);
+    }
+    return tls_opts;
+}
+
+static void tls_add_sni(const char *spec)
+{
+    char name[256], cert[1024], key[1024];
+
+    if (sscanf(spec, "%255[^:]:%1023[^:]:%1023s", name, cert, key) != 3) {
+        fprintf(stderr, "wsc-test-server: bad --tls-sni: %s\n", spec);
+        exit(2);
+    }
+    check_set("tls-sni", ws_tls_add_sni(tls_get(), name, cert, key));
+}
+/* ---- end TLS ---- */
 
 int main(int argc, char **argv)
 {
@@ -574,9 +629,17 @@ int main(int argc, char **argv)
         { "keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE_TIMEOUT },
         { "max-buffered-total", required_argument, NULL, OPT_MAX_BUFFERED_TOTAL },
         { "redis", required_argument, NULL, OPT_REDIS },
+        { "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+        { "tls-key", required_argument, NULL, OPT_TLS_KEY },
+        { "tls-ca", required_argument, NULL, OPT_TLS_CA },
+        { "tls-sni", required_argument, NULL, OPT_TLS_SNI },
+        { "tls-sni-strict", no_argument, NULL, OPT_TLS_SNI_STRICT },
+        { "plain-listen", required_argument, NULL, OPT_PLAIN_LISTEN },
         { NULL, 0, NULL, 0 }
     };
-    const char *listen_addr = "127.0.0.1:0";
+    const char *listen_addr = "127.0.0.1:0", *plain_listen = NULL;
+    sigset_t hup;
+    pthread_t reloader;
     struct ws_config *cfg;
     struct ws_server *srv;
     int http = 0, opt, port, rc;
@@ -693,6 +756,24 @@ int main(int argc, char **argv)
             check_set("deflate-threshold", ws_config_set_deflate_threshold(
                           cfg, (size_t)parse_number("deflate-threshold", optarg, SIZE_MAX)));
             break;
+        case OPT_TLS_CERT:
+            tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            tls_key = optarg;
+            break;
+        case OPT_TLS_CA:
+            check_set("tls-ca", ws_tls_set_ca_file(tls_get(), optarg));
+            break;
+        case OPT_TLS_SNI:
+            tls_add_sni(optarg);
+            break;
+        case OPT_TLS_SNI_STRICT:
+            check_set("tls-sni-strict", ws_tls_set_sni_strict(tls_get(), 1));
+            break;
+        case OPT_PLAIN_LISTEN:
+            plain_listen = optarg;
+            break;
         case OPT_HELP:
             usage(stdout);
             ws_config_free(cfg);
@@ -703,6 +784,16 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if ((tls_cert == NULL) != (tls_key == NULL) || (tls_opts != NULL && tls_cert == NULL)) {
+        fprintf(stderr, "wsc-test-server: TLS needs --tls-cert and --tls-key\n");
+        return 2;
+    }
+    if (tls_cert != NULL)
+        check_set("tls-cert", ws_tls_set_cert_file(tls_get(), tls_cert, tls_key));
+    /* SIGHUP is taken by the reload thread only (threads inherit the mask). */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
     if (optind != argc) {
         usage(stderr);
         ws_config_free(cfg);
@@ -747,12 +838,28 @@ int main(int argc, char **argv)
         ws_server_handle_redis(srv, on_redis_state, NULL);
     }
 
-    port = ws_server_listen(srv, listen_addr);
+    port = tls_opts != NULL ? ws_server_listen_tls(srv, listen_addr, tls_opts)
+                            : ws_server_listen(srv, listen_addr);
     if (port <= 0) {
-        fprintf(stderr, "wsc-test-server: listen %s: %s\n", listen_addr, ws_strerror(port));
+        char why[256] = "";
+        ws_server_tls_error(srv, why, sizeof(why));
+        fprintf(stderr, "wsc-test-server: listen %s: %s %s\n", listen_addr, ws_strerror(port),
+                why);
         ws_server_free(srv);
         return 1;
     }
+    ws_tls_free(tls_opts); /* copied by the listener */
+    if (plain_listen != NULL) {
+        int p = ws_server_listen(srv, plain_listen);
+        if (p <= 0) {
+            fprintf(stderr, "wsc-test-server: listen %s: %s\n", plain_listen, ws_strerror(p));
+            ws_server_free(srv);
+            return 1;
+        }
+        printf("PLAIN %d\n", p);
+    }
+    if (pthread_create(&reloader, NULL, reload_main, &hup) == 0)
+        pthread_detach(reloader);
     printf("LISTENING %d\n", port);
 
     rc = ws_server_run(srv);
