@@ -510,11 +510,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* TLS: --cert/--key will call ws_server_listen_tls() once the library
-     * has it; until then refuse rather than serve passwords in clear text
-     * while the user believes otherwise. */
-    if (cert != NULL || key != NULL) {
-        fprintf(stderr, "chat: --cert/--key: this libwsc has no TLS yet\n");
+    /* Passwords and one-time passwords cross this connection: both files
+     * or neither, never a half-configured https. */
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "chat: --cert and --key go together\n");
         return 2;
     }
 
@@ -543,16 +542,31 @@ int main(int argc, char **argv)
     chat.purge = event_new(ws_server_event_base(chat.srv), -1, EV_PERSIST, on_purge, &chat);
     if (chat.purge == NULL || event_add(chat.purge, &purge_tv) != 0)
         goto out;
-    port = ws_server_listen(chat.srv, addr);
+    if (cert != NULL) { /* https and wss on one port */
+        struct ws_tls *tls = ws_tls_new();
+        if (tls == NULL || ws_tls_set_cert_file(tls, cert, key) != 0) {
+            fprintf(stderr, "chat: --cert/--key: cannot use %s / %s\n", cert, key);
+            ws_tls_free(tls);
+            goto out;
+        }
+        port = ws_server_listen_tls(chat.srv, addr, tls);
+        ws_tls_free(tls); /* copied by the listener */
+    } else {
+        port = ws_server_listen(chat.srv, addr);
+    }
     if (port < 0) {
-        fprintf(stderr, "chat: listen on %s: %s\n", addr, ws_strerror(port));
+        char why[256] = "";
+        if (port == WS_ETLS)
+            ws_server_tls_error(chat.srv, why, sizeof(why));
+        fprintf(stderr, "chat: listen on %s: %s%s%s\n", addr, ws_strerror(port),
+                why[0] != '\0' ? ": " : "", why);
         goto out;
     }
     printf("LISTENING %d\n", port);
     {
         const char *colon = strrchr(addr, ':');
         int hostlen = colon != NULL ? (int)(colon - addr) : 0;
-        fprintf(stderr, "chat: open http://%.*s:%d/ in a browser\n",
+        fprintf(stderr, "chat: open %s://%.*s:%d/ in a browser\n", cert != NULL ? "https" : "http",
                 hostlen > 0 ? hostlen : 9, hostlen > 0 ? addr : "127.0.0.1", port);
     }
     ws_server_run(chat.srv);

@@ -268,3 +268,44 @@ def test_needs_a_user():
 def test_otp_ttl_bounds_accepted(start, ttl):
     chat = start(CHAT, *USERS, "--otp-ttl", ttl)
     assert login(chat.port)
+
+
+def test_chat_over_https_and_wss(start, tmp_path):
+    """--cert/--key: the page, the login and the chat all over TLS (a
+    throwaway certificate made here, trusted by the clients); plain HTTP to
+    that port is not served."""
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("openssl cannot make a certificate: %s" % r.stderr[-300:])
+    chat = start(CHAT, *USERS, "--cert", str(cert), "--key", str(key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    base = f"https://127.0.0.1:{chat.port}"
+    with urllib.request.urlopen(base + "/", timeout=5, context=ctx) as page:
+        assert page.status == 200 and b"libwsc chat" in page.read()
+    req = urllib.request.Request(base + "/login", data=json.dumps(
+        {"username": "alice", "password": "secret"}).encode())
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=5, context=ctx) as resp:
+        otp = json.loads(resp.read())["otp"]
+
+    async def go():
+        ws = await websockets.connect(f"wss://127.0.0.1:{chat.port}/ws?otp={otp}", ssl=ctx)
+        assert json.loads(await ws.recv())["type"] == "hello"
+        await ws.send(json.dumps({"type": "send_message", "payload": {"message": "secure"}}))
+        e = await event(ws)
+        assert e["type"] == "new_message" and e["payload"]["message"] == "secure"
+        await ws.close()
+    run(go())
+    with pytest.raises(Exception):
+        urllib.request.urlopen(f"http://127.0.0.1:{chat.port}/", timeout=3)
+
+
+def test_chat_cert_without_key_refused():
+    r = subprocess.run([CHAT, "--user", "a:b", "--cert", "x.pem"], capture_output=True,
+                       timeout=10)
+    assert r.returncode == 2 and b"--cert and --key" in r.stderr
