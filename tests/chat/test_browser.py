@@ -1,7 +1,8 @@
-"""examples/chat in a real browser: the system's headless Chromium driven
-by puppeteer-core (browser.js): two users chat both ways, rooms isolate,
-a spent OTP and a wrong password are refused, a page from a foreign origin
-gets 403. Runs only when SANITIZER=none (Chromium under a sanitized build's
+"""examples/chat in a real browser, over https/wss: the system's headless
+Chromium driven by puppeteer-core (browser.js) trusts a throwaway
+certificate made here by its SPKI pin (never by ignoring certificate errors
+wholesale); two users chat both ways, rooms isolate, a spent OTP and a wrong
+password are refused, a page from a foreign origin gets 403. Runs only when SANITIZER=none (Chromium under a sanitized build's
 timing budget is too slow and adds nothing to the library's checks)."""
 
 import os
@@ -42,17 +43,39 @@ def node_path():
     return r.stdout.strip()
 
 
+def make_cert(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its SPKI pin (base64 of
+    the SHA-256 of the DER public key, as Chromium's flag wants it)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("openssl cannot make a certificate: %s" % r.stderr[-300:])
+    pin = subprocess.run(
+        "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der"
+        " | openssl dgst -sha256 -binary | base64" % cert,
+        shell=True, capture_output=True, text=True, check=True).stdout.strip()
+    return cert, key, pin
+
+
 def test_chat_in_chromium(node_path, tmp_path):
     port = free_port()
-    base = f"http://127.0.0.1:{port}/"
+    base = f"https://127.0.0.1:{port}/"
+    cert, key, pin = make_cert(tmp_path)
     chat = subprocess.Popen([CHAT, "--listen", f"127.0.0.1:{port}", "--user", "alice:secret",
-                             "--user", "bob:hunter2", "--allowed-origin", base.rstrip("/")],
+                             "--user", "bob:hunter2", "--allowed-origin", base.rstrip("/"),
+                             "--cert", str(cert), "--key", str(key)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = chat.stdout.readline()
         assert line.startswith("LISTENING"), line + chat.stderr.read()
         shot = os.environ.get("CHAT_SCREENSHOT", str(tmp_path / "chat.png"))
-        env = dict(os.environ, NODE_PATH=node_path, CHROMIUM=CHROMIUM)
+        # Chromium trusts the chat by its key's pin; node's own fetch (the
+        # foreign-origin step logs in from outside the browser) by the file.
+        env = dict(os.environ, NODE_PATH=node_path, CHROMIUM=CHROMIUM, SPKI_PIN=pin,
+                   NODE_EXTRA_CA_CERTS=str(cert))
         r = subprocess.run(["node", os.path.join(HERE, "browser.js"), base, shot],
                            capture_output=True, text=True, timeout=150, env=env)
         assert r.returncode == 0 and "PASS" in r.stdout, r.stdout + r.stderr
