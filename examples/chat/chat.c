@@ -321,8 +321,11 @@ static void send_message(struct chat *chat, struct ws_conn *c, json_t *payload)
                    m->name, "room", m->room, "message", text, "sent", sent);
     out = ev != NULL ? json_dumps(ev, JSON_COMPACT) : NULL;
     room_topic(m->room, topic, sizeof(topic));
-    if (out != NULL)
-        ws_server_publish(chat->srv, topic, WS_OP_TEXT, out, strlen(out));
+    /* With --redis the room spans every chat process; while Redis is down
+     * nobody gets it, so the sender is told rather than left guessing. */
+    if (out != NULL && ws_server_publish(chat->srv, topic, WS_OP_TEXT, out, strlen(out)) ==
+                           WS_EREDIS)
+        send_error(c, "messages cannot be delivered right now");
     free(out);
     json_decref(ev);
 }
@@ -390,6 +393,13 @@ static void on_purge(evutil_socket_t fd, short what, void *arg)
         printf("PURGED %zu\n", gone);
 }
 
+static void on_redis(struct ws_server *srv, int up, void *arg)
+{
+    (void)srv;
+    (void)arg;
+    printf("REDIS %s\n", up ? "up" : "down");
+}
+
 /* ---- setup ---------------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -407,6 +417,7 @@ static void usage(FILE *f)
             "  --pong-timeout MS        silent clients closed after, 0..3600000\n"
             "                           (default 10000)\n"
             "  --cert FILE --key FILE   serve https/wss (certificate chain, key)\n"
+            "  --redis HOST:PORT        rooms span every chat process on this Redis\n"
             "  --help                   show this help\n");
 }
 
@@ -434,6 +445,7 @@ int main(int argc, char **argv)
         { "listen", required_argument, NULL, 'l' },
         { "user", required_argument, NULL, 'u' },
         { "allowed-origin", required_argument, NULL, 'o' },
+        { "redis", required_argument, NULL, 'r' },
         { "otp-ttl", required_argument, NULL, 'T' },
         { "ping-interval", required_argument, NULL, 'p' },
         { "pong-timeout", required_argument, NULL, 't' },
@@ -444,7 +456,7 @@ int main(int argc, char **argv)
     };
     static struct chat chat;
     static char origins[ORIGINS_MAX + 1];
-    const char *addr = DEFAULT_ADDR, *cert = NULL, *key = NULL;
+    const char *addr = DEFAULT_ADDR, *cert = NULL, *key = NULL, *redis = NULL;
     unsigned ttl = 5000, ping = 30000, pong = 10000;
     struct timeval purge_tv;
     struct ws_config *cfg;
@@ -463,6 +475,9 @@ int main(int argc, char **argv)
                         optarg, MAX_USERS);
                 return 2;
             }
+            break;
+        case 'r':
+            redis = optarg;
             break;
         case 'o':
             if (strpbrk(optarg, ", \r\n") != NULL || optarg[0] == '\0' ||
@@ -536,6 +551,14 @@ int main(int argc, char **argv)
     ws_server_handle_open(chat.srv, on_open, &chat);
     ws_server_handle_data(chat.srv, on_data, &chat);
     ws_server_handle_close(chat.srv, on_close, &chat);
+    if (redis != NULL) {
+        int rrc = ws_server_redis_attach(chat.srv, redis, "chat:");
+        if (rrc < 0) {
+            fprintf(stderr, "chat: --redis %s: %s\n", redis, ws_strerror(rrc));
+            goto out;
+        }
+        ws_server_handle_redis(chat.srv, on_redis, &chat);
+    }
     /* Expired OTPs go at least once a second (and never outlive 2 x TTL). */
     purge_tv.tv_sec = ttl >= 1000 ? 1 : 0;
     purge_tv.tv_usec = ttl >= 1000 ? 0 : (suseconds_t)ttl * 1000;
