@@ -639,6 +639,7 @@ int main(int argc, char **argv)
     };
     const char *listen_addr = "127.0.0.1:0", *plain_listen = NULL;
     sigset_t hup;
+    bool reloading;
     pthread_t reloader;
     struct ws_config *cfg;
     struct ws_server *srv;
@@ -793,6 +794,7 @@ int main(int argc, char **argv)
     /* SIGHUP is taken by the reload thread only (threads inherit the mask). */
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
+    sigaddset(&hup, SIGUSR2); /* ends the reloader at exit */
     pthread_sigmask(SIG_BLOCK, &hup, NULL);
     if (optind != argc) {
         usage(stderr);
@@ -858,13 +860,16 @@ int main(int argc, char **argv)
         }
         printf("PLAIN %d\n", p);
     }
-    if (pthread_create(&reloader, NULL, reload_main, &hup) == 0)
-        pthread_detach(reloader);
+    reloading = pthread_create(&reloader, NULL, reload_main, &hup) == 0;
     printf("LISTENING %d\n", port);
 
     rc = ws_server_run(srv);
     if (rc != 0)
         fprintf(stderr, "wsc-test-server: ws_server_run: %s\n", ws_strerror(rc));
+    if (reloading) { /* it uses the server: gone before the server is */
+        pthread_kill(reloader, SIGUSR2);
+        pthread_join(reloader, NULL);
+    }
     /* Senders hold refs; let them finish before the server goes away. */
     join_senders();
     ws_server_free(srv);
