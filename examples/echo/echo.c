@@ -25,6 +25,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,8 @@ static void *reload_on_sighup(void *arg)
 
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
-    while (sigwait(&hup, &sig) == 0) {
+    sigaddset(&hup, SIGUSR2); /* serve() ends us before it frees the server */
+    while (sigwait(&hup, &sig) == 0 && sig == SIGHUP) {
         char why[256];
         int rc = ws_server_reload_tls(srv);
         ws_server_tls_error(srv, why, sizeof(why));
@@ -215,6 +217,8 @@ static void *reload_on_sighup(void *arg)
 static int serve(const char *addr, const struct ws_config *cfg, const struct ws_tls *tls)
 {
     struct ws_server *srv = ws_server_new(cfg);
+    pthread_t reloader;
+    bool reloading;
     int port, rc;
 
     if (srv == NULL) {
@@ -237,13 +241,13 @@ static int serve(const char *addr, const struct ws_config *cfg, const struct ws_
         ws_server_free(srv);
         return 1;
     }
-    if (tls != NULL) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, reload_on_sighup, srv) == 0)
-            pthread_detach(t); /* blocked in sigwait until the process exits */
-    }
+    reloading = tls != NULL && pthread_create(&reloader, NULL, reload_on_sighup, srv) == 0;
     print_url(addr, port, tls != NULL);
     rc = ws_server_run(srv); /* until SIGINT/SIGTERM and a graceful stop */
+    if (reloading) { /* it uses srv: gone before srv is */
+        pthread_kill(reloader, SIGUSR2);
+        pthread_join(reloader, NULL);
+    }
     if (rc < 0)
         fprintf(stderr, "echo: %s\n", ws_strerror(rc));
     ws_server_free(srv);
@@ -366,6 +370,7 @@ int main(int argc, char **argv)
         /* Only the reload thread takes SIGHUP (threads inherit the mask). */
         sigemptyset(&hup);
         sigaddset(&hup, SIGHUP);
+        sigaddset(&hup, SIGUSR2);
         pthread_sigmask(SIG_BLOCK, &hup, NULL);
     }
     rc = serve(optind < argc ? argv[optind] : DEFAULT_ADDR, cfg, tls);
