@@ -514,28 +514,34 @@ size_t wsc__conn_reservation(const struct ws_conn *c, size_t len)
     return len + h + (c->is_client ? 4 : 0);
 }
 
-static void conn_post_simple(struct ws_conn *c, enum wsc__xmsg_kind kind)
+static struct wsc__xmsg *xmsg_new(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,
+                                  int code, const void *data, size_t len)
 {
-    struct wsc__xmsg *m = malloc(sizeof(*m));
+    struct wsc__xmsg *m = malloc(sizeof(*m) + len);
 
     if (m == NULL)
-        return;
-    m->kind = (uint8_t)kind;
+        return NULL;
     m->ep = NULL;
-    m->len = 0;
+    m->kind = (uint8_t)kind;
+    m->opcode = (uint8_t)opcode;
+    m->code = code;
+    m->len = len;
+    if (len > 0)
+        memcpy(m->data, data, len);
     ws_conn_ref(c);
     m->conn = c;
-    wsc__loop_post(c->loop, m);
+    return m;
 }
 
 /* Apply the slow-consumer policy to a send that does not fit. */
 static int conn_over_cap(struct ws_conn *c, bool owner)
 {
     if (c->loop->close_slow) {
+        struct wsc__xmsg *m;
         if (owner)
             wsc__conn_close_slow(c);
-        else
-            conn_post_simple(c, WSC__X_SLOW);
+        else if ((m = xmsg_new(c, WSC__X_SLOW, 0, 0, NULL, 0)) != NULL)
+            wsc__loop_post(c->loop, m);
         return WS_ECLOSED;
     }
     atomic_store(&c->want_drain, true);
@@ -675,25 +681,6 @@ void wsc__conn_shutdown(struct ws_conn *c)
 
 /* ---- public API (any thread unless noted) ---------------------------------- */
 
-static struct wsc__xmsg *xmsg_new(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,
-                                  int code, const void *data, size_t len)
-{
-    struct wsc__xmsg *m = malloc(sizeof(*m) + len);
-
-    if (m == NULL)
-        return NULL;
-    m->ep = NULL;
-    m->kind = (uint8_t)kind;
-    m->opcode = (uint8_t)opcode;
-    m->code = code;
-    m->len = len;
-    if (len > 0)
-        memcpy(m->data, data, len);
-    ws_conn_ref(c);
-    m->conn = c;
-    return m;
-}
-
 /* On the loop thread act now; elsewhere queue for the loop. Only the
  * conn's state and its loop object are touched before that decision, so
  * a referenced connection whose server is gone is safe to call. */
@@ -747,27 +734,18 @@ int ws_conn_ping(struct ws_conn *conn, const void *data, size_t len)
     return conn_dispatch(conn, WSC__X_PING, WS_OP_PING, 0, data, len);
 }
 
-/* A close code and reason fit for the wire: 0 or a WS_E* code. */
-static int close_args_ok(int code, const char *reason, size_t len)
+int ws_conn_close(struct ws_conn *conn, int code, const char *reason)
 {
+    size_t len = reason != NULL ? strlen(reason) : 0;
+
+    if (conn == NULL)
+        return WS_EINVAL;
     if (!wsc__close_code_valid(code))
         return WS_ECODE;
     if (len > 123)
         return WS_ETOOBIG;
     if (!wsc__utf8_valid(reason, len))
         return WS_EUTF8;
-    return 0;
-}
-
-int ws_conn_close(struct ws_conn *conn, int code, const char *reason)
-{
-    size_t len = reason != NULL ? strlen(reason) : 0;
-    int rc;
-
-    if (conn == NULL)
-        return WS_EINVAL;
-    if ((rc = close_args_ok(code, reason, len)) != 0)
-        return rc;
     return conn_dispatch(conn, WSC__X_CLOSE, WS_OP_CLOSE, code, reason, len);
 }
 
