@@ -24,7 +24,15 @@
 void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms)
 {
     struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-    evtimer_add(&c->timer, &tv);
+    evtimer_add(&c->timer, &tv); /* replaces any pending deadline */
+}
+
+void wsc__conn_set_timeout(struct ws_conn *c, unsigned ms)
+{
+    if (ms > 0)
+        wsc__conn_arm_timer(c, ms);
+    else
+        event_del(&c->timer);
 }
 
 static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
@@ -148,7 +156,6 @@ void wsc__conn_flush_and_close(struct ws_conn *c)
     if (st == WSC__CONN_FLUSHING || st == WSC__CONN_CLOSED)
         return;
     atomic_store(&c->state, WSC__CONN_FLUSHING);
-    event_del(&c->timer);
     wsc__io_flush(c); /* replies gathered in the cork go first */
     if (wsc__io_pending(c) == 0) {
         conn_start_linger(c);
@@ -290,9 +297,7 @@ void wsc__conn_io_connected(struct ws_conn *c, int err)
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
         format_remote(c->remote, sizeof(c->remote), (struct sockaddr *)&ss);
-    event_del(&c->timer);
-    if (c->ep->cfg.handshake_timeout_ms > 0)
-        wsc__conn_arm_timer(c, c->ep->cfg.handshake_timeout_ms);
+    wsc__conn_set_timeout(c, c->ep->cfg.handshake_timeout_ms);
     wsc__client_connected(c);
 }
 
@@ -433,9 +438,7 @@ int wsc__conn_open(struct ws_conn *c)
     ep->num_open++;
     wsc__endpoint_promote(ep, c);
     wsc__loop_add_id(c->loop, c);
-    event_del(&c->timer);
-    if (ep->cfg.ping_interval_ms > 0)
-        wsc__conn_arm_timer(c, ep->cfg.ping_interval_ms);
+    wsc__conn_set_timeout(c, ep->cfg.ping_interval_ms);
     if (ep->on_open != NULL)
         ep->on_open(c, ep->open_arg);
     return 0;
@@ -629,7 +632,6 @@ void wsc__conn_close_slow(struct ws_conn *c)
         return;
     c->slow = true;
     atomic_store(&c->state, WSC__CONN_CLOSING); /* no more sends */
-    event_del(&c->timer);
     wsc__conn_arm_timer(c, 0);
 }
 
@@ -650,9 +652,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
     if (c->close_reason != NULL)
         memcpy(c->close_reason, reason, len);
     atomic_store(&c->state, WSC__CONN_CLOSING);
-    event_del(&c->timer);
-    if (c->ep->cfg.close_timeout_ms > 0)
-        wsc__conn_arm_timer(c, c->ep->cfg.close_timeout_ms);
+    wsc__conn_set_timeout(c, c->ep->cfg.close_timeout_ms);
     return 0;
 }
 

@@ -117,9 +117,7 @@ static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
     }
     /* Idle until the next request: its own timeout, re-armed per request. */
     c->keepalive_idle = true;
-    event_del(&c->timer);
-    if (ep->cfg.keepalive_timeout_ms > 0)
-        wsc__conn_arm_timer(c, ep->cfg.keepalive_timeout_ms);
+    wsc__conn_set_timeout(c, ep->cfg.keepalive_timeout_ms);
     return true;
 }
 
@@ -264,9 +262,7 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         return wsc__upgrade_hold_input(c, avail);
     if (c->keepalive_idle) { /* the next request begins: bound its head */
         c->keepalive_idle = false;
-        event_del(&c->timer);
-        if (ep->cfg.handshake_timeout_ms > 0)
-            wsc__conn_arm_timer(c, ep->cfg.handshake_timeout_ms);
+        wsc__conn_set_timeout(c, ep->cfg.handshake_timeout_ms);
     }
     head_len = wsc__http_parse_request(buf, scan, c->http_scanned, &req,
                                        ep->cfg.max_headers);

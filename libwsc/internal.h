@@ -386,6 +386,9 @@ void wsc__conn_budget_drained(struct wsc__endpoint *ep);
 void wsc__http_body_free(struct ws_conn *c);
 /* (Re)arm the connection's one timer. */
 void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms);
+/* The timer's one deadline is now ms from now; 0: none (0 to arm_timer
+ * means "at once"). */
+void wsc__conn_set_timeout(struct ws_conn *c, unsigned ms);
 /* Close a slow consumer by policy (deferred to the next loop pass). */
 void wsc__conn_close_slow(struct ws_conn *c);
 int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len);
