@@ -104,29 +104,42 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
         wsc__io_thread_cleanup();
 }
 
-void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c)
+/* A connection is on one of the endpoint's two lists at a time (open, or
+ * pending: still in its handshake), through the same links. Take it off
+ * the list with this head (and tail, for the list that keeps one). */
+static void list_remove(struct ws_conn **head, struct ws_conn **tail, struct ws_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else if (tail != NULL)
+        *tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void open_push(struct wsc__endpoint *ep, struct ws_conn *c)
 {
     c->prev = NULL;
     c->next = ep->conns;
     if (ep->conns != NULL)
         ep->conns->prev = c;
     ep->conns = c;
-    ep->num_live++;
 }
 
-static void pending_remove(struct wsc__endpoint *ep, struct ws_conn *c)
+static void pending_leave(struct wsc__endpoint *ep, struct ws_conn *c)
 {
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        ep->pending_head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        ep->pending_tail = c->prev;
-    c->prev = c->next = NULL;
+    list_remove(&ep->pending_head, &ep->pending_tail, c);
     c->pending = false;
     ep->num_pending--;
+}
+
+void wsc__endpoint_link(struct wsc__endpoint *ep, struct ws_conn *c)
+{
+    open_push(ep, c);
+    ep->num_live++;
 }
 
 void wsc__endpoint_add_pending(struct wsc__endpoint *ep, struct ws_conn *c)
@@ -149,41 +162,35 @@ void wsc__endpoint_add_pending(struct wsc__endpoint *ep, struct ws_conn *c)
 
 void wsc__endpoint_promote(struct wsc__endpoint *ep, struct ws_conn *c)
 {
-    if (!c->pending)
-        return;
-    pending_remove(ep, c);
-    ep->num_live--;
-    wsc__endpoint_link(ep, c);
+    if (c->pending) {
+        pending_leave(ep, c);
+        open_push(ep, c);
+    }
 }
 
 void wsc__endpoint_unlink(struct wsc__endpoint *ep, struct ws_conn *c)
 {
-    if (c->pending) {
-        pending_remove(ep, c);
-    } else {
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            ep->conns = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
-        c->prev = c->next = NULL;
-    }
+    if (c->pending)
+        pending_leave(ep, c);
+    else
+        list_remove(&ep->conns, NULL, c);
     ep->num_live--;
     if (ep->on_released != NULL)
         ep->on_released(ep, c);
 }
 
+static void shutdown_list(struct ws_conn *c)
+{
+    struct ws_conn *next;
+
+    for (; c != NULL; c = next) {
+        next = c->next; /* shutdown may unlink c */
+        wsc__conn_shutdown(c);
+    }
+}
+
 void wsc__endpoint_shutdown_all(struct wsc__endpoint *ep)
 {
-    struct ws_conn *lists[2] = { ep->pending_head, ep->conns }, *c, *next;
-
-    /* Handshaking sockets are dropped, open ones sent 1001. */
-    for (int i = 0; i < 2; i++) {
-        for (c = lists[i]; c != NULL; c = next) {
-            next = c->next; /* shutdown may unlink c */
-            wsc__conn_shutdown(c);
-        }
-        lists[1] = ep->conns;
-    }
+    shutdown_list(ep->pending_head); /* dropped */
+    shutdown_list(ep->conns);        /* sent 1001 */
 }
