@@ -124,17 +124,18 @@ static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t l
     c->msg_opcode = 0;
     /* Data after our close frame is read (to find the peer's close) but not
      * delivered: the application already said goodbye. */
-    if (ep->on_data != NULL && !c->close_sent) {
-        const void *outer = wsc__valid_text;
-        size_t outer_len = wsc__valid_text_len;
-        if (op == WS_OP_TEXT) {
-            wsc__valid_text = data;
-            wsc__valid_text_len = len;
-        }
+    if (ep->on_data == NULL || c->close_sent)
+        return;
+    if (op != WS_OP_TEXT) {
         ep->on_data(c, (enum ws_opcode)op, data, len, ep->data_arg);
-        wsc__valid_text = outer;
-        wsc__valid_text_len = outer_len;
+        return;
     }
+    /* Validated on arrival: an echo of exactly this text is not checked
+     * again. (Read passes do not nest, so there is no outer one to keep.) */
+    wsc__valid_text = data;
+    wsc__valid_text_len = len;
+    ep->on_data(c, (enum ws_opcode)op, data, len, ep->data_arg);
+    wsc__valid_text = NULL;
 }
 
 static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
