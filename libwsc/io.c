@@ -558,8 +558,8 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
         return WS_ECLOSED;
     wsc__io_flush(c);
     if (io_direct(c)) {
-        ssize_t w = c->ssl != NULL ? io_tls_write_all(c, s->data, s->len)
-                                   : write(c->fd, s->data, s->len);
+        struct iovec one = { .iov_base = s->data, .iov_len = s->len };
+        ssize_t w = io_sys_writev(c, &one, 1);
         if (w < 0) {
             if (!io_would_block(errno)) {
                 io_failed(c);
@@ -899,7 +899,9 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         memcpy(buf, c->stash, c->stash_len);
         have = c->stash_len;
     } else if (c->stash_len > 0) {
-        /* A large request body: read on behind it, in its own buffer. */
+        /* A large stash (input held while reading was blocked, or a long
+         * head under a large max_head_size): read on behind it, in its
+         * own buffer. (Request bodies are gathered by conn_http.c.) */
         cap = c->stash_len + WSC__READ_SIZE;
         own = realloc(c->stash, cap);
         if (own == NULL) {
