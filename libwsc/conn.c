@@ -512,9 +512,7 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
  * headers (up to 14 bytes each). */
 size_t wsc__conn_reservation(const struct ws_conn *c, size_t len)
 {
-    size_t h = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
-
-    return len + h + (c->is_client ? 4 : 0);
+    return len + wsc__frame_header_len(len, c->is_client);
 }
 
 static struct wsc__xmsg *xmsg_new(struct ws_conn *c, enum wsc__xmsg_kind kind, int opcode,

@@ -33,6 +33,12 @@ size_t wsc__frame_close_payload(uint8_t out[125], int code, const char *reason,
 /* May a close frame carry this code (RFC 6455 7.4.1, IANA registry)? */
 bool wsc__close_code_valid(int code);
 
+/* The length wsc__frame_header() gives a frame of len payload bytes. */
+static inline size_t wsc__frame_header_len(size_t len, bool masked)
+{
+    return (len < 126 ? 2 : len <= 0xffff ? 4 : 10) + (masked ? 4 : 0);
+}
+
 /* Encode a FIN frame's header (mask NULL: unmasked). Returns its length. */
 static inline size_t wsc__frame_header(uint8_t out[WSC__FRAME_HEADER_MAX], bool rsv1, int opcode,
                          size_t len, const uint8_t *mask)
