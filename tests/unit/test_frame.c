@@ -170,6 +170,24 @@ static void test_header_bytes(void)
     }
 }
 
+/* wsc__frame_header_len (what admission counts) is the length the encoder
+ * writes, on both sides of each size boundary, masked or not. */
+static void test_header_len(void)
+{
+    static const uint64_t lens[] = { 0, 125, 126, 127, 65535, 65536, 1u << 20 };
+    static const uint8_t key[4] = { 1, 2, 3, 4 };
+
+    for (size_t i = 0; i < N_OF(lens); i++) {
+        for (int masked = 0; masked < 2; masked++) {
+            uint8_t out[WSC__FRAME_HEADER_MAX];
+            size_t n = wsc__frame_header(out, false, WS_OP_BINARY, (size_t)lens[i],
+                                         masked ? key : NULL);
+            if (!CHECK_INT_EQ(wsc__frame_header_len((size_t)lens[i], masked), n))
+                UNIT_NOTE("len %llu masked %d", (unsigned long long)lens[i], masked);
+        }
+    }
+}
+
 /* Every opcode, both RSV1 values, masked or not, at every boundary: the
  * first byte, the mask bit and the header length follow the rules. */
 static void test_header_fields(void)
@@ -1004,6 +1022,7 @@ static void test_close_code_valid(void)
 
 const struct unit_test frame_tests[] = {
     { "frame_header_bytes", test_header_bytes },
+    { "frame_header_len", test_header_len },
     { "frame_header_fields", test_header_fields },
     { "frame_parse_round_trip", test_parse_round_trip },
     { "frame_parse_prefixes", test_parse_prefixes },
