@@ -107,7 +107,8 @@ def test_cap_both_sides_for_a_single_message(server):
     c.send_frame(wsutil.OP_BINARY, b"x" * (4096 - 4))   # echo frame = 4 + 4092 bytes
     fin, op, payload = c.read_frame()
     assert len(payload) == 4092
-    c.send_frame(wsutil.OP_BINARY, b"x" * 4097)
+    # One byte more: 4 + 4093 = 4097 with its header, which can never fit.
+    c.send_frame(wsutil.OP_BINARY, b"x" * 4093)
     srv.expect(r"^SEND ERROR -5$")                        # WS_ETOOBIG
     c.close()
 
