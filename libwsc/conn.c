@@ -256,7 +256,7 @@ void wsc__conn_budget_drained(struct wsc__endpoint *ep)
 
     if (atomic_load_explicit(&ep->loop->buffered, memory_order_relaxed) > ep->loop->budget / 2)
         return;
-    ep->budget_waiting = false;
+    atomic_store(&ep->loop->budget_waiting, false);
     /* Collect first: a drain callback may close any connection. */
     for (c = ep->conns; c != NULL; c = c->next) {
         if (!atomic_load(&c->want_drain) || atomic_load(&c->state) != WSC__CONN_OPEN ||
@@ -550,17 +550,26 @@ static int conn_over_cap(struct ws_conn *c, bool owner)
 }
 
 /* The server-wide budget (max_buffered_total, this loop's share) is
- * spent. With close_slow_consumers the largest backlog on the loop goes
- * first; otherwise the send is refused and a drain follows once the
- * loop's output is down to half its share. Loop thread. */
-static int conn_over_budget(struct ws_conn *c)
+ * spent. On the loop thread with close_slow_consumers the largest backlog
+ * on the loop goes first; otherwise the send is refused and a drain
+ * follows once the loop's output is down to half its share. From another
+ * thread the first refusal of a wait also asks the loop to check at once,
+ * in case its output fell while this thread read a stale sum. */
+static int conn_over_budget(struct ws_conn *c, bool owner)
 {
-    struct wsc__endpoint *ep = c->ep;
-
+    /* want_drain before the flag: a loop clearing the flag scans after. */
+    atomic_store(&c->want_drain, true);
+    if (!owner) {
+        struct wsc__xmsg *m;
+        if (!atomic_exchange(&c->loop->budget_waiting, true) &&
+            (m = xmsg_new(c, WSC__X_BUDGET, 0, 0, NULL, 0)) != NULL)
+            wsc__loop_post(c->loop, m);
+        return WS_EAGAIN;
+    }
     if (c->loop->close_slow) {
         struct ws_conn *big = NULL, *it;
         size_t most = 0;
-        for (it = ep->conns; it != NULL; it = it->next) {
+        for (it = c->ep->conns; it != NULL; it = it->next) {
             size_t n = wsc__io_pending(it);
             if (n > most && atomic_load(&it->state) == WSC__CONN_OPEN && !it->slow) {
                 most = n;
@@ -572,8 +581,7 @@ static int conn_over_budget(struct ws_conn *c)
         if (big == c)
             return WS_ECLOSED;
     }
-    ep->budget_waiting = true;
-    atomic_store(&c->want_drain, true);
+    atomic_store(&c->loop->budget_waiting, true);
     return WS_EAGAIN;
 }
 
@@ -600,7 +608,7 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
             return conn_over_cap(c, true);
         if (loop->budget > 0 &&
             atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget)
-            return conn_over_budget(c);
+            return conn_over_budget(c, true);
         return 0;
     }
     size_t x = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
@@ -609,10 +617,8 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
         if (out + x + need > cap)
             return conn_over_cap(c, false);
         if (loop->budget > 0 &&
-            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget) {
-            atomic_store(&c->want_drain, true);
-            return WS_EAGAIN; /* the loop drains it (budget_waiting is set there) */
-        }
+            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget)
+            return conn_over_budget(c, false);
         if (atomic_compare_exchange_weak_explicit(&c->xqueued, &x, x + need,
                                                   memory_order_relaxed, memory_order_relaxed))
             return 0;

@@ -79,7 +79,7 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     atomic_store(&ep->stopping, 0);
     ep->on_released = NULL;
     ep->on_drain = NULL;
-    ep->budget_waiting = false;
+    atomic_store(&ep->loop->budget_waiting, false);
     while (ep->pending_head != NULL)
         wsc__conn_abort(ep->pending_head);
     while (ep->conns != NULL)

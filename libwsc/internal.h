@@ -464,6 +464,7 @@ enum wsc__xmsg_kind {
     WSC__X_SEND, WSC__X_PING, WSC__X_CLOSE, WSC__X_BROADCAST, WSC__X_SLOW, WSC__X_PUBLISH,
     WSC__X_ADOPT,   /* worker: take this accepted socket (code: fd, data: address) */
     WSC__X_STOP,    /* worker: the server is stopping */
+    WSC__X_BUDGET,  /* another thread's send met the budget: check it on the loop */
     WSC__X_PAUSE,   /* ws_conn_pause_reading / resume_reading from elsewhere */
     WSC__X_RESUME
 };
@@ -501,6 +502,7 @@ struct wsc__loop {
     size_t budget;                /* this loop's share of max_buffered_total */
     bool close_slow;
     _Atomic size_t buffered;      /* sum of its connections' published output */
+    _Atomic bool budget_waiting;  /* a send (any thread) was refused by the budget */
     _Atomic uint64_t dropped;     /* cross-thread sends lost to a closed conn */
     uint8_t index;                /* worker number: the low byte of conn ids */
     /* Open connections by id (ws_server_send_to), chained, under lock. */
@@ -558,7 +560,6 @@ struct wsc__endpoint {
      * max_pending (this loop's share), the oldest shed for a newcomer. */
     struct ws_conn *pending_head, *pending_tail;
     size_t num_pending, max_pending;
-    bool budget_waiting;          /* a send was refused by max_buffered_total */
     _Atomic size_t num_open;      /* upgraded, not yet notified closed */
     size_t num_live;
     /* Called when a connection is released (loop thread). */

@@ -155,7 +155,7 @@ static void io_publish(struct ws_conn *c, size_t len)
                           memory_order_relaxed);
     /* Sends refused for the budget get their drain callbacks from the
      * flush event, outside whatever callback is running now. */
-    if (len < old && c->ep->budget_waiting &&
+    if (len < old && atomic_load_explicit(&loop->budget_waiting, memory_order_relaxed) &&
         atomic_load_explicit(&loop->buffered, memory_order_relaxed) <= loop->budget / 2)
         event_active(c->ep->flush_ev, EV_WRITE, 0);
 }
@@ -667,7 +667,7 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < ep->num_queued; i++)
         ws_conn_unref(ep->queued[i]);
     ep->num_queued = 0;
-    if (ep->budget_waiting)
+    if (atomic_load_explicit(&ep->loop->budget_waiting, memory_order_relaxed))
         wsc__conn_budget_drained(ep);
 }
 

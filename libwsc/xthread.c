@@ -63,6 +63,10 @@ static void loop_deliver(struct wsc__xmsg *m)
     case WSC__X_CLOSE:
         wsc__conn_close_now(c, m->code, (const char *)m->data, m->len);
         break;
+    case WSC__X_BUDGET: /* the loop's output may have fallen already */
+        if (c->fd >= 0)
+            wsc__conn_budget_drained(c->ep);
+        break;
     case WSC__X_PAUSE:
         if (c->fd >= 0)
             wsc__io_set_app_paused(c, true);
@@ -118,6 +122,7 @@ struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config 
     atomic_init(&loop->owner, NULL);
     atomic_init(&loop->buffered, 0);
     atomic_init(&loop->dropped, 0);
+    atomic_init(&loop->budget_waiting, false);
     loop->index = (uint8_t)index;
     loop->max_buffered = cfg->max_buffered;
     loop->close_slow = cfg->close_slow_consumers != 0;
