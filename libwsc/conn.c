@@ -617,7 +617,8 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
         if (out + x + need > cap)
             return conn_over_cap(c, false);
         if (loop->budget > 0 &&
-            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget)
+            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + x + need >
+                loop->budget) /* its own reservations count too */
             return conn_over_budget(c, false);
         if (atomic_compare_exchange_weak_explicit(&c->xqueued, &x, x + need,
                                                   memory_order_relaxed, memory_order_relaxed))
