@@ -121,6 +121,19 @@ static size_t open_tail(const uint8_t *p, size_t len) /* len >= 3 */
     return len;
 }
 
+/* A whole buffer: short ones by bytes, short ASCII by words, the rest by
+ * vectors (whose zero padding catches a character left open at the end). */
+bool wsc__utf8_valid(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    if (len < VECTOR_MIN)
+        return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p, len) == WSC__UTF8_ACCEPT;
+    if (len <= WORDS_MAX && short_ascii(p, len))
+        return true;
+    return wsc__utf8_vector_valid(p, len);
+}
+
 uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
 {
     size_t i = 0, cut;
@@ -139,22 +152,9 @@ uint32_t wsc__utf8_feed(uint32_t state, const uint8_t *p, size_t len)
     len -= i;
     if (len < VECTOR_MIN)
         return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p, len);
-    if (len <= WORDS_MAX && short_ascii(p, len))
-        return WSC__UTF8_ACCEPT;
-    /* Whole characters to the vectors, an open one to the byte loop. */
+    /* Whole characters as a whole buffer, an open one to the byte loop. */
     cut = open_tail(p, len);
-    if (!wsc__utf8_vector_valid(p, cut))
+    if (!wsc__utf8_valid(p, cut))
         return WSC__UTF8_REJECT;
     return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p + cut, len - cut);
-}
-
-bool wsc__utf8_valid(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-
-    if (len < VECTOR_MIN)
-        return wsc__utf8_feed_scalar(WSC__UTF8_ACCEPT, p, len) == WSC__UTF8_ACCEPT;
-    if (len <= WORDS_MAX && short_ascii(p, len))
-        return true;
-    return wsc__utf8_vector_valid(p, len);
 }

@@ -106,157 +106,114 @@ static const uint8_t incomplete_limits[32] = {
     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xEF, 0xDF, 0xBF,
 };
 
+/* ---- the kernel, written once for both widths ------------------------------ */
+
+/* KERNEL(P, V, ATTR) defines P_errors, P_block and P_valid on vectors of type
+ * V (16 or 32 bytes), compiled with ATTR, from operations named P_...:
+ *   load(p)               unaligned load
+ *   table(t)              the 16-byte table t in every 16-byte lane (the
+ *                         shuffles look up within a lane)
+ *   before(prev, cur)     what to shift bytes in from: alignr(cur, before, 16 - n)
+ *                         is cur with the n bytes before it shifted in
+ *   alignr, shuffle, srli16, subs_u8, set1_8: the instructions
+ *   any_high(v)           is the top bit of any byte set?
+ *   zero(v)               is v all zero?
+ * And, or and xor are the compilers' vector operators. */
+#define UNROLLED _Pragma("GCC unroll 4") /* else the constants are rebuilt per block */
+#define KERNEL(P, V, ATTR)                                                                   \
+    struct P##_state {                                                                       \
+        V prev;       /* the previous vector */                                              \
+        V incomplete; /* its lead bytes whose characters run into this one */                \
+        V err;                                                                               \
+    };                                                                                       \
+                                                                                             \
+    ATTR static inline V P##_nibble_hi(V v)                                                  \
+    {                                                                                        \
+        return P##_srli16(v, 4) & P##_set1_8(0x0F);                                          \
+    }                                                                                        \
+                                                                                             \
+    ATTR static inline V P##_errors(V cur, V prev)                                           \
+    {                                                                                        \
+        V before = P##_before(prev, cur);                                                    \
+        V prev1 = P##_alignr(cur, before, 15);                                               \
+        V prev2 = P##_alignr(cur, before, 14);                                               \
+        V prev3 = P##_alignr(cur, before, 13);                                               \
+        V pair = P##_shuffle(P##_table(table_hi1), P##_nibble_hi(prev1)) &                   \
+                 P##_shuffle(P##_table(table_lo1), prev1 & P##_set1_8(0x0F)) &               \
+                 P##_shuffle(P##_table(table_hi2), P##_nibble_hi(cur));                      \
+        V must = P##_subs_u8(prev2, P##_set1_8(MUST_AFTER_E0)) |                             \
+                 P##_subs_u8(prev3, P##_set1_8(MUST_AFTER_F0));                              \
+                                                                                             \
+        return pair ^ (must & P##_set1_8((char)0x80));                                       \
+    }                                                                                        \
+                                                                                             \
+    /* One 64-byte block; false as soon as an error is known. */                             \
+    ATTR static inline bool P##_block(struct P##_state *s, const uint8_t *p)                 \
+    {                                                                                        \
+        V any = P##_load(p);                                                                 \
+                                                                                             \
+        UNROLLED for (size_t i = sizeof(V); i < BLOCK; i += sizeof(V))                       \
+            any |= P##_load(p + i);                                                          \
+        if (!P##_any_high(any)) {                                                            \
+            /* ASCII: fine unless the last block left a character open */                    \
+            s->prev = P##_load(p + BLOCK - sizeof(V));                                       \
+            return P##_zero(s->incomplete);                                                  \
+        }                                                                                    \
+        UNROLLED for (size_t i = 0; i < BLOCK; i += sizeof(V)) {                             \
+            V cur = P##_load(p + i);                                                         \
+            s->err |= P##_errors(cur, s->prev);                                              \
+            s->prev = cur;                                                                   \
+        }                                                                                    \
+        s->incomplete = P##_subs_u8(                                                         \
+            s->prev, P##_load(incomplete_limits + sizeof(incomplete_limits) - sizeof(V)));   \
+        return P##_zero(s->err);                                                             \
+    }                                                                                        \
+                                                                                             \
+    ATTR static bool P##_valid(const uint8_t *p, size_t len)                                 \
+    {                                                                                        \
+        struct P##_state s = { P##_set1_8(0), P##_set1_8(0), P##_set1_8(0) };                \
+        uint8_t tail[BLOCK] = { 0 };                                                         \
+        size_t i = 0;                                                                        \
+                                                                                             \
+        for (; i + BLOCK <= len; i += BLOCK)                                                 \
+            if (!P##_block(&s, p + i))                                                       \
+                return false;                                                                \
+        /* The rest, padded with zeros: also ends a character left open. */                  \
+        if (len > i)                                                                         \
+            memcpy(tail, p + i, len - i);                                                    \
+        return P##_block(&s, tail);                                                          \
+    }
+
 /* ---- SSE4.1, 16 bytes per vector --------------------------------------- */
 
 #define SSE __attribute__((target("ssse3,sse4.1")))
-
-struct sse_state {
-    __m128i prev;       /* the previous vector */
-    __m128i incomplete; /* its lead bytes whose characters run into this one */
-    __m128i err;
-};
-
-SSE static inline __m128i sse_load(const uint8_t *p)
-{
-    return _mm_loadu_si128((const __m128i *)(const void *)p);
-}
-
-SSE static inline __m128i sse_nibble_hi(__m128i v)
-{
-    return _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
-}
-
-SSE static inline __m128i sse_errors(__m128i cur, __m128i prev)
-{
-    const __m128i t_hi1 = sse_load(table_hi1);
-    const __m128i t_lo1 = sse_load(table_lo1);
-    const __m128i t_hi2 = sse_load(table_hi2);
-    __m128i prev1 = _mm_alignr_epi8(cur, prev, 15);
-    __m128i prev2 = _mm_alignr_epi8(cur, prev, 14);
-    __m128i prev3 = _mm_alignr_epi8(cur, prev, 13);
-    __m128i pair = _mm_and_si128(
-        _mm_and_si128(_mm_shuffle_epi8(t_hi1, sse_nibble_hi(prev1)),
-                      _mm_shuffle_epi8(t_lo1, _mm_and_si128(prev1, _mm_set1_epi8(0x0F)))),
-        _mm_shuffle_epi8(t_hi2, sse_nibble_hi(cur)));
-    __m128i must = _mm_or_si128(_mm_subs_epu8(prev2, _mm_set1_epi8(MUST_AFTER_E0)),
-                                _mm_subs_epu8(prev3, _mm_set1_epi8(MUST_AFTER_F0)));
-
-    return _mm_xor_si128(pair, _mm_and_si128(must, _mm_set1_epi8((char)0x80)));
-}
-
-/* One 64-byte block; false as soon as an error is known. */
-SSE static inline bool sse_block(struct sse_state *s, const uint8_t *p)
-{
-    const __m128i limits = sse_load(incomplete_limits + 16);
-    __m128i a = sse_load(p), b = sse_load(p + 16), c = sse_load(p + 32), d = sse_load(p + 48);
-    __m128i any = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
-
-    if (_mm_movemask_epi8(any) == 0) {
-        /* ASCII: fine unless the last block left a character open */
-        s->prev = d;
-        return _mm_testz_si128(s->incomplete, s->incomplete);
-    }
-    s->err = _mm_or_si128(s->err, sse_errors(a, s->prev));
-    s->err = _mm_or_si128(s->err, sse_errors(b, a));
-    s->err = _mm_or_si128(s->err, sse_errors(c, b));
-    s->err = _mm_or_si128(s->err, sse_errors(d, c));
-    s->prev = d;
-    s->incomplete = _mm_subs_epu8(d, limits);
-    return _mm_testz_si128(s->err, s->err);
-}
-
-SSE static bool sse_valid(const uint8_t *p, size_t len)
-{
-    struct sse_state s = { _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128() };
-    uint8_t tail[BLOCK] = { 0 };
-    size_t i = 0;
-
-    for (; i + BLOCK <= len; i += BLOCK)
-        if (!sse_block(&s, p + i))
-            return false;
-    /* The rest, padded with zeros: also ends a character left open. */
-    if (len > i)
-        memcpy(tail, p + i, len - i);
-    return sse_block(&s, tail);
-}
+#define sse_load(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+#define sse_table sse_load
+#define sse_before(prev, cur) (prev)
+#define sse_alignr _mm_alignr_epi8
+#define sse_shuffle _mm_shuffle_epi8
+#define sse_srli16 _mm_srli_epi16
+#define sse_subs_u8 _mm_subs_epu8
+#define sse_set1_8 _mm_set1_epi8
+#define sse_any_high _mm_movemask_epi8
+#define sse_zero(v) _mm_testz_si128((v), (v))
+KERNEL(sse, __m128i, SSE)
 
 /* ---- AVX2, 32 bytes per vector --------------------------------------------- */
 
 #define AVX2 __attribute__((target("avx2")))
-
-struct avx2_state {
-    __m256i prev;
-    __m256i incomplete;
-    __m256i err;
-};
-
-AVX2 static inline __m256i avx2_load(const uint8_t *p)
-{
-    return _mm256_loadu_si256((const __m256i *)(const void *)p);
-}
-
-AVX2 static inline __m256i avx2_table(const uint8_t t[16])
-{
-    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)t));
-}
-
-AVX2 static inline __m256i avx2_nibble_hi(__m256i v)
-{
-    return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
-}
-
-/* Shuffles look up within each 16-byte lane: the tables are there twice. */
-AVX2 static inline __m256i avx2_errors(__m256i cur, __m256i prev)
-{
-    const __m256i t_hi1 = avx2_table(table_hi1);
-    const __m256i t_lo1 = avx2_table(table_lo1);
-    const __m256i t_hi2 = avx2_table(table_hi2);
-    /* the 16 bytes just before cur: prev's high lane, cur's low lane */
-    __m256i before = _mm256_permute2x128_si256(prev, cur, 0x21);
-    __m256i prev1 = _mm256_alignr_epi8(cur, before, 15);
-    __m256i prev2 = _mm256_alignr_epi8(cur, before, 14);
-    __m256i prev3 = _mm256_alignr_epi8(cur, before, 13);
-    __m256i pair = _mm256_and_si256(
-        _mm256_and_si256(
-            _mm256_shuffle_epi8(t_hi1, avx2_nibble_hi(prev1)),
-            _mm256_shuffle_epi8(t_lo1, _mm256_and_si256(prev1, _mm256_set1_epi8(0x0F)))),
-        _mm256_shuffle_epi8(t_hi2, avx2_nibble_hi(cur)));
-    __m256i must = _mm256_or_si256(_mm256_subs_epu8(prev2, _mm256_set1_epi8(MUST_AFTER_E0)),
-                                   _mm256_subs_epu8(prev3, _mm256_set1_epi8(MUST_AFTER_F0)));
-
-    return _mm256_xor_si256(pair, _mm256_and_si256(must, _mm256_set1_epi8((char)0x80)));
-}
-
-AVX2 static inline bool avx2_block(struct avx2_state *s, const uint8_t *p)
-{
-    const __m256i limits = avx2_load(incomplete_limits);
-    __m256i a = avx2_load(p), b = avx2_load(p + 32);
-
-    if (_mm256_movemask_epi8(_mm256_or_si256(a, b)) == 0) {
-        s->prev = b;
-        return _mm256_testz_si256(s->incomplete, s->incomplete);
-    }
-    s->err = _mm256_or_si256(s->err, avx2_errors(a, s->prev));
-    s->err = _mm256_or_si256(s->err, avx2_errors(b, a));
-    s->prev = b;
-    s->incomplete = _mm256_subs_epu8(b, limits);
-    return _mm256_testz_si256(s->err, s->err);
-}
-
-AVX2 static bool avx2_valid(const uint8_t *p, size_t len)
-{
-    struct avx2_state s = { _mm256_setzero_si256(), _mm256_setzero_si256(),
-                            _mm256_setzero_si256() };
-    uint8_t tail[BLOCK] = { 0 };
-    size_t i = 0;
-
-    for (; i + BLOCK <= len; i += BLOCK)
-        if (!avx2_block(&s, p + i))
-            return false;
-    if (len > i)
-        memcpy(tail, p + i, len - i);
-    return avx2_block(&s, tail);
-}
+#define avx2_load(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define avx2_table(t) _mm256_broadcastsi128_si256(sse_load(t))
+/* prev's high lane, cur's low lane: the 16 bytes before each lane of cur */
+#define avx2_before(prev, cur) _mm256_permute2x128_si256((prev), (cur), 0x21)
+#define avx2_alignr _mm256_alignr_epi8
+#define avx2_shuffle _mm256_shuffle_epi8
+#define avx2_srli16 _mm256_srli_epi16
+#define avx2_subs_u8 _mm256_subs_epu8
+#define avx2_set1_8 _mm256_set1_epi8
+#define avx2_any_high _mm256_movemask_epi8
+#define avx2_zero(v) _mm256_testz_si256((v), (v))
+KERNEL(avx2, __m256i, AVX2)
 
 static bool cpu_has(enum wsc__utf8_kernel k)
 {

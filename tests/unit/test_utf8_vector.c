@@ -26,10 +26,11 @@ static const enum wsc__utf8_kernel kernels[] = { WSC__UTF8_SCALAR, WSC__UTF8_SSE
 static const char *const kernel_names[] = { "scalar", "sse4.1", "avx2" };
 static const char *kernel_now = "?";
 
-/* Run fn once per kernel this CPU has; false if a run failed. */
-static void each_kernel(bool (*fn)(void))
+/* Run fn once per kernel this CPU has, from kernels[first] on (1: the vector
+ * ones only), until a run fails. */
+static void kernels_from(size_t first, bool (*fn)(void))
 {
-    for (size_t k = 0; k < N_OF(kernels); k++) {
+    for (size_t k = first; k < N_OF(kernels); k++) {
         if (!wsc__utf8_use(kernels[k])) {
             printf("  (no %s kernel on this CPU or build: not tested)\n", kernel_names[k]);
             continue;
@@ -39,6 +40,11 @@ static void each_kernel(bool (*fn)(void))
             break;
     }
     wsc__utf8_use(WSC__UTF8_BEST);
+}
+
+static void each_kernel(bool (*fn)(void))
+{
+    kernels_from(0, fn);
 }
 
 static uint32_t oracle(uint32_t state, const uint8_t *p, size_t n)
@@ -351,7 +357,9 @@ static bool pairs_run(void)
 
 static void test_vector_pairs(void)
 {
-    each_kernel(pairs_run); /* the scalar "kernel" is the oracle: quick */
+    /* Only the vector kernels: this calls wsc__utf8_vector_valid alone, and
+     * with the scalar "kernel" that is the oracle itself. */
+    kernels_from(1, pairs_run);
 }
 
 /* Random text in every script, then damaged at random: one byte changed,
@@ -458,7 +466,29 @@ static void test_vector_fail_fast(void)
     each_kernel(fail_fast_run);
 }
 
+/* Each kernel test above skips a kernel wsc__utf8_use refuses, and would
+ * pass on the scalar code alone if the vector ones were lost (compiled out,
+ * or a CPU check that says no). So: what this CPU has must be usable, and
+ * what it lacks must be refused. */
+static void test_vector_kernels_present(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    bool sse41, avx2;
+
+    __builtin_cpu_init();
+    sse41 = __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1");
+    avx2 = __builtin_cpu_supports("avx2");
+    CHECK_INT_EQ(wsc__utf8_use(WSC__UTF8_SSE41), sse41);
+    CHECK_INT_EQ(wsc__utf8_use(WSC__UTF8_AVX2), avx2);
+#else
+    printf("  (not x86-64: the scalar code is all there is)\n");
+#endif
+    CHECK(wsc__utf8_use(WSC__UTF8_SCALAR));
+    CHECK(wsc__utf8_use(WSC__UTF8_BEST));
+}
+
 const struct unit_test utf8_vector_tests[] = {
+    { "utf8_vector_kernels_present", test_vector_kernels_present },
     { "utf8_vector_lengths", test_vector_lengths },
     { "utf8_vector_specimens", test_vector_specimens },
     { "utf8_vector_pairs", test_vector_pairs },
