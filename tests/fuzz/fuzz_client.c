@@ -76,13 +76,6 @@
 /* base64 of the 16 bytes __wrap_RAND_bytes gives the key, and its accept. */
 #define FUZZ_ACCEPT_LEN WSC__ACCEPT_LEN
 
-/* byte 0 */
-#define F_NO_READ 0x04
-#define F_ACTIONS 0x08
-#define F_SMALL_SNDBUF 0x10
-#define F_READ_OUT 0x20
-#define F_HALF_CLOSE 0x40
-#define F_TIMERS 0x80
 /* byte 2 */
 #define X_APP 0x01
 #define X_STOP 0x02
@@ -441,37 +434,25 @@ static bool client_idle(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int kind;
-    uint8_t flags, split, extra;
-    uint32_t seed, app_seed;
-    unsigned stop_after;
+    struct fuzz_input in;
     size_t off = 0;
     int rc;
 
     if (trace < 0)
-        trace = getenv("FUZZ_CLIENT_TRACE") != NULL && atoi(getenv("FUZZ_CLIENT_TRACE")) > 0;
-    if (size < 3)
+        trace = fuzz_trace_wanted("FUZZ_CLIENT_TRACE");
+    if (!fuzz_input_parse(&in, data, size))
         return 0;
-    flags = data[0];
-    split = data[1];
-    extra = data[2];
-    data += 3;
-    size -= 3;
-    kind = flags & 3;
 
     memset(&g, 0, sizeof(g));
-    g.cl = clients[kind];
-    g.max_message = client_max_message[kind];
-    g.actions = (flags & F_ACTIONS) != 0;
-    g.hold_refs = (extra & X_REF) != 0;
-    g.small_sndbuf = (flags & F_SMALL_SNDBUF) != 0;
-    g.input = data;
-    g.input_len = size;
+    g.cl = clients[in.kind];
+    g.max_message = client_max_message[in.kind];
+    g.actions = (in.flags & F_ACTIONS) != 0;
+    g.hold_refs = (in.extra & X_REF) != 0;
+    g.small_sndbuf = (in.flags & F_SMALL_SNDBUF) != 0;
+    g.input = in.data;
+    g.input_len = in.size;
     g.peer_fd = g.client_fd = -1;
-    g.peer_reading = (flags & F_NO_READ) == 0;
-    seed = (uint32_t)(split & 0x3f) * 2654435761u + 1;
-    app_seed = seed ^ 0x5bd1e995u;
-    stop_after = split & 3;
+    g.peer_reading = (in.flags & F_NO_READ) == 0;
 
     rc = ws_client_connect(g.cl, "ws://127.0.0.1:9/fuzz?x=1");
     if (rc != 0)
@@ -480,32 +461,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_fail("connect() was not intercepted");
     /* The connect completes: the client writes its request. */
     pump();
-    if (!(extra & X_NO_REQUEST))
+    if (!(in.extra & X_NO_REQUEST))
         peer_read(true);
 
-    for (unsigned piece = 0; off < size && !g.peer_gone; piece++) {
-        size_t n = fuzz_piece_len(split, piece, size - off, &seed);
-        peer_write(data + off, n);
+    for (unsigned piece = 0; off < in.size && !g.peer_gone; piece++) {
+        size_t n = fuzz_piece_len(in.split, piece, in.size - off, &in.seed);
+        peer_write(in.data + off, n);
         off += n;
         pump();
-        if ((flags & F_TIMERS) && (fuzz_prng(&seed) & 3) == 0)
+        if ((in.flags & F_TIMERS) && (fuzz_prng(&in.seed) & 3) == 0)
             fire_timer();
-        if (extra & X_APP)
-            app_act(fuzz_prng(&app_seed));
-        if ((extra & X_STOP) && piece == stop_after) {
+        if (in.extra & X_APP)
+            app_act(fuzz_prng(&in.app_seed));
+        if ((in.extra & X_STOP) && piece == in.stop_after) {
             ws_client_stop(g.cl);
             pump();
         }
     }
-    if (flags & F_TIMERS)
+    if (in.flags & F_TIMERS)
         for (int i = 0; i < 3; i++)
             fire_timer();
-    if (flags & F_READ_OUT) {
+    if (in.flags & F_READ_OUT) {
         g.peer_reading = true;
         for (int i = 0; i < 20 && !g.peer_eof; i++)
             pump();
     }
-    if ((flags & F_HALF_CLOSE) && g.peer_fd >= 0) {
+    if ((in.flags & F_HALF_CLOSE) && g.peer_fd >= 0) {
         shutdown(g.peer_fd, SHUT_WR);
         for (int i = 0; i < 4; i++)
             pump();
@@ -513,8 +494,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (g.peer_fd >= 0)
         close(g.peer_fd);
     g.peer_fd = -1;
-    if (extra & X_APP)
-        app_act(fuzz_prng(&app_seed));
+    if (in.extra & X_APP)
+        app_act(fuzz_prng(&in.app_seed));
     for (int i = 0; i < FUZZ_DRAIN_ITERATIONS && (!client_idle() || g.give_ups == 0); i++)
         loop_pass();
 
@@ -533,7 +514,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g.ref = NULL;
     }
     if (trace)
-        fprintf(stderr, "\n[fuzz_client: client %d, %u open %u close, %u give-up]\n", kind,
+        fprintf(stderr, "\n[fuzz_client: client %d, %u open %u close, %u give-up]\n", in.kind,
                 g.opens, g.closes, g.give_ups);
     g.client_fd = -1;
     fuzz_watch_reads(0, -1);

@@ -49,6 +49,28 @@ uint32_t fuzz_prng(uint32_t *s)
     return *s = x;
 }
 
+bool fuzz_input_parse(struct fuzz_input *in, const uint8_t *data, size_t size)
+{
+    if (size < 3)
+        return false;
+    in->flags = data[0];
+    in->split = data[1];
+    in->extra = data[2];
+    in->kind = in->flags & 3;
+    in->seed = (uint32_t)(in->split & 0x3f) * 2654435761u + 1;
+    in->app_seed = in->seed ^ 0x5bd1e995u;
+    in->stop_after = in->split & 3;
+    in->data = data + 3;
+    in->size = size - 3;
+    return true;
+}
+
+bool fuzz_trace_wanted(const char *env)
+{
+    const char *v = getenv(env);
+    return v != NULL && atoi(v) > 0;
+}
+
 size_t fuzz_piece_len(uint8_t split, unsigned piece, size_t left, uint32_t *seed)
 {
     static const size_t class_max[4] = { 0, 16, 256, 2048 };

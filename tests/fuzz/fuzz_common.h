@@ -17,6 +17,34 @@
 #define FUZZ_MAX_PIECES 64
 #define FUZZ_DRAIN_ITERATIONS 400
 
+/* Every input starts with three control bytes (the layouts at the top of
+ * fuzz_conn.c and fuzz_client.c). Byte 0: bits 0-1 pick the configuration,
+ * the others are these; byte 1 is the split (fuzz_piece_len); byte 2 the
+ * target's own extras. */
+#define F_NO_READ 0x04      /* do not read the library's output until the end */
+#define F_ACTIONS 0x08      /* the callbacks act */
+#define F_SMALL_SNDBUF 0x10 /* small SO_SNDBUF on the library's socket */
+#define F_READ_OUT 0x20     /* at the end, read everything before closing */
+#define F_HALF_CLOSE 0x40   /* at the end, half-close (SHUT_WR) first */
+#define F_TIMERS 0x80       /* the connection's timer fires */
+
+struct fuzz_input {
+    uint8_t flags, split, extra;
+    int kind;                   /* flags bits 0-1 */
+    uint32_t seed;              /* piece sizes and timer firings */
+    uint32_t app_seed;          /* the application's actions */
+    unsigned stop_after;        /* the piece after which a stop comes */
+    const uint8_t *data;        /* what the peer sends */
+    size_t size;
+};
+
+/* Split an input into its control bytes and the peer's bytes; false if it
+ * is too short to hold the control bytes. */
+bool fuzz_input_parse(struct fuzz_input *in, const uint8_t *data, size_t size);
+
+/* Whether the environment variable env asks for a trace (set and > 0). */
+bool fuzz_trace_wanted(const char *env);
+
 /* The target's name for fuzz_fail's message ("fuzz_conn", "fuzz_client"). */
 extern const char *const fuzz_target_name;
 

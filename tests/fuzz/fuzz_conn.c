@@ -67,13 +67,6 @@
 #define NUM_SERVERS 4
 #define MAX_MESSAGE 4096
 
-/* byte 0 */
-#define F_NO_READ 0x04
-#define F_ACTIONS 0x08
-#define F_SMALL_SNDBUF 0x10
-#define F_READ_OUT 0x20
-#define F_HALF_CLOSE 0x40
-#define F_TIMERS 0x80
 /* byte 2 */
 #define X_BYSTANDER 0x01
 #define X_BY_DEFLATE 0x02
@@ -563,24 +556,15 @@ static void side_finish(struct side *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct ws_server *srv;
-    int kind;
-    uint8_t flags, split, extra;
-    uint32_t seed, app_seed;
-    unsigned stop_after;
+    struct fuzz_input in;
     bool stopped = false;
     size_t off = 0, last = 0;
 
     if (trace < 0)
-        trace = getenv("FUZZ_CONN_TRACE") != NULL && atoi(getenv("FUZZ_CONN_TRACE")) > 0;
-    if (size < 3)
+        trace = fuzz_trace_wanted("FUZZ_CONN_TRACE");
+    if (!fuzz_input_parse(&in, data, size))
         return 0;
-    flags = data[0];
-    split = data[1];
-    extra = data[2];
-    data += 3;
-    size -= 3;
-    kind = flags & 3;
-    srv = servers[kind];
+    srv = servers[in.kind];
 
     memset(&g, 0, sizeof(g));
     memset(peers, 0, sizeof(peers));
@@ -588,42 +572,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.srv = srv;
     g.max_message = srv->ep.cfg.max_message_size;
     g.max_body = srv->ep.cfg.max_body_size;
-    g.actions = (flags & F_ACTIONS) != 0;
-    g.hold_refs = (extra & X_REF) != 0;
+    g.actions = (in.flags & F_ACTIONS) != 0;
+    g.hold_refs = (in.extra & X_REF) != 0;
     g.main.name = "main";
     g.by.name = "bystander";
-    seed = (uint32_t)(split & 0x3f) * 2654435761u + 1;
-    app_seed = seed ^ 0x5bd1e995u;
-    stop_after = (split & 3);
 
-    if (extra & X_BYSTANDER)
-        bystander_open(srv, (extra & X_BY_DEFLATE) != 0, (extra & X_BY_NO_READ) == 0);
+    if (in.extra & X_BYSTANDER)
+        bystander_open(srv, (in.extra & X_BY_DEFLATE) != 0, (in.extra & X_BY_NO_READ) == 0);
     g.opening = &g.main;
-    peer_open(srv, &peers[0], 0, (flags & F_SMALL_SNDBUF) != 0);
-    peers[0].reading = (flags & F_NO_READ) == 0;
+    peer_open(srv, &peers[0], 0, (in.flags & F_SMALL_SNDBUF) != 0);
+    peers[0].reading = (in.flags & F_NO_READ) == 0;
 
     /* The input in pieces, the loop running between them. */
-    for (unsigned piece = 0; off < size && !peers[0].gone; piece++) {
-        size_t n = fuzz_piece_len(split, piece, size - off, &seed);
-        peer_write(srv, &peers[0], data + off, n);
+    for (unsigned piece = 0; off < in.size && !peers[0].gone; piece++) {
+        size_t n = fuzz_piece_len(in.split, piece, in.size - off, &in.seed);
+        peer_write(srv, &peers[0], in.data + off, n);
         last = off;
         off += n;
         pump(srv);
-        if ((flags & F_TIMERS) && (fuzz_prng(&seed) & 3) == 0)
+        if ((in.flags & F_TIMERS) && (fuzz_prng(&in.seed) & 3) == 0)
             fire_timer(srv);
-        if (extra & X_APP)
-            app_act(srv, fuzz_prng(&app_seed), (extra & X_FOREIGN) != 0);
-        if ((extra & X_STOP) && piece == stop_after) {
+        if (in.extra & X_APP)
+            app_act(srv, fuzz_prng(&in.app_seed), (in.extra & X_FOREIGN) != 0);
+        if ((in.extra & X_STOP) && piece == in.stop_after) {
             ws_server_stop(srv);
             stopped = true;
             pump(srv);
         }
     }
-    if ((extra & X_AMPLIFY) && off > last) {
+    if ((in.extra & X_AMPLIFY) && off > last) {
         static uint8_t block[AMPLIFY_BLOCK];
         size_t n = off - last, fill = 0;
         while (fill + n <= sizeof(block)) {
-            memcpy(block + fill, data + last, n);
+            memcpy(block + fill, in.data + last, n);
             fill += n;
         }
         /* Only while a large unit is pending (a body being stashed, a frame
@@ -638,22 +619,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
         }
     }
-    if ((extra & X_STOP) && !stopped) {
+    if ((in.extra & X_STOP) && !stopped) {
         ws_server_stop(srv);
         stopped = true;
         pump(srv);
     }
-    if (flags & F_TIMERS)
+    if (in.flags & F_TIMERS)
         for (int i = 0; i < 3; i++)
             fire_timer(srv);
 
     /* The end: maybe read out what is left, maybe half-close, then close. */
-    if (flags & F_READ_OUT) {
+    if (in.flags & F_READ_OUT) {
         peers[0].reading = true;
         for (int i = 0; i < 20 && !peers[0].eof; i++)
             pump(srv);
     }
-    if (flags & F_HALF_CLOSE) {
+    if (in.flags & F_HALF_CLOSE) {
         shutdown(peers[0].fd, SHUT_WR);
         for (int i = 0; i < 4; i++)
             pump(srv);
@@ -661,8 +642,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     peer_close(&peers[0]);
     /* A send right after the peer vanished: written before the EOF is
      * read, it fails (EPIPE) and the connection is dropped for it. */
-    if (extra & X_APP)
-        app_act(srv, fuzz_prng(&app_seed), (extra & X_FOREIGN) != 0);
+    if (in.extra & X_APP)
+        app_act(srv, fuzz_prng(&in.app_seed), (in.extra & X_FOREIGN) != 0);
     for (int i = 0; i < 4; i++)
         loop_pass(srv);
     peer_close(&peers[1]);
@@ -683,16 +664,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_fail("server socket not closed");
     side_finish(&g.main);
     side_finish(&g.by);
-    if (extra & X_BYSTANDER && g.by.opens != 1)
+    if (in.extra & X_BYSTANDER && g.by.opens != 1)
         fuzz_fail("the bystander did not open");
     if (trace)
         fprintf(stderr, "\n[fuzz_conn: server %d, main %u open %u close, bystander %u open, "
-                        "%u data, %u drain%s]\n",
-                kind, g.main.opens, g.main.closes, g.by.opens, g.datas, g.drains,
+                        "%u in.data, %u drain%s]\n",
+                in.kind, g.main.opens, g.main.closes, g.by.opens, g.datas, g.drains,
                 stopped ? ", stopped" : "");
     if (stopped) { /* a stopped server stays stopped: make a new one */
         ws_server_free(srv);
-        servers[kind] = make_server(kind);
+        servers[in.kind] = make_server(in.kind);
     }
     return 0;
 }
