@@ -2,13 +2,15 @@
 figures in the output: server RSS and fds before/after, and a correct
 client still served during the attack.
 
-  - sockets still in the handshake are capped (--max-pending): beyond the
-    cap the oldest half-open socket is shed, newcomers are served;
+  - sockets still in the handshake are capped (--max-pending): at the cap
+    nothing is shed; beyond it the oldest half-open socket is, and
+    newcomers are served;
   - without an HTTP handler a request is answered at its head (426) and
     its body never buffered; with one, bodies are capped (max_body_size,
     413) and gathered in linear time;
   - the server-wide output budget (--max-buffered-total) stops the
-    growth of many backlogs that are never read.
+    growth of many backlogs that are never read; backlogs under it stop at
+    their own --max-buffered.
 """
 
 import select
