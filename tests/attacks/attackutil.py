@@ -8,40 +8,11 @@ import os
 import time
 
 import wsutil
-from wsutil import OP_BINARY, OP_CLOSE, OP_TEXT
+from wsutil import OP_BINARY, OP_CLOSE, OP_TEXT, cpu_seconds, fd_count, rss_kib, vmsize_kib
 
 SANITIZER = os.environ.get("SANITIZER", "none") or "none"
 # Sanitizers keep shadow memory and quarantines: memory bounds are looser.
 MEM_SLACK = 1 if SANITIZER == "none" else 4
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
-def vmsize_kib(pid):
-    """Virtual memory: what the process reserved, touched or not."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmSize for %d" % pid)
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def cpu_seconds(pid):
-    """utime + stime of the whole process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Figures:

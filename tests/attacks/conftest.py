@@ -4,7 +4,6 @@ sanitizer report on teardown) and its watchdog, loaded from
 tests/integration/conftest.py under a name of its own."""
 import importlib.util
 import os
-import subprocess
 import sys
 
 import pytest
@@ -43,18 +42,4 @@ def shared_server():
         return srv
 
     yield get
-    errors = []
-    for key, srv in started.items():
-        try:
-            rc = srv.stop(10.0)
-            if rc != 0:
-                errors.append("server %s exited with %r\nstderr:\n%s" % (key, rc, srv.stderr[-4000:]))
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            errors.append("server %s did not exit within 10 s of SIGTERM" % (key,))
-        try:
-            srv.check_stderr()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    _fixtures.stop_all(started.values())

@@ -20,35 +20,9 @@
 
 #include <wsc.h>
 
+#define EMBEDTEST_NAME "lifetime"
+#include "embedtest.h"
 #include "rawws.h"
-
-static int failures;
-
-static void check(int ok, const char *what)
-{
-    printf("%s: lifetime %s\n", ok ? "PASS" : "FAIL", what);
-    fflush(stdout);
-    failures += !ok;
-}
-
-/* A server that leaves signals alone (several share this process). */
-static struct ws_server *quiet_server(void)
-{
-    struct ws_config *cfg = ws_config_new();
-    struct ws_server *srv;
-
-    ws_config_set_handle_signals(cfg, 0);
-    ws_config_set_close_timeout(cfg, 200); /* raw peers never answer a close */
-    srv = ws_server_new(cfg);
-    ws_config_free(cfg);
-    return srv;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
 
 static void on_open_ref(struct ws_conn *c, void *arg)
 {

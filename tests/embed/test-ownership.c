@@ -19,40 +19,14 @@
 
 #include <wsc.h>
 
+#define EMBEDTEST_NAME "ownership"
+#include "embedtest.h"
 #include "rawws.h"
 
 /* Big enough that the socket backs up and an output backlog builds, which
  * the loop thread drains while main appends: where the old race was. */
 #define MESSAGES 300
 #define MSG_SIZE (64 * 1024)
-
-static int failures;
-
-static void check(int ok, const char *what)
-{
-    printf("%s: ownership %s\n", ok ? "PASS" : "FAIL", what);
-    fflush(stdout);
-    failures += !ok;
-}
-
-/* A server that leaves signals alone (several share this process). */
-static struct ws_server *quiet_server(void)
-{
-    struct ws_config *cfg = ws_config_new();
-    struct ws_server *srv;
-
-    ws_config_set_handle_signals(cfg, 0);
-    ws_config_set_close_timeout(cfg, 200); /* raw peers never answer a close */
-    srv = ws_server_new(cfg);
-    ws_config_free(cfg);
-    return srv;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
 
 /* Message i: "<i>:" then filler up to MSG_SIZE bytes. */
 static size_t make_message(char *buf, unsigned i)

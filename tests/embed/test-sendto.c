@@ -18,26 +18,13 @@
 
 #include <wsc.h>
 
+#define EMBEDTEST_NAME "sendto"
+#include "embedtest.h"
 #include "rawws.h"
 
 #define CLIENTS 6
 #define SENDERS 3
 #define PER_SENDER 200
-
-static int failures;
-
-static void check(int ok, const char *what)
-{
-    printf("%s: sendto %s\n", ok ? "PASS" : "FAIL", what);
-    fflush(stdout);
-    failures += !ok;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
 
 struct app {
     struct ws_server *srv;

@@ -68,33 +68,14 @@
 #include <openssl/evp.h>
 
 #include "internal.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
-#define HAVE_ASAN 1
-#endif
-#endif
-#ifndef HAVE_ASAN
-#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
-#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
-#endif
+#include "fuzz_common.h"
 
 #define NUM_CLIENTS 4
-#define MAX_PIECES 64
-#define DRAIN_ITERATIONS 400
 #define FUZZ_PORT 9              /* the address connect() turns into a socketpair */
 #define SUBPROTOCOLS "chat, superchat"
 /* base64 of the 16 bytes __wrap_RAND_bytes gives the key, and its accept. */
 #define FUZZ_ACCEPT_LEN WSC__ACCEPT_LEN
 
-/* byte 0 */
-#define F_NO_READ 0x04
-#define F_ACTIONS 0x08
-#define F_SMALL_SNDBUF 0x10
-#define F_READ_OUT 0x20
-#define F_HALF_CLOSE 0x40
-#define F_TIMERS 0x80
 /* byte 2 */
 #define X_APP 0x01
 #define X_STOP 0x02
@@ -120,22 +101,7 @@ static struct {
     bool closed;
 } g;
 
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_client: invariant broken: %s\n", what);
-    abort();
-}
-
-static volatile uint8_t sink;
-static void touch(const void *p, size_t n)
-{
-    const volatile uint8_t *b = p;
-    uint8_t x = 0;
-
-    for (size_t i = 0; i < n; i++)
-        x ^= b[i];
-    sink = x;
-}
+const char *const fuzz_target_name = "fuzz_client";
 
 /* ---- wrapped libc / OpenSSL calls ------------------------------------------------ */
 
@@ -154,16 +120,17 @@ int __wrap_connect(int fd, const struct sockaddr *sa, socklen_t len)
         return -1;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
-        fail("socketpair");
+        fuzz_fail("socketpair");
     /* The client's socket now is our end's partner: same fd, non-blocking
      * (the flag belongs to the shared file description). */
     if (dup2(sv[0], fd) < 0)
-        fail("dup2");
+        fuzz_fail("dup2");
     close(sv[0]);
     if (g.small_sndbuf)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
     g.client_fd = fd;
     g.peer_fd = sv[1];
+    fuzz_watch_reads(0, fd);
     errno = EINPROGRESS; /* as a TCP connect would: completion is a write event */
     return -1;
 }
@@ -176,49 +143,12 @@ int __wrap_RAND_bytes(unsigned char *buf, int num)
     return 1;
 }
 
-#ifdef FUZZ_WRAP_READ
-/* As in fuzz_conn.c: the part of io.c's read buffer that a read() did not
- * fill is poisoned until the loop pass ends, so an over-read is reported. */
-static uint8_t *poisoned;
-static size_t poisoned_len;
-
-static void unpoison(void)
-{
-    if (poisoned != NULL)
-        ASAN_UNPOISON_MEMORY_REGION(poisoned, poisoned_len);
-    poisoned = NULL;
-    poisoned_len = 0;
-}
-
-ssize_t __real_read(int fd, void *buf, size_t count);
-ssize_t __wrap_read(int fd, void *buf, size_t count);
-ssize_t __wrap_read(int fd, void *buf, size_t count)
-{
-    ssize_t n;
-
-    if (fd < 0 || fd != g.client_fd)
-        return __real_read(fd, buf, count);
-    unpoison();
-    n = __real_read(fd, buf, count);
-    if (n >= 0 && (size_t)n < count) {
-        poisoned = (uint8_t *)buf + n;
-        poisoned_len = count - (size_t)n;
-        ASAN_POISON_MEMORY_REGION(poisoned, poisoned_len);
-    }
-    return n;
-}
-#else
-static void unpoison(void)
-{
-}
-#endif
-
 /* ---- callbacks ------------------------------------------------------------ */
 
 static void check_live(struct ws_conn *c, const char *event)
 {
     if (g.opens != 1 || g.closed || ws_conn_client(c) != g.cl)
-        fail(event);
+        fuzz_fail(event);
 }
 
 static bool input_has_accept(void)
@@ -240,14 +170,14 @@ static void on_open(struct ws_conn *c, void *arg)
 {
     (void)arg;
     if (g.opens++ > 0 || g.closed)
-        fail("a second open");
+        fuzz_fail("a second open");
     if (!input_has_accept())
-        fail("opened without the expected Sec-WebSocket-Accept");
+        fuzz_fail("opened without the expected Sec-WebSocket-Accept");
     if (ws_conn_client(c) != g.cl || ws_conn_server(c) != NULL || ws_client_conn(g.cl) != c)
-        fail("ws_conn_client/ws_conn_server/ws_client_conn");
+        fuzz_fail("ws_conn_client/ws_conn_server/ws_client_conn");
     if (!subprotocol_offered(ws_conn_subprotocol(c)))
-        fail("a subprotocol that was not offered");
-    touch(ws_conn_remote_addr(c), strlen(ws_conn_remote_addr(c)));
+        fuzz_fail("a subprotocol that was not offered");
+    fuzz_touch(ws_conn_remote_addr(c), strlen(ws_conn_remote_addr(c)));
     if (g.hold_refs) {
         ws_conn_ref(c);
         g.ref = c;
@@ -263,15 +193,7 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
 
     (void)arg;
     check_live(c, "data outside open..close");
-    if (op != WS_OP_TEXT && op != WS_OP_BINARY)
-        fail("data opcode");
-    if (len > g.max_message)
-        fail("message over max_message_size delivered");
-    if (len > 0 && data == NULL)
-        fail("NULL data");
-    touch(data, len);
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
-        fail("invalid UTF-8 delivered as text");
+    fuzz_check_data(op, data, len, g.max_message);
     if (!g.actions || len == 0) {
         ws_conn_send(c, op, data, len); /* echo */
         return;
@@ -287,7 +209,7 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
     case 3:
         ws_conn_close(c, 1000 + (len & 3), len > 1 && d[1] & 1 ? "bye" : NULL);
         if (ws_conn_send(c, op, data, len) != WS_ECLOSED)
-            fail("a send after close was not refused");
+            fuzz_fail("a send after close was not refused");
         break;
     case 4:
         ws_client_stop(g.cl);
@@ -311,9 +233,7 @@ static void on_control(struct ws_conn *c, const void *data, size_t len, void *ar
 {
     (void)arg;
     check_live(c, "ping/pong outside open..close");
-    if (len > 125)
-        fail("control payload over 125 bytes");
-    touch(data, len);
+    fuzz_check_control(data, len, "control payload over 125 bytes");
 }
 
 static void on_close(struct ws_conn *c, const struct ws_close_info *info, void *arg)
@@ -322,13 +242,9 @@ static void on_close(struct ws_conn *c, const struct ws_close_info *info, void *
     check_live(c, "close without open, or twice");
     g.closed = true;
     g.closes++;
-    if (info->reason == NULL || info->reason_len > 123 ||
-        strlen(info->reason) > info->reason_len || info->reason[info->reason_len] != '\0')
-        fail("close reason");
-    if (info->code < 1000 || info->code > 4999)
-        fail("close code");
+    fuzz_check_close_info(info);
     if (ws_conn_send(c, WS_OP_TEXT, "late", 4) != WS_ECLOSED)
-        fail("a send inside the close callback was not refused with WS_ECLOSED");
+        fuzz_fail("a send inside the close callback was not refused with WS_ECLOSED");
 }
 
 static void on_drain(struct ws_conn *c, void *arg)
@@ -343,7 +259,7 @@ static void on_give_up(struct ws_client *cl, int error, void *arg)
     (void)arg;
     (void)error;
     if (cl != g.cl)
-        fail("give-up for another client");
+        fuzz_fail("give-up for another client");
     g.give_ups++;
 }
 
@@ -355,7 +271,7 @@ static struct ws_client *make_client(int kind)
     struct ws_client *cl;
 
     if (cfg == NULL)
-        fail("ws_config_new");
+        fuzz_fail("ws_config_new");
     ws_config_set_max_message_size(cfg, 4096);
     ws_config_set_max_head_size(cfg, 1024);
     ws_config_set_max_headers(cfg, 16);
@@ -388,12 +304,12 @@ static struct ws_client *make_client(int kind)
     cl = ws_client_new(cfg);
     ws_config_free(cfg);
     if (cl == NULL)
-        fail("ws_client_new");
+        fuzz_fail("ws_client_new");
     client_max_message[kind] = ((struct wsc__endpoint *)(void *)cl)->cfg.max_message_size;
     if (kind != 2 && ws_client_set_subprotocols(cl, SUBPROTOCOLS) != 0)
-        fail("ws_client_set_subprotocols");
+        fuzz_fail("ws_client_set_subprotocols");
     if (kind == 1 && ws_client_add_header(cl, "X-Fuzz", "1") != 0)
-        fail("ws_client_add_header");
+        fuzz_fail("ws_client_add_header");
     ws_client_handle_open(cl, on_open, NULL);
     ws_client_handle_data(cl, on_data, NULL);
     ws_client_handle_ping(cl, on_control, NULL);
@@ -425,7 +341,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     __wrap_RAND_bytes(raw, sizeof(raw));
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
     if (wsc__handshake_accept(key, 24, expected_accept) != 0)
-        fail("accept");
+        fuzz_fail("accept");
     atexit(free_clients);
     return 0;
 }
@@ -440,26 +356,13 @@ static struct event_base *base_of(void)
 static void loop_pass(void)
 {
     event_base_loop(base_of(), EVLOOP_NONBLOCK);
-    unpoison();
+    fuzz_unpoison();
 }
 
 static void peer_read(bool force)
 {
-    static uint8_t buf[65536];
-
-    if (g.peer_fd < 0 || g.peer_eof || (!g.peer_reading && !force))
-        return;
-    for (;;) {
-        ssize_t n = recv(g.peer_fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0) {
-            if (trace)
-                fwrite(buf, 1, (size_t)n, stderr);
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            g.peer_eof = true;
-        return;
-    }
+    if (g.peer_fd >= 0 && !g.peer_eof && (g.peer_reading || force))
+        g.peer_eof = fuzz_peer_drain(g.peer_fd, trace);
 }
 
 static void pump(void)
@@ -469,32 +372,16 @@ static void pump(void)
     loop_pass();
 }
 
-static void peer_write(const uint8_t *data, size_t len)
+static void pump_arg(void *unused)
 {
-    int stalls = 0;
-
-    while (len > 0 && !g.peer_gone && g.peer_fd >= 0) {
-        ssize_t w = send(g.peer_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0) {
-            data += w;
-            len -= (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            if (++stalls > 100)
-                return; /* the client does not read: give up on the rest */
-            pump();
-        } else {
-            g.peer_gone = true;
-        }
-    }
+    (void)unused;
+    pump();
 }
 
-static uint32_t prng(uint32_t *s)
+static void peer_write(const uint8_t *data, size_t len)
 {
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
+    if (!g.peer_gone && g.peer_fd >= 0 && !fuzz_peer_write(g.peer_fd, data, len, pump_arg, NULL))
+        g.peer_gone = true;
 }
 
 static struct ws_conn *attempt(void)
@@ -547,77 +434,59 @@ static bool client_idle(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int kind;
-    uint8_t flags, split, extra;
-    uint32_t seed, app_seed;
-    unsigned stop_after;
+    struct fuzz_input in;
     size_t off = 0;
     int rc;
 
     if (trace < 0)
-        trace = getenv("FUZZ_CLIENT_TRACE") != NULL && atoi(getenv("FUZZ_CLIENT_TRACE")) > 0;
-    if (size < 3)
+        trace = fuzz_trace_wanted("FUZZ_CLIENT_TRACE");
+    if (!fuzz_input_parse(&in, data, size))
         return 0;
-    flags = data[0];
-    split = data[1];
-    extra = data[2];
-    data += 3;
-    size -= 3;
-    kind = flags & 3;
 
     memset(&g, 0, sizeof(g));
-    g.cl = clients[kind];
-    g.max_message = client_max_message[kind];
-    g.actions = (flags & F_ACTIONS) != 0;
-    g.hold_refs = (extra & X_REF) != 0;
-    g.small_sndbuf = (flags & F_SMALL_SNDBUF) != 0;
-    g.input = data;
-    g.input_len = size;
+    g.cl = clients[in.kind];
+    g.max_message = client_max_message[in.kind];
+    g.actions = (in.flags & F_ACTIONS) != 0;
+    g.hold_refs = (in.extra & X_REF) != 0;
+    g.small_sndbuf = (in.flags & F_SMALL_SNDBUF) != 0;
+    g.input = in.data;
+    g.input_len = in.size;
     g.peer_fd = g.client_fd = -1;
-    g.peer_reading = (flags & F_NO_READ) == 0;
-    seed = (uint32_t)(split & 0x3f) * 2654435761u + 1;
-    app_seed = seed ^ 0x5bd1e995u;
-    stop_after = split & 3;
+    g.peer_reading = (in.flags & F_NO_READ) == 0;
 
     rc = ws_client_connect(g.cl, "ws://127.0.0.1:9/fuzz?x=1");
     if (rc != 0)
-        fail("ws_client_connect");
+        fuzz_fail("ws_client_connect");
     if (g.peer_fd < 0)
-        fail("connect() was not intercepted");
+        fuzz_fail("connect() was not intercepted");
     /* The connect completes: the client writes its request. */
     pump();
-    if (!(extra & X_NO_REQUEST))
+    if (!(in.extra & X_NO_REQUEST))
         peer_read(true);
 
-    for (unsigned piece = 0; off < size && !g.peer_gone; piece++) {
-        static const size_t class_max[4] = { 0, 16, 256, 2048 };
-        size_t n = size - off, cm = class_max[split >> 6];
-        if (cm > 0 && piece < MAX_PIECES - 1) {
-            size_t r = 1 + prng(&seed) % cm;
-            if (r < n)
-                n = r;
-        }
-        peer_write(data + off, n);
+    for (unsigned piece = 0; off < in.size && !g.peer_gone; piece++) {
+        size_t n = fuzz_piece_len(in.split, piece, in.size - off, &in.seed);
+        peer_write(in.data + off, n);
         off += n;
         pump();
-        if ((flags & F_TIMERS) && (prng(&seed) & 3) == 0)
+        if ((in.flags & F_TIMERS) && (fuzz_prng(&in.seed) & 3) == 0)
             fire_timer();
-        if (extra & X_APP)
-            app_act(prng(&app_seed));
-        if ((extra & X_STOP) && piece == stop_after) {
+        if (in.extra & X_APP)
+            app_act(fuzz_prng(&in.app_seed));
+        if ((in.extra & X_STOP) && piece == in.stop_after) {
             ws_client_stop(g.cl);
             pump();
         }
     }
-    if (flags & F_TIMERS)
+    if (in.flags & F_TIMERS)
         for (int i = 0; i < 3; i++)
             fire_timer();
-    if (flags & F_READ_OUT) {
+    if (in.flags & F_READ_OUT) {
         g.peer_reading = true;
         for (int i = 0; i < 20 && !g.peer_eof; i++)
             pump();
     }
-    if ((flags & F_HALF_CLOSE) && g.peer_fd >= 0) {
+    if ((in.flags & F_HALF_CLOSE) && g.peer_fd >= 0) {
         shutdown(g.peer_fd, SHUT_WR);
         for (int i = 0; i < 4; i++)
             pump();
@@ -625,34 +494,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (g.peer_fd >= 0)
         close(g.peer_fd);
     g.peer_fd = -1;
-    if (extra & X_APP)
-        app_act(prng(&app_seed));
-    for (int i = 0; i < DRAIN_ITERATIONS && (!client_idle() || g.give_ups == 0); i++)
+    if (in.extra & X_APP)
+        app_act(fuzz_prng(&in.app_seed));
+    for (int i = 0; i < FUZZ_DRAIN_ITERATIONS && (!client_idle() || g.give_ups == 0); i++)
         loop_pass();
 
     if (!client_idle())
-        fail("connection not released after the server closed");
+        fuzz_fail("connection not released after the server closed");
     if (g.give_ups != 1)
-        fail("not exactly one give-up callback");
+        fuzz_fail("not exactly one give-up callback");
     if (ws_client_conn(g.cl) != NULL)
-        fail("ws_client_conn after the end");
+        fuzz_fail("ws_client_conn after the end");
     if (g.opens != g.closes)
-        fail("an opened connection got no close callback");
+        fuzz_fail("an opened connection got no close callback");
     if (g.client_fd >= 0 && (fcntl(g.client_fd, F_GETFD) != -1 || errno != EBADF))
-        fail("client socket not closed");
+        fuzz_fail("client socket not closed");
     if (g.ref != NULL) {
-        if (ws_conn_send(g.ref, WS_OP_TEXT, "x", 1) != WS_ECLOSED ||
-            ws_conn_ping(g.ref, NULL, 0) != WS_ECLOSED ||
-            ws_conn_close(g.ref, 1000, NULL) != WS_ECLOSED)
-            fail("a closed, referenced connection accepted a call");
-        if (ws_conn_buffered_amount(g.ref) != 0)
-            fail("buffered amount of a closed connection");
-        ws_conn_unref(g.ref);
+        fuzz_check_closed_ref(g.ref);
         g.ref = NULL;
     }
     if (trace)
-        fprintf(stderr, "\n[fuzz_client: client %d, %u open %u close, %u give-up]\n", kind,
+        fprintf(stderr, "\n[fuzz_client: client %d, %u open %u close, %u give-up]\n", in.kind,
                 g.opens, g.closes, g.give_ups);
     g.client_fd = -1;
+    fuzz_watch_reads(0, -1);
     return 0;
 }

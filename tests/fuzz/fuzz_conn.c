@@ -62,30 +62,11 @@
 #include <event2/event.h>
 
 #include "internal.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#include <sanitizer/asan_interface.h>
-#define HAVE_ASAN 1
-#endif
-#endif
-#ifndef HAVE_ASAN
-#define ASAN_POISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
-#define ASAN_UNPOISON_MEMORY_REGION(p, n) ((void)(p), (void)(n))
-#endif
+#include "fuzz_common.h"
 
 #define NUM_SERVERS 4
 #define MAX_MESSAGE 4096
-#define MAX_PIECES 64
-#define DRAIN_ITERATIONS 400
 
-/* byte 0 */
-#define F_NO_READ 0x04
-#define F_ACTIONS 0x08
-#define F_SMALL_SNDBUF 0x10
-#define F_READ_OUT 0x20
-#define F_HALF_CLOSE 0x40
-#define F_TIMERS 0x80
 /* byte 2 */
 #define X_BYSTANDER 0x01
 #define X_BY_DEFLATE 0x02
@@ -121,32 +102,16 @@ static struct {
     unsigned datas, drains;
 } g;
 
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_conn: invariant broken: %s\n", what);
-    abort();
-}
-
-/* Read every byte of a borrowed buffer, so ASan checks the whole range. */
-static volatile uint8_t sink;
-static void touch(const void *p, size_t n)
-{
-    const volatile uint8_t *b = p;
-    uint8_t x = 0;
-
-    for (size_t i = 0; i < n; i++)
-        x ^= b[i];
-    sink = x;
-}
+const char *const fuzz_target_name = "fuzz_conn";
 
 static struct side *side_of(struct ws_conn *c, const char *event)
 {
     struct side *s = ws_conn_get_user(c);
 
     if (s != &g.main && s != &g.by)
-        fail(event);
+        fuzz_fail(event);
     if (s->opens != 1 || s->closed)
-        fail(event);
+        fuzz_fail(event);
     return s;
 }
 
@@ -158,15 +123,15 @@ static void on_open(struct ws_conn *c, void *arg)
 
     (void)arg;
     if (s == NULL || s->opens > 0 || s->closed || ws_conn_id(c) != s->id)
-        fail("open: unexpected connection, or a second open");
+        fuzz_fail("open: unexpected connection, or a second open");
     s->opens++;
     if (ws_conn_server(c) != g.srv || ws_conn_client(c) != NULL)
-        fail("ws_conn_server/ws_conn_client");
-    touch(ws_conn_remote_addr(c), strlen(ws_conn_remote_addr(c)));
-    touch(ws_conn_subprotocol(c), strlen(ws_conn_subprotocol(c)));
+        fuzz_fail("ws_conn_server/ws_conn_client");
+    fuzz_touch(ws_conn_remote_addr(c), strlen(ws_conn_remote_addr(c)));
+    fuzz_touch(ws_conn_subprotocol(c), strlen(ws_conn_subprotocol(c)));
     ws_conn_set_user(c, s);
     if (ws_conn_subscribe(c, "fuzz") != 0 || ws_conn_subscribe(c, "fuzz") != 0)
-        fail("subscribe in open");
+        fuzz_fail("subscribe in open");
     if (g.hold_refs) {
         ws_conn_ref(c);
         s->ref = c;
@@ -182,16 +147,8 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
 
     (void)arg;
     if (side_of(c, "data outside open..close") != &g.main)
-        fail("data from the bystander, which sends none");
-    if (op != WS_OP_TEXT && op != WS_OP_BINARY)
-        fail("data opcode");
-    if (len > g.max_message)
-        fail("message over max_message_size delivered");
-    if (len > 0 && data == NULL)
-        fail("NULL data");
-    touch(data, len);
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len))
-        fail("invalid UTF-8 delivered as text");
+        fuzz_fail("data from the bystander, which sends none");
+    fuzz_check_data(op, data, len, g.max_message);
     g.datas++;
     ws_conn_send(c, op, data, len); /* echo */
     (void)ws_conn_buffered_amount(c);
@@ -235,18 +192,14 @@ static void on_ping(struct ws_conn *c, const void *data, size_t len, void *arg)
 {
     (void)arg;
     side_of(c, "ping outside open..close");
-    if (len > 125)
-        fail("ping payload over 125 bytes");
-    touch(data, len);
+    fuzz_check_control(data, len, "ping payload over 125 bytes");
 }
 
 static void on_pong(struct ws_conn *c, const void *data, size_t len, void *arg)
 {
     (void)arg;
     side_of(c, "pong outside open..close");
-    if (len > 125)
-        fail("pong payload over 125 bytes");
-    touch(data, len);
+    fuzz_check_control(data, len, "pong payload over 125 bytes");
     if (g.actions && len > 0 && ((const uint8_t *)data)[0] == 'P')
         ws_conn_ping(c, "again", 5);
 }
@@ -258,15 +211,11 @@ static void on_close(struct ws_conn *c, const struct ws_close_info *info, void *
     (void)arg;
     s->closed = true;
     s->closes++;
-    if (info->reason == NULL || info->reason_len > 123 ||
-        strlen(info->reason) > info->reason_len || info->reason[info->reason_len] != '\0')
-        fail("close reason");
-    if (info->code < 1000 || info->code > 4999)
-        fail("close code");
+    fuzz_check_close_info(info);
     /* wsc.h: sends after close began return WS_ECLOSED, from the close
      * callback too, however the connection ended. */
     if (ws_conn_send(c, WS_OP_TEXT, "late", 4) != WS_ECLOSED)
-        fail("a send inside the close callback was not refused with WS_ECLOSED");
+        fuzz_fail("a send inside the close callback was not refused with WS_ECLOSED");
 }
 
 static void on_drain(struct ws_conn *c, void *arg)
@@ -287,46 +236,46 @@ static void on_http(const struct ws_request *req, struct ws_response *res, void 
     int qlen;
 
     (void)arg;
-    touch(method, strlen(method) + 1);
-    touch(path, strlen(path) + 1);
-    touch(query, strlen(query) + 1);
+    fuzz_touch(method, strlen(method) + 1);
+    fuzz_touch(path, strlen(path) + 1);
+    fuzz_touch(query, strlen(query) + 1);
     for (size_t i = 0; i <= n; i++) {
         int rc = ws_request_header_at(req, i, &name, &value);
         if (i == n ? rc != WS_ENOTFOUND : rc != 0)
-            fail("ws_request_header_at");
+            fuzz_fail("ws_request_header_at");
         if (rc == 0) {
-            touch(name, strlen(name) + 1);
-            touch(value, strlen(value) + 1);
+            fuzz_touch(name, strlen(name) + 1);
+            fuzz_touch(value, strlen(value) + 1);
         }
     }
     host = ws_request_header(req, "host");
     if (host != NULL)
-        touch(host, strlen(host));
+        fuzz_touch(host, strlen(host));
     (void)ws_request_query_param(req, "a", small, sizeof(small));
     qlen = ws_request_query_param(req, "b", large, sizeof(large));
     if (qlen >= 0 && (size_t)qlen >= sizeof(large))
-        fail("query param length");
+        fuzz_fail("query param length");
     body = ws_request_body(req, &body_len);
     if (body_len > g.max_body)
-        fail("body over max_body_size");
-    touch(body, body_len);
-    touch(ws_request_remote_addr(req), strlen(ws_request_remote_addr(req)));
+        fuzz_fail("body over max_body_size");
+    fuzz_touch(body, body_len);
+    fuzz_touch(ws_request_remote_addr(req), strlen(ws_request_remote_addr(req)));
     plen = strlen(path);
     switch (path[plen - 1] & 3) {
     case 0: /* no response: 404 */
         break;
     case 1:
         if (ws_response_add_header(res, "X-Fuzz", query) != 0)
-            fail("add_header");
+            fuzz_fail("add_header");
         ws_response_send(res, 200, "application/octet-stream", body, body_len);
         break;
     case 2:
         if (ws_response_add_header(res, "Bad", "a\r\nb") != WS_EINVAL)
-            fail("header splitting accepted");
+            fuzz_fail("header splitting accepted");
         ws_response_send(res, 204, NULL, NULL, 0);
         if (ws_response_send(res, 200, NULL, NULL, 0) != WS_ESTATE ||
             ws_response_add_header(res, "Late", "x") != WS_ESTATE)
-            fail("response sent twice");
+            fuzz_fail("response sent twice");
         break;
     case 3:
         ws_response_send(res, 200, "text/plain", qlen > 0 ? large : "",
@@ -343,7 +292,7 @@ static struct ws_server *make_server(int kind)
     struct ws_server *srv;
 
     if (cfg == NULL)
-        fail("ws_config_new");
+        fuzz_fail("ws_config_new");
     ws_config_set_max_message_size(cfg, MAX_MESSAGE);
     ws_config_set_max_body_size(cfg, MAX_MESSAGE); /* small, so that it is reached */
     ws_config_set_max_head_size(cfg, 1024);
@@ -383,7 +332,7 @@ static struct ws_server *make_server(int kind)
     srv = ws_server_new(cfg);
     ws_config_free(cfg);
     if (srv == NULL)
-        fail("ws_server_new");
+        fuzz_fail("ws_server_new");
     /* The harness is the loop's thread (ws_server_run would mark it). */
     wsc__loop_mark_owner(srv->ep.loop);
     ws_server_handle_open(srv, on_open, NULL);
@@ -416,48 +365,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* ---- read(): make the unused part of the read buffer visible to ASan ---------
- *
- * io.c reads into a 256 KiB per-thread buffer and parses in place, so an
- * over-read by a few bytes past the input would stay inside that one
- * allocation, invisible to AddressSanitizer. Built with FUZZ_WRAP_READ and
- * -Wl,--wrap=read (run-fuzz.sh does), every read() on a server socket
- * poisons the part of the caller's buffer it did not fill, until the loop
- * pass is over: then a parser touching a byte that never arrived is a
- * use-after-poison report instead of silence.
- */
-static int server_fds[2] = { -1, -1 };
-static uint8_t *poisoned;
-static size_t poisoned_len;
-
-static void unpoison(void)
-{
-    if (poisoned != NULL)
-        ASAN_UNPOISON_MEMORY_REGION(poisoned, poisoned_len);
-    poisoned = NULL;
-    poisoned_len = 0;
-}
-
-#ifdef FUZZ_WRAP_READ
-ssize_t __real_read(int fd, void *buf, size_t count);
-ssize_t __wrap_read(int fd, void *buf, size_t count);
-ssize_t __wrap_read(int fd, void *buf, size_t count)
-{
-    ssize_t n;
-
-    if (fd < 0 || (fd != server_fds[0] && fd != server_fds[1]))
-        return __real_read(fd, buf, count);
-    unpoison();
-    n = __real_read(fd, buf, count);
-    if (n >= 0 && (size_t)n < count) {
-        poisoned = (uint8_t *)buf + n;
-        poisoned_len = count - (size_t)n;
-        ASAN_POISON_MEMORY_REGION(poisoned, poisoned_len);
-    }
-    return n;
-}
-#endif
-
 /* ---- the peers ---------------------------------------------------------------- */
 
 struct peer {
@@ -470,40 +377,17 @@ struct peer {
 
 static struct peer peers[2];      /* 0: the fuzzed peer, 1: the bystander */
 
-static void trace_bytes(const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (b[i] == '\n' || (b[i] >= 0x20 && b[i] < 0x7f && b[i] != '\\'))
-            fputc(b[i], stderr);
-        else
-            fprintf(stderr, "\\x%02x", b[i]);
-    }
-}
-
 static void peer_read(struct peer *p)
 {
-    static uint8_t buf[65536];
-
-    if (p->fd < 0 || !p->reading || p->eof)
-        return;
-    for (;;) {
-        ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n > 0) {
-            if (trace && p == &peers[0])
-                trace_bytes(buf, (size_t)n);
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            p->eof = true;
-        return;
-    }
+    if (p->fd >= 0 && p->reading && !p->eof)
+        p->eof = fuzz_peer_drain(p->fd, trace && p == &peers[0]);
 }
 
 /* One non-blocking pass of the server's loop. */
 static void loop_pass(struct ws_server *srv)
 {
     event_base_loop(srv->ep.loop->base, EVLOOP_NONBLOCK);
-    unpoison(); /* the next pass copies a stash into that buffer */
+    fuzz_unpoison(); /* the next pass copies a stash into that buffer */
 }
 
 static void pump(struct ws_server *srv)
@@ -514,23 +398,15 @@ static void pump(struct ws_server *srv)
     loop_pass(srv);
 }
 
+static void pump_arg(void *srv)
+{
+    pump(srv);
+}
+
 static void peer_write(struct ws_server *srv, struct peer *p, const uint8_t *data, size_t len)
 {
-    int stalls = 0;
-
-    while (len > 0 && !p->gone) {
-        ssize_t w = send(p->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (w > 0) {
-            data += w;
-            len -= (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            if (++stalls > 100)
-                return; /* the server does not read: give up on the rest */
-            pump(srv);
-        } else {
-            p->gone = true;
-        }
-    }
+    if (!p->gone && !fuzz_peer_write(p->fd, data, len, pump_arg, srv))
+        p->gone = true;
 }
 
 static void peer_open(struct ws_server *srv, struct peer *p, int index, bool small_sndbuf)
@@ -540,15 +416,15 @@ static void peer_open(struct ws_server *srv, struct peer *p, int index, bool sma
     struct side *s = index == 0 ? &g.main : &g.by;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
-        fail("socketpair");
+        fuzz_fail("socketpair");
     /* The kernel's minimum: the server's writes stop short, so its
      * backlog and write events run. */
     if (small_sndbuf)
         setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    server_fds[index] = sv[0];
+    fuzz_watch_reads(index, sv[0]);
     c = wsc__conn_new(&srv->ep, sv[0], NULL);
     if (c == NULL)
-        fail("wsc__conn_new");
+        fuzz_fail("wsc__conn_new");
     s->id = ws_conn_id(c);
     p->fd = sv[1];
     p->server_fd = sv[0];
@@ -568,15 +444,6 @@ static struct ws_conn *live_conn(struct ws_server *srv, uint64_t id)
         if (c->id == id)
             return c;
     return NULL;
-}
-
-static uint32_t prng(uint32_t *s)
-{
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
 }
 
 /* A timeout elapses now: fire the connection's timer if it is armed (it
@@ -677,17 +544,11 @@ static bool server_idle(const struct ws_server *srv)
 static void side_finish(struct side *s)
 {
     if (s->opens != s->closes)
-        fail("an opened connection got no close callback");
+        fuzz_fail("an opened connection got no close callback");
     if (s->ref != NULL) {
         if (atomic_load(&s->ref->state) != WSC__CONN_CLOSED)
-            fail("referenced connection not closed");
-        if (ws_conn_send(s->ref, WS_OP_TEXT, "x", 1) != WS_ECLOSED ||
-            ws_conn_ping(s->ref, NULL, 0) != WS_ECLOSED ||
-            ws_conn_close(s->ref, 1000, NULL) != WS_ECLOSED)
-            fail("a closed, referenced connection accepted a call");
-        if (ws_conn_buffered_amount(s->ref) != 0)
-            fail("buffered amount of a closed connection");
-        ws_conn_unref(s->ref);
+            fuzz_fail("referenced connection not closed");
+        fuzz_check_closed_ref(s->ref);
         s->ref = NULL;
     }
 }
@@ -695,24 +556,15 @@ static void side_finish(struct side *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct ws_server *srv;
-    int kind;
-    uint8_t flags, split, extra;
-    uint32_t seed, app_seed;
-    unsigned stop_after;
+    struct fuzz_input in;
     bool stopped = false;
     size_t off = 0, last = 0;
 
     if (trace < 0)
-        trace = getenv("FUZZ_CONN_TRACE") != NULL && atoi(getenv("FUZZ_CONN_TRACE")) > 0;
-    if (size < 3)
+        trace = fuzz_trace_wanted("FUZZ_CONN_TRACE");
+    if (!fuzz_input_parse(&in, data, size))
         return 0;
-    flags = data[0];
-    split = data[1];
-    extra = data[2];
-    data += 3;
-    size -= 3;
-    kind = flags & 3;
-    srv = servers[kind];
+    srv = servers[in.kind];
 
     memset(&g, 0, sizeof(g));
     memset(peers, 0, sizeof(peers));
@@ -720,48 +572,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g.srv = srv;
     g.max_message = srv->ep.cfg.max_message_size;
     g.max_body = srv->ep.cfg.max_body_size;
-    g.actions = (flags & F_ACTIONS) != 0;
-    g.hold_refs = (extra & X_REF) != 0;
+    g.actions = (in.flags & F_ACTIONS) != 0;
+    g.hold_refs = (in.extra & X_REF) != 0;
     g.main.name = "main";
     g.by.name = "bystander";
-    seed = (uint32_t)(split & 0x3f) * 2654435761u + 1;
-    app_seed = seed ^ 0x5bd1e995u;
-    stop_after = (split & 3);
 
-    if (extra & X_BYSTANDER)
-        bystander_open(srv, (extra & X_BY_DEFLATE) != 0, (extra & X_BY_NO_READ) == 0);
+    if (in.extra & X_BYSTANDER)
+        bystander_open(srv, (in.extra & X_BY_DEFLATE) != 0, (in.extra & X_BY_NO_READ) == 0);
     g.opening = &g.main;
-    peer_open(srv, &peers[0], 0, (flags & F_SMALL_SNDBUF) != 0);
-    peers[0].reading = (flags & F_NO_READ) == 0;
+    peer_open(srv, &peers[0], 0, (in.flags & F_SMALL_SNDBUF) != 0);
+    peers[0].reading = (in.flags & F_NO_READ) == 0;
 
     /* The input in pieces, the loop running between them. */
-    for (unsigned piece = 0; off < size && !peers[0].gone; piece++) {
-        static const size_t class_max[4] = { 0, 16, 256, 2048 };
-        size_t n = size - off, cm = class_max[split >> 6];
-        if (cm > 0 && piece < MAX_PIECES - 1) {
-            size_t r = 1 + prng(&seed) % cm;
-            if (r < n)
-                n = r;
-        }
-        peer_write(srv, &peers[0], data + off, n);
+    for (unsigned piece = 0; off < in.size && !peers[0].gone; piece++) {
+        size_t n = fuzz_piece_len(in.split, piece, in.size - off, &in.seed);
+        peer_write(srv, &peers[0], in.data + off, n);
         last = off;
         off += n;
         pump(srv);
-        if ((flags & F_TIMERS) && (prng(&seed) & 3) == 0)
+        if ((in.flags & F_TIMERS) && (fuzz_prng(&in.seed) & 3) == 0)
             fire_timer(srv);
-        if (extra & X_APP)
-            app_act(srv, prng(&app_seed), (extra & X_FOREIGN) != 0);
-        if ((extra & X_STOP) && piece == stop_after) {
+        if (in.extra & X_APP)
+            app_act(srv, fuzz_prng(&in.app_seed), (in.extra & X_FOREIGN) != 0);
+        if ((in.extra & X_STOP) && piece == in.stop_after) {
             ws_server_stop(srv);
             stopped = true;
             pump(srv);
         }
     }
-    if ((extra & X_AMPLIFY) && off > last) {
+    if ((in.extra & X_AMPLIFY) && off > last) {
         static uint8_t block[AMPLIFY_BLOCK];
         size_t n = off - last, fill = 0;
         while (fill + n <= sizeof(block)) {
-            memcpy(block + fill, data + last, n);
+            memcpy(block + fill, in.data + last, n);
             fill += n;
         }
         /* Only while a large unit is pending (a body being stashed, a frame
@@ -776,22 +619,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
         }
     }
-    if ((extra & X_STOP) && !stopped) {
+    if ((in.extra & X_STOP) && !stopped) {
         ws_server_stop(srv);
         stopped = true;
         pump(srv);
     }
-    if (flags & F_TIMERS)
+    if (in.flags & F_TIMERS)
         for (int i = 0; i < 3; i++)
             fire_timer(srv);
 
     /* The end: maybe read out what is left, maybe half-close, then close. */
-    if (flags & F_READ_OUT) {
+    if (in.flags & F_READ_OUT) {
         peers[0].reading = true;
         for (int i = 0; i < 20 && !peers[0].eof; i++)
             pump(srv);
     }
-    if (flags & F_HALF_CLOSE) {
+    if (in.flags & F_HALF_CLOSE) {
         shutdown(peers[0].fd, SHUT_WR);
         for (int i = 0; i < 4; i++)
             pump(srv);
@@ -799,37 +642,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     peer_close(&peers[0]);
     /* A send right after the peer vanished: written before the EOF is
      * read, it fails (EPIPE) and the connection is dropped for it. */
-    if (extra & X_APP)
-        app_act(srv, prng(&app_seed), (extra & X_FOREIGN) != 0);
+    if (in.extra & X_APP)
+        app_act(srv, fuzz_prng(&in.app_seed), (in.extra & X_FOREIGN) != 0);
     for (int i = 0; i < 4; i++)
         loop_pass(srv);
     peer_close(&peers[1]);
-    for (int i = 0; i < DRAIN_ITERATIONS && !server_idle(srv); i++)
+    for (int i = 0; i < FUZZ_DRAIN_ITERATIONS && !server_idle(srv); i++)
         loop_pass(srv);
-    server_fds[0] = server_fds[1] = -1;
+    fuzz_watch_reads(0, -1);
+    fuzz_watch_reads(1, -1);
 
     if (!server_idle(srv))
-        fail("connection not released after the peer closed");
+        fuzz_fail("connection not released after the peer closed");
     if (srv->ep.num_open != 0 || ws_server_connection_count(srv) != 0)
-        fail("open count not back to 0");
+        fuzz_fail("open count not back to 0");
     if (srv->ep.conns != NULL)
-        fail("connection list not empty");
+        fuzz_fail("connection list not empty");
     for (int i = 0; i < 2; i++)
         if (peers[i].server_fd > 0 &&
             (fcntl(peers[i].server_fd, F_GETFD) != -1 || errno != EBADF))
-            fail("server socket not closed");
+            fuzz_fail("server socket not closed");
     side_finish(&g.main);
     side_finish(&g.by);
-    if (extra & X_BYSTANDER && g.by.opens != 1)
-        fail("the bystander did not open");
+    if (in.extra & X_BYSTANDER && g.by.opens != 1)
+        fuzz_fail("the bystander did not open");
     if (trace)
         fprintf(stderr, "\n[fuzz_conn: server %d, main %u open %u close, bystander %u open, "
-                        "%u data, %u drain%s]\n",
-                kind, g.main.opens, g.main.closes, g.by.opens, g.datas, g.drains,
+                        "%u in.data, %u drain%s]\n",
+                in.kind, g.main.opens, g.main.closes, g.by.opens, g.datas, g.drains,
                 stopped ? ", stopped" : "");
     if (stopped) { /* a stopped server stays stopped: make a new one */
         ws_server_free(srv);
-        servers[kind] = make_server(kind);
+        servers[in.kind] = make_server(in.kind);
     }
     return 0;
 }

@@ -9,16 +9,16 @@ and without permessage-deflate and a subprotocol) and unmasked frames.
 """
 import base64
 import hashlib
-import os
 import struct
-import sys
 import zlib
 
-# flags (byte 0): bits 0-1 client, 2 no reading, 3 actions, 4 small sndbuf,
-# 5 read out at the end, 6 half-close first, 7 fire the connection timer.
+from seedlib import (ACTIONS, BINARY, CLOSE, CONT, HALF_CLOSE, LARGE, NO_READ, PING, PMD, PONG,
+                     READ_OUT, RSV1, SMALL, SMALL_SNDBUF, TEXT, TIMERS, TINY, WHOLE, Seeds,
+                     deflate)
+from seedlib import frame as _frame
+
+# flags (byte 0) bits 0-1: which client (the other bits: seedlib.py).
 CL_DEFAULT, CL_TAKEOVER, CL_PLAIN, CL_NOTIMEOUT = 0, 1, 2, 3
-NO_READ, ACTIONS, SMALL_SNDBUF, READ_OUT, HALF_CLOSE, TIMERS = 4, 8, 16, 32, 64, 128
-WHOLE, TINY, SMALL, LARGE = 0x00, 0x40, 0x80, 0xC0
 # extras (byte 2)
 APP, STOP, REF, NO_REQUEST = 1, 2, 4, 8
 
@@ -26,16 +26,8 @@ APP, STOP, REF, NO_REQUEST = 1, 2, 4, 8
 KEY = base64.b64encode(bytes((i * 37 + 11) & 0xFF for i in range(16))).decode()
 ACCEPT = base64.b64encode(hashlib.sha1(
     (KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-PMD = "permessage-deflate"
-TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
-RSV1 = 0x40
-
-seeds = {}
-
-
-def seed(name, flags, split, data, extra=0):
-    assert name not in seeds, name
-    seeds[name] = bytes([flags, split, extra]) + data
+SEEDS = Seeds()
+seed = SEEDS.add
 
 
 def response(extensions=None, protocol=None, accept=ACCEPT, status="101 Switching Protocols",
@@ -56,29 +48,11 @@ def response(extensions=None, protocol=None, accept=ACCEPT, status="101 Switchin
 
 def frame(opcode, payload=b"", fin=True, rsv=0, length=None, masked=False):
     """A server frame (unmasked unless masked, which is a protocol error)."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    m = 0x80 if masked else 0
-    if n < 126:
-        hdr = struct.pack("!BB", b0, m | n)
-    elif n <= 0xFFFF:
-        hdr = struct.pack("!BBH", b0, m | 126, n)
-    else:
-        hdr = struct.pack("!BBQ", b0, m | 127, n)
-    if masked:
-        key = b"\x01\x02\x03\x04"
-        return hdr + key + bytes(c ^ key[i & 3] for i, c in enumerate(payload))
-    return hdr + payload
+    return _frame(opcode, payload, fin, rsv, length, b"\x01\x02\x03\x04" if masked else None)
 
 
 def close(code=None, reason=b""):
     return frame(CLOSE, b"" if code is None else struct.pack("!H", code) + reason)
-
-
-def deflate(data, wbits=15, stream=None):
-    c = stream or zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -wbits)
-    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-    return out[:-4]
 
 
 msg = ("The quick brown fox jumps over the lazy dog. " * 20).encode()
@@ -174,10 +148,4 @@ seed("resp-partial", CL_DEFAULT | TIMERS, TINY | 14, response()[:40])
 seed("resp-empty", CL_DEFAULT | TIMERS, WHOLE, b"")
 
 if __name__ == "__main__":
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "client-corpus")
-    os.makedirs(out, exist_ok=True)
-    for name, data in seeds.items():
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-    print(f"{len(seeds)} seeds in {out}")
+    SEEDS.write(__file__, "client-corpus")

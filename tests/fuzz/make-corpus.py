@@ -8,21 +8,19 @@ followed by what a peer sends: an upgrade request and masked frames, or
 plain HTTP.
 """
 import base64
-import os
 import random
 import struct
-import sys
 import zlib
+
+from seedlib import (ACTIONS, BINARY, CLOSE, CONT, HALF_CLOSE, LARGE, NO_READ, PING, PMD, PONG,
+                     READ_OUT, RSV1, RSV2, SMALL, SMALL_SNDBUF, TEXT, TIMERS, TINY, WHOLE,
+                     Seeds, deflate, mask)
+from seedlib import frame as _frame
 
 rng = random.Random(6455)
 
-# flags (byte 0): bits 0-1 server, 2 no reading, 3 actions, 4 small sndbuf,
-# 5 read out at the end, 6 half-close first, 7 fire the connection timer.
-# split (byte 1): bits 6-7 piece-size class (0 whole, 1 <=16, 2 <=256,
-# 3 <=2048), bits 0-5 seed.
+# flags (byte 0) bits 0-1: which server (the other bits: seedlib.py).
 SRV_DEFAULT, SRV_TAKEOVER, SRV_PLAIN, SRV_NOTIMEOUT = 0, 1, 2, 3
-NO_READ, ACTIONS, SMALL_SNDBUF, READ_OUT, HALF_CLOSE, TIMERS = 4, 8, 16, 32, 64, 128
-WHOLE, TINY, SMALL, LARGE = 0x00, 0x40, 0x80, 0xC0
 # extras (byte 2): bystander, its deflate, it never reads, the application
 # acts between pieces, as another thread, ws_server_stop(), references.
 # amplify: the last piece is sent again until about 160 KiB more went out.
@@ -81,36 +79,18 @@ def upgrade(extensions=None, extra="", path="/chat", version="13", method="GET",
 
 
 def frame(opcode, payload=b"", fin=True, rsv=0, masked=True, length=None, mask=None):
-    """One client frame; length forces the declared length (and encoding)."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    m = 0x80 if masked else 0
-    if n < 126:
-        hdr = struct.pack("!BB", b0, m | n)
-    elif n <= 0xFFFF:
-        hdr = struct.pack("!BBH", b0, m | 126, n)
-    else:
-        hdr = struct.pack("!BBQ", b0, m | 127, n)
-    if not masked:
-        return hdr + payload
-    key = mask if mask is not None else bytes(rng.randrange(256) for _ in range(4))
-    body = bytes(c ^ key[i & 3] for i, c in enumerate(payload))
-    return hdr + key + body
+    """One client frame, masked with mask or a key from rng (unless
+    masked=False, a protocol error)."""
+    key = None
+    if masked:
+        key = mask if mask is not None else bytes(rng.randrange(256) for _ in range(4))
+    return _frame(opcode, payload, fin, rsv, length, key)
 
 
 def frame_len16(opcode, payload):
     """A 16-bit length even below 126 (non-minimal: a protocol error)."""
     key = b"\x01\x02\x03\x04"
-    body = bytes(c ^ key[i & 3] for i, c in enumerate(payload))
-    return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, len(payload)) + key + body
-
-
-def deflate(data, wbits=15, stream=None):
-    """RFC 7692 7.2.1: compress, sync flush, strip 00 00 ff ff."""
-    c = stream or zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -wbits)
-    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-    assert out.endswith(b"\x00\x00\xff\xff")
-    return out[:-4]
+    return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, len(payload)) + key + mask(payload, key)
 
 
 def deflate_final(data):
@@ -129,17 +109,8 @@ def http(method, target, headers=(), body=b"", version="1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-TEXT, BINARY, CLOSE, PING, PONG, CONT = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
-RSV1, RSV2, RSV3 = 0x40, 0x20, 0x10
-PMD = "permessage-deflate"
-
-seeds = {}
-
-
-def seed(name, flags, split, body, extra=0):
-    data = bytes([flags, split, extra]) + body
-    assert len(data) <= 8192, (name, len(data))
-    seeds[name] = data
+SEEDS = Seeds()
+seed = SEEDS.add
 
 
 # ---- WebSocket sessions ----------------------------------------------------
@@ -415,10 +386,4 @@ seed("body-amplified-pieces", SRV_NOTIMEOUT | READ_OUT, SMALL | 56,
      http("POST", "/ap1", ["Content-Length: 150000"], b"y" * 900), AMPLIFY)
 
 if __name__ == "__main__":
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "corpus")
-    os.makedirs(out, exist_ok=True)
-    for name, data in seeds.items():
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-    print(f"{len(seeds)} seeds in {out}")
+    SEEDS.write(__file__, "corpus")

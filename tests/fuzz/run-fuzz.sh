@@ -57,7 +57,7 @@ run_target() {
             -Wall -Wextra -Wno-unused-parameter \
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer -DFUZZ_WRAP_READ -Wl,--wrap=read "${link[@]}" \
-            -I"$SRC/include" -I"$SRC/libwsc" "$SRC"/libwsc/*.c "$HERE/$name.c" \
+            -I"$SRC/include" -I"$SRC/libwsc" "$SRC"/libwsc/*.c "$HERE/fuzz_common.c" "$HERE/$name.c" \
             $deps -pthread -o "$bin" 2>"$out/build.log"; then
         cat "$out/build.log"
         if grep -q 'libclang_rt.fuzzer' "$out/build.log"; then

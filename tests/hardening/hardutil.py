@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from wsutil import SCALE, t  # noqa: F401 (re-exported)
+from wsutil import SCALE, cpu_seconds, fd_count, rss_kib, t  # noqa: F401 (re-exported)
 
 BUILD = os.environ.get("TOP_BUILDDIR", "/work/main")
 SANITIZER = os.environ.get("SANITIZER", "none") or "none"
@@ -94,26 +94,6 @@ class Proc:
     def sanitizer_report(self):
         err = "\n".join(self.err)
         return err[-6000:] if any(m in err for m in MARKERS) else ""
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def listening_port(p):

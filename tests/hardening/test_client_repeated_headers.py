@@ -74,3 +74,4 @@ def test_single_headers_still_open(proc):
         if cl is not None:
             cl.stop()  # the raw server's handler waits for the client's EOF
         srv.close()
+    assert not srv.errors, srv.errors

@@ -2,20 +2,20 @@
 figures in the output: server RSS and fds before/after, and a correct
 client still served during the attack.
 
-  - sockets still in the handshake are capped (--max-pending): beyond the
-    cap the oldest half-open socket is shed, newcomers are served;
+  - sockets still in the handshake are capped (--max-pending): at the cap
+    nothing is shed; beyond it the oldest half-open socket is, and
+    newcomers are served;
   - without an HTTP handler a request is answered at its head (426) and
     its body never buffered; with one, bodies are capped (max_body_size,
     413) and gathered in linear time;
   - the server-wide output budget (--max-buffered-total) stops the
-    growth of many backlogs that are never read.
+    growth of many backlogs that are never read; backlogs under it stop at
+    their own --max-buffered.
 """
 
-import os
 import select
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
@@ -96,6 +96,27 @@ def test_below_the_pending_cap_nothing_is_shed(server):
             s.close()
 
 
+def test_at_the_pending_cap_nothing_is_shed_and_one_more_sheds_the_oldest(server):
+    cap = 50
+    srv = server("--max-pending", cap)
+    socks = open_partial(srv.port, cap)
+    try:
+        time.sleep(0.3)
+        at_cap = sum(is_closed(s, 0.01) for s in socks)
+        socks += open_partial(srv.port, 1)
+        oldest_shed = is_closed(socks[0], t(5))
+        time.sleep(0.3)
+        past_cap = sum(is_closed(s, 0.01) for s in socks[1:])
+        print("%d half-open sockets at a cap of %d: %d closed; one more: oldest shed %s, "
+              "%d others closed" % (cap, cap, at_cap, oldest_shed, past_cap))
+        assert at_cap == 0
+        assert oldest_shed
+        assert past_cap == 0
+    finally:
+        for s in socks:
+            s.close()
+
+
 # ---- (b) no HTTP handler: answered at the head, body never read ----------------
 
 def read_head(sock, timeout):
@@ -141,28 +162,26 @@ def test_no_handler_answers_426_at_the_head_and_buffers_no_body(server):
     echo_works(srv.port)
 
 
-def server_has(option):
-    from conftest import _integration
-    out = subprocess.run([_integration.SERVER_BIN, "--help"], capture_output=True,
-                         text=True, timeout=10).stdout
-    return option in out
-
-
 # ---- (c) with a handler: max_body_size, and linear gathering --------------------
+
+def read_to_eof(sock, timeout):
+    """Everything the server sends until it closes (a Connection: close
+    response)."""
+    sock.settimeout(t(timeout))
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
 
 def post(port, body, path="/echo", timeout=10):
     s = connect(port)
     try:
         s.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n"
                   b"Connection: close\r\n\r\n" % (path.encode(), len(body)) + body)
-        s.settimeout(t(timeout))
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return read_to_eof(s, timeout)
     finally:
         s.close()
 
@@ -184,13 +203,7 @@ def trickle_post_cpu(srv, size):
                   b"Connection: close\r\n\r\n" % size)
         for _ in range(size):
             s.send(b"z")
-        s.settimeout(t(30))
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_eof(s, 30)
         after = cpu_seconds(srv.pid)
     finally:
         s.close()
@@ -200,8 +213,7 @@ def trickle_post_cpu(srv, size):
 
 @pytest.mark.skipif(SANITIZED, reason="CPU figures mean nothing under a sanitizer")
 def test_body_one_byte_per_send_is_gathered_in_linear_time(server):
-    # Bodies are capped by --max-body (before the fix: by --max-message).
-    srv = server("--http", "--max-body" if server_has("--max-body") else "--max-message", 65536)
+    srv = server("--http", "--max-body", 65536)
     small = trickle_post_cpu(srv, 10 * 1024)
     large = trickle_post_cpu(srv, 60 * 1024)
     # CPU time is counted in clock ticks (10 ms): no ratio below 50 ms.
@@ -251,6 +263,28 @@ def test_max_buffered_total_bounds_backlogs_that_are_never_read(server):
             seqs.append(struct.unpack("!Q", data[:8])[0])
         srv.expect(r"^DRAIN ", timeout=10)
         assert seqs == list(range(seqs[0], seqs[0] + 200))
+    finally:
+        for c in floods:
+            c.close()
+
+
+def test_backlogs_under_max_buffered_total_stop_at_their_own_cap(server):
+    # The other side of the budget: 2 backlogs of at most 1 MiB stay well
+    # under a 4 MiB budget, so each is stopped by max_buffered alone.
+    budget, cap, msg = 4 << 20, 1 << 20, 65536
+    srv = server("--max-buffered-total", budget, "--max-buffered", cap, "--no-deflate")
+    floods = []
+    try:
+        for _ in range(2):
+            c, _ = handshake(srv.port)
+            c.send_frame(OP_TEXT, "flood:%d" % msg)
+            floods.append(c)
+        srv.wait_count(r"^EAGAIN ", 2, timeout=10)
+        eagain = [int(line.rsplit("=", 1)[1]) for line in srv.matching(r"^EAGAIN ")]
+        print("2 floods of 64 KiB messages, never read; max-buffered %d KiB, budget %d KiB: "
+              "backlogs at WS_EAGAIN %s KiB" % (cap >> 10, budget >> 10, [b >> 10 for b in eagain]))
+        # Refused only when the next message would not fit under its own cap.
+        assert all(cap - (msg + 14) < b <= cap for b in eagain), eagain
     finally:
         for c in floods:
             c.close()

@@ -235,9 +235,16 @@ def server():
         return srv
 
     yield start
+    stop_all(started)
 
+
+def stop_all(servers):
+    """Teardown: each server (if still running) gets SIGTERM and must exit 0
+    within 10 s with no sanitizer report on stderr; fails the test with
+    every server's failure otherwise. Shared with the suites that load
+    these fixtures (tests/attacks)."""
     errors = []
-    for srv in started:
+    for srv in servers:
         try:
             if srv.returncode is None:
                 rc = srv.stop(10.0)

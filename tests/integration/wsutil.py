@@ -319,3 +319,34 @@ def ws_connect(port, path="/", **kw):
     kw.setdefault("open_timeout", t(10))
     kw.setdefault("close_timeout", t(10))
     return websockets.connect("ws://%s:%d%s" % (HOST, port, path), **kw)
+
+
+# ---- a process's figures, from /proc (the resource-bound tests) ----------
+
+def proc_status_kib(pid, field):
+    """A KiB figure of /proc/PID/status: "VmRSS" (resident), "VmSize"
+    (reserved, touched or not)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
+def rss_kib(pid):
+    return proc_status_kib(pid, "VmRSS")
+
+
+def vmsize_kib(pid):
+    return proc_status_kib(pid, "VmSize")
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

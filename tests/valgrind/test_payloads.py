@@ -18,12 +18,9 @@ Skipped without valgrind, and in sanitizer builds (valgrind cannot run
 sanitizer-instrumented code).
 """
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -31,6 +28,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import wsutil  # noqa: E402
 from wsutil import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT  # noqa: E402
+from memcheck import Memchecked  # noqa: E402
 
 SRC = os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BUILD = os.environ.get("TOP_BUILDDIR", "/work/main")
@@ -45,54 +43,6 @@ pytestmark = [
 ]
 
 T = 20  # generous: everything is 20-50x slower under memcheck
-
-
-class Memchecked:
-    """A program under valgrind memcheck; the port comes from its stdout."""
-
-    def __init__(self, argv, port_pattern):
-        self.log = "/tmp/wsc-memcheck-%d-%d.log" % (os.getpid(), time.monotonic_ns())
-        cmd = ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
-               "--log-file=" + self.log] + argv
-        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.port = int(self.expect(port_pattern, 60).group(1))
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def expect(self, pattern, timeout=T):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = rx.search(line)
-                if m:
-                    return m
-            if self.p.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError("no %r in %r" % (pattern, self.lines[-20:]))
-
-    def finish(self):
-        """SIGTERM, wait, and return (exit status, memcheck report)."""
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            rc = self.p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            rc = self.p.wait(timeout=10)
-        try:
-            with open(self.log) as f:
-                report = f.read()
-            os.unlink(self.log)
-        except OSError:
-            report = ""
-        return rc, report
 
 
 def assert_clean(rc, report):

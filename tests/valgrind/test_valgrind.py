@@ -3,16 +3,14 @@ zero memory errors and zero leaked bytes (definite, indirect or possible).
 Skipped in sanitizer builds, where valgrind cannot run instrumented code."""
 import os
 import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import wsutil  # noqa: E402
+from memcheck import Memchecked  # noqa: E402
 
 BUILD = os.environ.get("TOP_BUILDDIR", "/work/main")
 SERVER = os.path.join(BUILD, "tests", "servers", "wsc-test-server")
@@ -21,40 +19,10 @@ pytestmark = pytest.mark.skipif(os.environ.get("SANITIZER", "none") != "none",
                                 reason="valgrind cannot run sanitizer builds")
 
 
-class Valgrinded:
-    def __init__(self, *opts):
-        self.log = f"/tmp/wsc-valgrind-{os.getpid()}-{time.monotonic_ns()}.log"
-        cmd = ["valgrind", "--error-exitcode=99", "--leak-check=full",
-               "--show-leak-kinds=definite,indirect,possible",
-               "--errors-for-leak-kinds=definite,indirect,possible",
-               f"--log-file={self.log}", SERVER, "--listen", "127.0.0.1:0", *opts]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.port = int(self.expect(r"^LISTENING (\d+)$", 60).group(1))
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def expect(self, pattern, timeout=20):
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = rx.search(line)
-                if m:
-                    return m
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in {self.lines}")
-
-    def finish(self):
-        self.p.send_signal(signal.SIGTERM)
-        rc = self.p.wait(timeout=60)
-        with open(self.log) as f:
-            report = f.read()
-        os.unlink(self.log)
-        return rc, report
+def Valgrinded(*opts):
+    """The test server under memcheck: every leak kind is an error."""
+    return Memchecked([SERVER, "--listen", "127.0.0.1:0", *opts], r"^LISTENING (\d+)$",
+                      leak_kinds="definite,indirect,possible")
 
 
 def exchange(port):
