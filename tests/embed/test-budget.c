@@ -18,23 +18,17 @@
 
 #include <wsc.h>
 
+#define EMBEDTEST_NAME "budget"
+#include "embedtest.h"
 #include "rawws.h"
 
 #define BUDGET (64u * 1024u)
 #define MSG 8192
 #define SEND_LIMIT (256u << 20) /* bytes: a bound, never reached when it works */
 
-static int failures;
 static struct ws_server *srv;
 static _Atomic(struct ws_conn *) conn;
 static atomic_int drained;
-
-static void check(int ok, const char *what)
-{
-    printf("%s: budget %s\n", ok ? "PASS" : "FAIL", what);
-    fflush(stdout);
-    failures += !ok;
-}
 
 static double now_s(void)
 {
@@ -91,7 +85,7 @@ int main(void)
     }
     fd = rawws_open(port, 5);
     for (deadline = now_s() + 5; (c = atomic_load(&conn)) == NULL && now_s() < deadline;)
-        usleep(1000);
+        sleep_ms(1);
     check(fd >= 0 && c != NULL, "connection open");
     if (c == NULL)
         return 1;
@@ -118,7 +112,7 @@ int main(void)
     while (!atomic_load(&drained) && now_s() < deadline) {
         char buf[65536];
         if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-            usleep(1000);
+            sleep_ms(1);
     }
     check(atomic_load(&drained), "the drain callback follows when the peer reads");
     check(ws_conn_send(c, WS_OP_BINARY, msg, sizeof(msg)) == 0, "a send after the drain is accepted");
