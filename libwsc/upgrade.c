@@ -373,12 +373,8 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
     up->conn = c;
     c->upgrade = up;
     srv->on_upgrade(up, srv->upgrade_arg);
-    /* Undecided and not kept: nobody could ever decide. */
-    if (up->state == UP_PENDING && up->refs == 2) {
-        c = upgrade_detach(up, UP_REJECTED);
-        refuse_simple(c, 500);
-        ws_upgrade_unref(up);
-    }
+    /* Undecided and not kept, the connection's reference is the last:
+     * unref answers 500, as nobody could ever decide. */
     ws_upgrade_unref(up); /* this call's */
 }
 
