@@ -13,7 +13,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from hookutil import CHAT
+from hookutil import CHAT, make_cert
 from rawws import connect, read_head, request, wait_eof
 
 USERS = ["--user", "alice:secret", "--user", "bob:hunter2"]
@@ -275,13 +275,7 @@ def test_chat_over_https_and_wss(start, tmp_path):
     throwaway certificate made here, trusted by the clients); plain HTTP to
     that port is not served."""
     import ssl
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-keyout", str(key), "-out", str(cert), "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("openssl cannot make a certificate: %s" % r.stderr[-300:])
+    cert, key = make_cert(tmp_path)
     chat = start(CHAT, *USERS, "--cert", str(cert), "--key", str(key))
     ctx = ssl.create_default_context(cafile=str(cert))
     base = f"https://127.0.0.1:{chat.port}"
