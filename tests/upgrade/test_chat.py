@@ -249,6 +249,8 @@ def test_allowed_origin(start):
 @pytest.mark.parametrize("args", [
     ["--otp-ttl", "abc"], ["--otp-ttl", "99"], ["--otp-ttl", "600001"], ["--otp-ttl", "-1"],
     ["--ping-interval", "x"], ["--ping-interval", "3600001"], ["--pong-timeout", "1e3"],
+    ["--pong-timeout", "3600001"], ["--user", "u" * 33 + ":pw"],
+    [a for i in range(31) for a in ("--user", f"u{i}:pw")],  # 2 + 31 = 33 users
     ["--user", "nocolon"], ["--user", "a b:pw"], ["--user", "alice:"],
     ["--allowed-origin", "a,b"], ["--allowed-origin", ""], ["--cert", "c.pem"],
     ["extra"],
@@ -268,6 +270,32 @@ def test_needs_a_user():
 def test_otp_ttl_bounds_accepted(start, ttl):
     chat = start(CHAT, *USERS, "--otp-ttl", ttl)
     assert login(chat.port)
+
+
+@pytest.mark.parametrize("args", [
+    ["--ping-interval", "0"], ["--ping-interval", "3600000"],
+    ["--pong-timeout", "0"], ["--pong-timeout", "3600000"],
+    [a for i in range(30) for a in ("--user", f"u{i}:pw")],  # 2 + 30 = 32 users
+])
+def test_option_bounds_accepted(start, args):
+    chat = start(CHAT, *USERS, *args)
+    assert login(chat.port)
+
+
+def test_user_name_of_32_bytes(start):
+    name = "u" * 32
+    chat = start(CHAT, "--user", name + ":pw")
+    assert login(chat.port, name, "pw")
+
+
+def test_room_name_of_32_bytes(chat):
+    # 33 bytes: test_protocol_errors_keep_connection
+    async def go():
+        ws, _ = await join(chat.port, login(chat.port))
+        await ws.send(json.dumps({"type": "change_room", "payload": {"name": "r" * 32}}))
+        assert await event(ws) == {"type": "room_changed", "payload": {"name": "r" * 32}}
+        await ws.close()
+    run(go())
 
 
 def test_chat_over_https_and_wss(start, tmp_path):
