@@ -36,7 +36,7 @@ struct ws_upgrade {
     enum upgrade_state state;
     struct ws_conn *conn;         /* while pending; NULL once decided or gone */
     struct ws_request req;        /* a copy: valid as long as the handle */
-    struct evbuffer *headers;     /* response header lines added so far */
+    struct ws_response res;       /* headers added so far; written by reject */
     void *data;                   /* ws_upgrade_set_data */
     char accept[WSC__ACCEPT_LEN + 1];
     char remote[56];
@@ -124,8 +124,8 @@ static void refuse_simple(struct ws_conn *c, int status)
 static void upgrade_free(struct ws_upgrade *up)
 {
     wsc__request_release(&up->req);
-    if (up->headers != NULL)
-        evbuffer_free(up->headers);
+    if (up->res.headers != NULL)
+        evbuffer_free(up->res.headers);
     free(up);
 }
 
@@ -195,12 +195,9 @@ int ws_upgrade_add_header(struct ws_upgrade *up, const char *name, const char *v
 
     if (rc != 0)
         return rc;
-    if (name == NULL || value == NULL || name[0] == '\0' || strpbrk(name, "\r\n:") != NULL ||
-        strpbrk(value, "\r\n") != NULL || reserved_header(name))
+    if (name != NULL && reserved_header(name))
         return WS_EINVAL;
-    if (evbuffer_add_printf(up->headers, "%s: %s\r\n", name, value) < 0)
-        return WS_ENOMEM;
-    return 0;
+    return ws_response_add_header(&up->res, name, value);
 }
 
 static bool offered(const struct ws_request *req, const char *protocol)
@@ -227,7 +224,7 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
     if (tail == NULL || (subprotocol != NULL && (proto = strdup(subprotocol)) == NULL) ||
         (proto != NULL &&
          evbuffer_add_printf(tail, "Sec-WebSocket-Protocol: %s\r\n", proto) < 0) ||
-        evbuffer_add_buffer(tail, up->headers) != 0 || evbuffer_add(tail, "\r\n", 2) != 0) {
+        evbuffer_add_buffer(tail, up->res.headers) != 0 || evbuffer_add(tail, "\r\n", 2) != 0) {
         if (tail != NULL)
             evbuffer_free(tail);
         free(proto);
@@ -262,20 +259,18 @@ int ws_upgrade_reject(struct ws_upgrade *up, int status, const char *content_typ
 
     if (rc != 0)
         return rc;
-    if (status < 300 || status > 599 || (body == NULL && len > 0) ||
-        (content_type != NULL && strpbrk(content_type, "\r\n") != NULL))
+    if (status < 300 || status > 599)
         return WS_EINVAL;
     out = evbuffer_new();
     if (out == NULL)
         return WS_ENOMEM;
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, wsc__http_status_text(status));
-    if (content_type != NULL)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
-    evbuffer_add_printf(out, "Content-Length: %zu\r\nConnection: close\r\n", len);
-    evbuffer_add_buffer(out, up->headers);
-    evbuffer_add(out, "\r\n", 2);
-    if (len > 0)
-        evbuffer_add(out, body, len);
+    up->res.out = out; /* keep_alive is false: Connection: close */
+    rc = ws_response_send(&up->res, status, content_type, body, len);
+    if (rc != 0) {
+        up->res.out = NULL;
+        evbuffer_free(out);
+        return rc;
+    }
     c = upgrade_detach(up, UP_REJECTED);
     wsc__io_send_buffer(c, out);
     evbuffer_free(out);
@@ -367,8 +362,8 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
         return;
     }
     up->req.tls = c->tls_on;
-    up->headers = evbuffer_new();
-    if (up->headers == NULL || parse_protocols(&up->req, req) != 0) {
+    up->res.headers = evbuffer_new();
+    if (up->res.headers == NULL || parse_protocols(&up->req, req) != 0) {
         upgrade_free(up);
         refuse_simple(c, 500);
         return;
@@ -378,12 +373,8 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
     up->conn = c;
     c->upgrade = up;
     srv->on_upgrade(up, srv->upgrade_arg);
-    /* Undecided and not kept: nobody could ever decide. */
-    if (up->state == UP_PENDING && up->refs == 2) {
-        c = upgrade_detach(up, UP_REJECTED);
-        refuse_simple(c, 500);
-        ws_upgrade_unref(up);
-    }
+    /* Undecided and not kept, the connection's reference is the last:
+     * unref answers 500, as nobody could ever decide. */
     ws_upgrade_unref(up); /* this call's */
 }
 

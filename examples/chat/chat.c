@@ -81,18 +81,22 @@ static bool name_ok(const char *s, size_t max)
     return true;
 }
 
-static int parse_ms(const char *s, unsigned min, unsigned max, unsigned *out)
+/* --NAME MS within [min, max]; says why not on stderr. */
+static int parse_ms(const char *name, const char *s, unsigned min, unsigned max,
+                    unsigned *out)
 {
     char *end;
     unsigned long v;
 
-    if (*s < '0' || *s > '9')
-        return -1;
-    v = strtoul(s, &end, 10);
-    if (*end != '\0' || v < min || v > max)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
+    if (*s >= '0' && *s <= '9') {
+        v = strtoul(s, &end, 10);
+        if (*end == '\0' && v >= min && v <= max) {
+            *out = (unsigned)v;
+            return 0;
+        }
+    }
+    fprintf(stderr, "chat: --%s must be %u..%u ms\n", name, min, max);
+    return -1;
 }
 
 /* Send {"type": type, "payload": payload} (steals payload). */
@@ -490,22 +494,16 @@ int main(int argc, char **argv)
             strcat(origins, optarg);
             break;
         case 'T':
-            if (parse_ms(optarg, 100, 600000, &ttl) != 0) {
-                fprintf(stderr, "chat: --otp-ttl must be 100..600000 ms\n");
+            if (parse_ms("otp-ttl", optarg, 100, 600000, &ttl) != 0)
                 return 2;
-            }
             break;
         case 'p':
-            if (parse_ms(optarg, 0, 3600000, &ping) != 0) {
-                fprintf(stderr, "chat: --ping-interval must be 0..3600000 ms (0: off)\n");
+            if (parse_ms("ping-interval", optarg, 0, 3600000, &ping) != 0)
                 return 2;
-            }
             break;
         case 't':
-            if (parse_ms(optarg, 0, 3600000, &pong) != 0) {
-                fprintf(stderr, "chat: --pong-timeout must be 0..3600000 ms\n");
+            if (parse_ms("pong-timeout", optarg, 0, 3600000, &pong) != 0)
                 return 2;
-            }
             break;
         case 'c':
             cert = optarg;

@@ -10,10 +10,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "upgrade"))
+from hookutil import make_cert  # noqa: E402  (tests/upgrade's helpers)
 BUILD = os.environ.get("TOP_BUILDDIR", os.path.dirname(os.path.dirname(HERE)))
 CHAT = os.path.join(BUILD, "examples", "chat", "chat")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -43,16 +46,10 @@ def node_path():
     return r.stdout.strip()
 
 
-def make_cert(tmp_path):
-    """A self-signed certificate for 127.0.0.1 and its SPKI pin (base64 of
+def make_pinned_cert(tmp_path):
+    """hookutil's certificate for 127.0.0.1 and its SPKI pin (base64 of
     the SHA-256 of the DER public key, as Chromium's flag wants it)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-keyout", str(key), "-out", str(cert), "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("openssl cannot make a certificate: %s" % r.stderr[-300:])
+    cert, key = make_cert(tmp_path)
     pin = subprocess.run(
         "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der"
         " | openssl dgst -sha256 -binary | base64" % cert,
@@ -63,7 +60,7 @@ def make_cert(tmp_path):
 def test_chat_in_chromium(node_path, tmp_path):
     port = free_port()
     base = f"https://127.0.0.1:{port}/"
-    cert, key, pin = make_cert(tmp_path)
+    cert, key, pin = make_pinned_cert(tmp_path)
     chat = subprocess.Popen([CHAT, "--listen", f"127.0.0.1:{port}", "--user", "alice:secret",
                              "--user", "bob:hunter2", "--allowed-origin", base.rstrip("/"),
                              "--cert", str(cert), "--key", str(key)],

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# tests/conformance/npm-setup.sh - make Node's `ws` (pinned in package.json /
-# package-lock.json beside this script) available, and print the node_modules
-# directory to use as NODE_PATH. Used by run-conformance.sh (the node-ws
-# cross-check server) and tests/compat (the node-ws client).
+# tests/conformance/npm-setup.sh [DIR PACKAGE] - make the npm PACKAGE pinned
+# in DIR/package.json / DIR/package-lock.json available, and print the
+# node_modules directory to use as NODE_PATH. Without arguments: Node's `ws`
+# pinned beside this script, used by run-conformance.sh (the node-ws
+# cross-check server) and tests/compat (the node-ws client). tests/chat's
+# npm-setup.sh calls it for puppeteer-core.
 #
-# Installs with `npm ci` into tests/conformance/node_modules (not committed),
-# or, when the source tree is read-only, into $TOP_BUILDDIR/tests/conformance/npm.
+# Installs with `npm ci` into DIR/node_modules (not committed), or, when the
+# source tree is read-only, into $TOP_BUILDDIR/tests/<DIR's name>/npm.
 # Exit status 1 with a reason on stderr when node, npm or the registry is
 # unavailable: callers then skip their Node tests.
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "${1:-$(dirname "$0")}" && pwd) || exit 1
+PKG=${2:-ws}
 BUILD=${TOP_BUILDDIR:-}
 
 if ! command -v node >/dev/null 2>&1; then
@@ -17,16 +20,17 @@ if ! command -v node >/dev/null 2>&1; then
     exit 1
 fi
 
-# The version package-lock.json pins for ws.
-want=$(node -e 'const l=require(process.argv[1]);process.stdout.write(l.packages["node_modules/ws"].version)' \
-       "$HERE/package-lock.json" 2>/dev/null) || want=
-have_ws() { # $1: node_modules dir
-    [ -n "$want" ] && [ -f "$1/ws/package.json" ] &&
-    [ "$(node -p 'require(process.argv[1]).version' "$1/ws/package.json" 2>/dev/null)" = "$want" ]
+# The version package-lock.json pins for the package.
+want=$(node -e 'const l=require(process.argv[1]);process.stdout.write(l.packages["node_modules/"+process.argv[2]].version)' \
+       "$HERE/package-lock.json" "$PKG" 2>/dev/null) || want=
+have_pkg() { # $1: node_modules dir
+    [ -n "$want" ] && [ -f "$1/$PKG/package.json" ] &&
+    [ "$(node -p 'require(process.argv[1]).version' "$1/$PKG/package.json" 2>/dev/null)" = "$want" ]
 }
 
-for dir in "$HERE/node_modules" ${BUILD:+"$BUILD/tests/conformance/npm/node_modules"}; do
-    if have_ws "$dir"; then
+build_dir=${BUILD:+$BUILD/tests/$(basename "$HERE")/npm}
+for dir in "$HERE/node_modules" ${build_dir:+"$build_dir/node_modules"}; do
+    if have_pkg "$dir"; then
         echo "$dir"
         exit 0
     fi
@@ -40,7 +44,7 @@ if [ -w "$HERE" ]; then
     prefix=$HERE
 else
     [ -n "$BUILD" ] || { echo "source tree read-only and no TOP_BUILDDIR" >&2; exit 1; }
-    prefix=$BUILD/tests/conformance/npm
+    prefix=$build_dir
     mkdir -p "$prefix" && cp "$HERE/package.json" "$HERE/package-lock.json" "$prefix/" || exit 1
 fi
 log=$(mktemp)
@@ -50,8 +54,8 @@ if ! (cd "$prefix" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) 
     exit 1
 fi
 rm -f "$log"
-if ! have_ws "$prefix/node_modules"; then
-    echo "npm ci did not install ws $want" >&2
+if ! have_pkg "$prefix/node_modules"; then
+    echo "npm ci did not install $PKG $want" >&2
     exit 1
 fi
 echo "$prefix/node_modules"

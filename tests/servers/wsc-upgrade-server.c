@@ -208,42 +208,36 @@ int main(int argc, char **argv)
     };
     struct ws_config *cfg = ws_config_new();
     const char *listen = "127.0.0.1:0";
-    int hook = 1, ch, port;
+    int hook = 1, ch, port, idx = 0;
     unsigned v;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (cfg == NULL)
         return 1;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+        int rc = 0;
         switch (ch) {
         case 'l':
             listen = optarg;
             break;
         case 'o':
-            if (ws_config_set_allowed_origins(cfg, optarg) != 0) {
-                fprintf(stderr, "bad --allowed-origins\n");
-                ws_config_free(cfg);
-                return 2;
-            }
+            rc = ws_config_set_allowed_origins(cfg, optarg);
             break;
         case 't':
-            if (parse_uint(optarg, &v) != 0 || ws_config_set_handshake_timeout(cfg, v) != 0) {
-                fprintf(stderr, "bad --handshake-timeout\n");
-                ws_config_free(cfg);
-                return 2;
-            }
+            rc = parse_uint(optarg, &v) != 0 ? -1 : ws_config_set_handshake_timeout(cfg, v);
             break;
         case 'm':
-            if (parse_uint(optarg, &v) != 0 || ws_config_set_max_head_size(cfg, v) != 0) {
-                fprintf(stderr, "bad --max-head\n");
-                ws_config_free(cfg);
-                return 2;
-            }
+            rc = parse_uint(optarg, &v) != 0 ? -1 : ws_config_set_max_head_size(cfg, v);
             break;
         case 'n':
             hook = 0;
             break;
         default:
+            ws_config_free(cfg);
+            return 2;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "bad --%s\n", opts[idx].name);
             ws_config_free(cfg);
             return 2;
         }

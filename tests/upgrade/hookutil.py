@@ -13,10 +13,25 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("TOP_BUILDDIR", os.path.dirname(os.path.dirname(HERE)))
 UPGRADE_SERVER = os.path.join(BUILD, "tests", "servers", "wsc-upgrade-server")
 CHAT = os.path.join(BUILD, "examples", "chat", "chat")
+
+def make_cert(tmp_path):
+    """A throwaway self-signed certificate for 127.0.0.1: (cert, key) paths
+    in tmp_path; the test skips when openssl cannot make one."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("openssl cannot make a certificate: %s" % r.stderr[-300:])
+    return cert, key
+
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer", "LeakSanitizer")

@@ -90,3 +90,11 @@ def wait_eof(s, timeout=5):
     except (ConnectionResetError, socket.timeout):
         return False
     return False
+
+
+def ask(port, path, extra=""):
+    """One upgrade request on a fresh connection: its response head
+    (status, headers dict, bytes past it); the connection is then closed."""
+    with connect(port) as s:
+        s.sendall(request(path, extra))
+        return read_head(s)

@@ -13,7 +13,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from hookutil import CHAT
+from hookutil import CHAT, make_cert
 from rawws import connect, read_head, request, wait_eof
 
 USERS = ["--user", "alice:secret", "--user", "bob:hunter2"]
@@ -249,6 +249,8 @@ def test_allowed_origin(start):
 @pytest.mark.parametrize("args", [
     ["--otp-ttl", "abc"], ["--otp-ttl", "99"], ["--otp-ttl", "600001"], ["--otp-ttl", "-1"],
     ["--ping-interval", "x"], ["--ping-interval", "3600001"], ["--pong-timeout", "1e3"],
+    ["--pong-timeout", "3600001"], ["--user", "u" * 33 + ":pw"],
+    [a for i in range(31) for a in ("--user", f"u{i}:pw")],  # 2 + 31 = 33 users
     ["--user", "nocolon"], ["--user", "a b:pw"], ["--user", "alice:"],
     ["--allowed-origin", "a,b"], ["--allowed-origin", ""], ["--cert", "c.pem"],
     ["extra"],
@@ -270,18 +272,38 @@ def test_otp_ttl_bounds_accepted(start, ttl):
     assert login(chat.port)
 
 
+@pytest.mark.parametrize("args", [
+    ["--ping-interval", "0"], ["--ping-interval", "3600000"],
+    ["--pong-timeout", "0"], ["--pong-timeout", "3600000"],
+    [a for i in range(30) for a in ("--user", f"u{i}:pw")],  # 2 + 30 = 32 users
+])
+def test_option_bounds_accepted(start, args):
+    chat = start(CHAT, *USERS, *args)
+    assert login(chat.port)
+
+
+def test_user_name_of_32_bytes(start):
+    name = "u" * 32
+    chat = start(CHAT, "--user", name + ":pw")
+    assert login(chat.port, name, "pw")
+
+
+def test_room_name_of_32_bytes(chat):
+    # 33 bytes: test_protocol_errors_keep_connection
+    async def go():
+        ws, _ = await join(chat.port, login(chat.port))
+        await ws.send(json.dumps({"type": "change_room", "payload": {"name": "r" * 32}}))
+        assert await event(ws) == {"type": "room_changed", "payload": {"name": "r" * 32}}
+        await ws.close()
+    run(go())
+
+
 def test_chat_over_https_and_wss(start, tmp_path):
     """--cert/--key: the page, the login and the chat all over TLS (a
     throwaway certificate made here, trusted by the clients); plain HTTP to
     that port is not served."""
     import ssl
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-keyout", str(key), "-out", str(cert), "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip("openssl cannot make a certificate: %s" % r.stderr[-300:])
+    cert, key = make_cert(tmp_path)
     chat = start(CHAT, *USERS, "--cert", str(cert), "--key", str(key))
     ctx = ssl.create_default_context(cafile=str(cert))
     base = f"https://127.0.0.1:{chat.port}"

@@ -11,7 +11,7 @@ import websockets
 import websockets.exceptions
 
 from hookutil import UPGRADE_SERVER
-from rawws import connect, frame, read_frame, read_head, request, wait_eof
+from rawws import ask, connect, frame, read_frame, read_head, request, wait_eof
 
 
 def run(coro):
@@ -83,11 +83,8 @@ def test_subprotocol_not_offered_is_refused_by_accept(start):
 
 def test_extra_headers_on_101_and_on_refusal(start):
     srv = start(UPGRADE_SERVER)
-    s = connect(srv.port)
-    s.sendall(request("/?header=on-accept"))
-    status, headers, _ = read_head(s)
+    status, headers, _ = ask(srv.port, "/?header=on-accept")
     assert status == 101 and headers["x-upgrade-test"] == "on-accept"
-    s.close()
     s = connect(srv.port)
     s.sendall(request("/?header=on-reject&reject=403"))
     status, headers, rest = read_head(s)
@@ -113,11 +110,7 @@ def test_reject_status_out_of_range_is_invalid(start, code):
     # ws_upgrade_reject refuses the status (WS_EINVAL); nothing decided and
     # the handle not kept -> the library answers 500.
     srv = start(UPGRADE_SERVER)
-    s = connect(srv.port)
-    s.sendall(request(f"/?reject={code}"))
-    status, _, _ = read_head(s)
-    assert status == 500
-    s.close()
+    assert ask(srv.port, f"/?reject={code}")[0] == 500
 
 
 def test_async_accept_after_200ms(start):
@@ -263,45 +256,27 @@ def test_allowed_origin_passes(start):
                                     "http://127.0.0.1:808", "null", "https://a.example:443"])
 def test_foreign_origin_403_before_hook(start, origin):
     srv = start(UPGRADE_SERVER, "--allowed-origins", ORIGINS)
-    s = connect(srv.port)
-    s.sendall(request("/", f"Origin: {origin}\r\n"))
-    status, _, _ = read_head(s)
-    assert status == 403
+    assert ask(srv.port, "/", f"Origin: {origin}\r\n")[0] == 403
     srv.no_line(r"^UPGRADE")
-    s.close()
 
 
 def test_two_origin_headers_refused(start):
     srv = start(UPGRADE_SERVER, "--allowed-origins", ORIGINS)
-    s = connect(srv.port)
-    s.sendall(request("/", "Origin: https://a.example\r\nOrigin: https://evil.example\r\n"))
-    assert read_head(s)[0] == 403
-    s.close()
+    two = "Origin: https://a.example\r\nOrigin: https://evil.example\r\n"
+    assert ask(srv.port, "/", two)[0] == 403
 
 
 def test_no_origin_allowed_unless_dash(start):
     srv = start(UPGRADE_SERVER, "--allowed-origins", ORIGINS)
-    s = connect(srv.port)
-    s.sendall(request("/"))
-    assert read_head(s)[0] == 101
-    s.close()
+    assert ask(srv.port, "/")[0] == 101
     strict = start(UPGRADE_SERVER, "--allowed-origins", ORIGINS + ", -")
-    s = connect(strict.port)
-    s.sendall(request("/"))
-    assert read_head(s)[0] == 403
-    s.close()
-    s = connect(strict.port)
-    s.sendall(request("/", "Origin: https://a.example\r\n"))
-    assert read_head(s)[0] == 101
-    s.close()
+    assert ask(strict.port, "/")[0] == 403
+    assert ask(strict.port, "/", "Origin: https://a.example\r\n")[0] == 101
 
 
 def test_null_origin_token(start):
     srv = start(UPGRADE_SERVER, "--allowed-origins", "null")
-    s = connect(srv.port)
-    s.sendall(request("/", "Origin: null\r\n"))
-    assert read_head(s)[0] == 101
-    s.close()
+    assert ask(srv.port, "/", "Origin: null\r\n")[0] == 101
 
 
 def test_allowed_origins_length_limit(start):
@@ -341,14 +316,11 @@ def test_abandoned_handle_refuses_with_500(start):
     ("X-Bad%3AName", -1), ("X-CR%0D", -1), ("X-LF%0A", -1), ("X-Fine", 0)])
 def test_header_names_checked(start, name, rc):
     srv = start(UPGRADE_SERVER)
-    s = connect(srv.port)
-    s.sendall(request(f"/?hdrname={name}"))
-    status, headers, _ = read_head(s)
+    status, headers, _ = ask(srv.port, f"/?hdrname={name}")
     assert status == 101
     assert srv.expect(r"^ADDHDR rc=(-?\d+)$").group(1) == str(rc)
     if rc == 0:
         assert headers["x-fine"] == "v"
-    s.close()
 
 
 def test_decision_after_abort_on_a_kept_handle(start):
