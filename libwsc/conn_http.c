@@ -14,7 +14,7 @@
 #include "internal.h"
 
 /* Answer with a complete error response and close after it is written. */
-static void http_refuse(struct ws_conn *c, int status, const char *extra_headers)
+void wsc__http_refuse(struct ws_conn *c, int status, const char *extra_headers)
 {
     struct evbuffer *out = evbuffer_new();
 
@@ -86,7 +86,7 @@ static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
     struct ws_response res;
 
     if (wsc__request_init(&r, req, buf + head_len, body_len, c->remote) != 0) {
-        http_refuse(c, 500, NULL);
+        wsc__http_refuse(c, 500, NULL);
         return false;
     }
     r.tls = c->tls_on;
@@ -101,7 +101,7 @@ static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
         if (out != NULL)
             evbuffer_free(out);
         wsc__request_release(&r);
-        http_refuse(c, 500, NULL);
+        wsc__http_refuse(c, 500, NULL);
         return false;
     }
     wsc__server_of(ep)->on_http(&r, &res, wsc__server_of(ep)->http_arg);
@@ -135,19 +135,19 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
     struct wsc__http_body *b;
 
     if (wsc__server_of(ep)->on_http == NULL) {
-        http_refuse(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+        wsc__http_refuse(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
         return -1;
     }
     if (wsc__http_find_header(req, "Transfer-Encoding") != NULL) {
-        http_refuse(c, 501, NULL); /* chunked bodies are not supported */
+        wsc__http_refuse(c, 501, NULL); /* chunked bodies are not supported */
         return -1;
     }
     if (body_len < 0) {
-        http_refuse(c, 400, NULL);
+        wsc__http_refuse(c, 400, NULL);
         return -1;
     }
     if ((unsigned long long)body_len > ep->cfg.max_body_size) {
-        http_refuse(c, 413, NULL);
+        wsc__http_refuse(c, 413, NULL);
         return -1;
     }
     if (avail >= head_len + (size_t)body_len) {
@@ -158,7 +158,7 @@ static long long http_serve(struct ws_conn *c, const struct wsc__http_request *r
     /* Not all here: gather the request in a buffer of its final size. */
     b = malloc(sizeof(*b) + head_len + (size_t)body_len);
     if (b == NULL) {
-        http_refuse(c, 500, NULL);
+        wsc__http_refuse(c, 500, NULL);
         return -1;
     }
     b->need = head_len + (size_t)body_len;
@@ -186,7 +186,7 @@ static size_t http_body_input(struct ws_conn *c, const uint8_t *buf, size_t len)
         http_answer(c, &req, (size_t)head_len, (const char *)b->data,
                     b->need - (size_t)head_len);
     else /* it parsed before; it must again */
-        http_refuse(c, 500, NULL);
+        wsc__http_refuse(c, 500, NULL);
     wsc__http_body_free(c);
     return n;
 }
@@ -234,11 +234,11 @@ bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *t
     if (atomic_load(&ep->stopping) ||
         (ep->cfg.max_connections > 0 &&
          ws_server_connection_count(ep->srv) >= ep->cfg.max_connections)) {
-        http_refuse(c, 503, "Retry-After: 1\r\n");
+        wsc__http_refuse(c, 503, "Retry-After: 1\r\n");
         return false;
     }
     if (http_switch_protocols(c, accept, tail, tail_len) != 0 || wsc__conn_open(c) != 0) {
-        http_refuse(c, 500, NULL);
+        wsc__http_refuse(c, 500, NULL);
         return false;
     }
     return true;
@@ -268,7 +268,7 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
                                        ep->cfg.max_headers);
     if (head_len == WSC__HTTP_INCOMPLETE) {
         if (avail >= ep->cfg.max_head_size) {
-            http_refuse(c, 431, NULL);
+            wsc__http_refuse(c, 431, NULL);
             return avail;
         }
         c->http_scanned = scan;
@@ -278,11 +278,11 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
     if (head_len >= 0)
         wsc__forwarded_apply(c, &req); /* the client behind a trusted proxy */
     if (head_len == WSC__HTTP_TOO_MANY_HEADERS) {
-        http_refuse(c, 431, NULL);
+        wsc__http_refuse(c, 431, NULL);
         return avail;
     }
     if (head_len < 0 || !host_ok(&req)) {
-        http_refuse(c, 400, NULL);
+        wsc__http_refuse(c, 400, NULL);
         return avail;
     }
 
@@ -291,25 +291,25 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         used = http_serve(c, &req, (size_t)head_len, buf, avail);
         return used < 0 ? avail : (size_t)used;
     case WSC__UPGRADE_METHOD:
-        http_refuse(c, 405, "Allow: GET\r\n");
+        wsc__http_refuse(c, 405, "Allow: GET\r\n");
         return avail;
     case WSC__UPGRADE_VERSION:
-        http_refuse(c, 426, "Sec-WebSocket-Version: 13\r\n");
+        wsc__http_refuse(c, 426, "Sec-WebSocket-Version: 13\r\n");
         return avail;
     case WSC__UPGRADE_BAD:
-        http_refuse(c, 400, NULL);
+        wsc__http_refuse(c, 400, NULL);
         return avail;
     case WSC__UPGRADE_OK:
         break;
     }
     /* An upgrade has no body: one declared would be parsed as frames. */
     if (wsc__http_find_header(&req, "Transfer-Encoding") != NULL || content_length(&req) != 0) {
-        http_refuse(c, 400, NULL);
+        wsc__http_refuse(c, 400, NULL);
         return avail;
     }
     wsc__pmd_negotiate(&req, &ep->cfg, &c->pmd);
     if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
-        http_refuse(c, 500, NULL);
+        wsc__http_refuse(c, 500, NULL);
         return avail;
     }
     /* Frames sent right behind the request are read once we return (or,

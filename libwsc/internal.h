@@ -451,6 +451,9 @@ void wsc__io_thread_cleanup(void);
 bool wsc__io_over_cap(const struct ws_conn *c);
 /* Input must wait: over the cap, or the application paused reading. */
 bool wsc__io_input_blocked(const struct ws_conn *c);
+/* Input held in the stash (e.g. while the upgrade hook decided) is to be
+ * handled now, on the next loop pass. */
+void wsc__io_handle_stash(struct ws_conn *c);
 /* ws_conn_pause_reading / resume_reading on the loop thread. */
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused);
 /* Bytes waiting for the socket (corked or backlogged). */
@@ -764,6 +767,9 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
 size_t wsc__upgrade_hold_input(struct ws_conn *c, size_t len);
 /* The connection is released with a decision pending: abort the handle. */
 void wsc__upgrade_conn_gone(struct ws_conn *c);
+/* conn_http.c: answer with a complete error response (status, optional
+ * extra header lines) and close once it is written. */
+void wsc__http_refuse(struct ws_conn *c, int status, const char *extra_headers);
 /* conn_http.c: answer 101 (tail: extra header lines, then the blank line),
  * open the connection. false when it was refused instead (503/500). */
 bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *tail,

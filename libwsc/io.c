@@ -727,6 +727,15 @@ static void io_resume_reading(struct ws_conn *c)
         event_active(&c->rev, EV_READ, 1);
 }
 
+void wsc__io_handle_stash(struct ws_conn *c)
+{
+    /* While reading is paused the resume does this. */
+    if (c->fd < 0 || c->stash_len == 0 || c->read_paused)
+        return;
+    c->stash_handled = false;
+    event_active(&c->rev, EV_READ, 1); /* read with nothing new: the stash */
+}
+
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused)
 {
     c->app_paused = paused;

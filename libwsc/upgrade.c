@@ -109,18 +109,6 @@ static bool origin_allowed(const struct ws_config *cfg, const struct wsc__http_r
 
 /* ---- handles ------------------------------------------------------------------ */
 
-static void refuse_simple(struct ws_conn *c, int status)
-{
-    struct evbuffer *out = evbuffer_new();
-
-    if (out != NULL) {
-        wsc__response_simple(out, status, NULL);
-        wsc__io_send_buffer(c, out);
-        evbuffer_free(out);
-    }
-    wsc__conn_flush_and_close(c);
-}
-
 static void upgrade_free(struct ws_upgrade *up)
 {
     wsc__request_release(&up->req);
@@ -157,7 +145,7 @@ void ws_upgrade_unref(struct ws_upgrade *up)
     /* Only the connection's reference is left: nobody can decide any more. */
     if (up->refs == 1 && up->state == UP_PENDING) {
         struct ws_conn *c = upgrade_detach(up, UP_REJECTED);
-        refuse_simple(c, 500);
+        wsc__http_refuse(c, 500, NULL);
         ws_upgrade_unref(up); /* the connection's */
     }
 }
@@ -238,14 +226,10 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
     ok = wsc__conn_http_upgrade(c, up->accept, (const char *)evbuffer_pullup(tail, -1),
                                 evbuffer_get_length(tail));
     evbuffer_free(tail);
-    /* Frames that arrived while we decided: parse them now (io.c reads
-     * an unhandled stash when the read event fires with nothing new). */
-    if (ok && held && c->fd >= 0 &&
-        (atomic_load(&c->state) == WSC__CONN_OPEN ||
-         atomic_load(&c->state) == WSC__CONN_CLOSING)) { /* open callback may close */
-        c->stash_handled = false;
-        event_active(&c->rev, EV_READ, 1);
-    }
+    /* Frames that arrived while we decided: parse them now. */
+    if (ok && held && (atomic_load(&c->state) == WSC__CONN_OPEN ||
+                       atomic_load(&c->state) == WSC__CONN_CLOSING)) /* open may close */
+        wsc__io_handle_stash(c);
     ws_upgrade_unref(up); /* the connection's */
     return ok ? 0 : WS_ECLOSED;
 }
@@ -342,7 +326,7 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
     struct ws_upgrade *up;
 
     if (!origin_allowed(&c->ep->cfg, req)) {
-        refuse_simple(c, 403);
+        wsc__http_refuse(c, 403, NULL);
         return;
     }
     if (srv->on_upgrade == NULL) {
@@ -351,21 +335,21 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
     }
     up = calloc(1, sizeof(*up));
     if (up == NULL) {
-        refuse_simple(c, 500);
+        wsc__http_refuse(c, 500, NULL);
         return;
     }
     memcpy(up->remote, c->remote, sizeof(up->remote));
     memcpy(up->accept, accept, sizeof(up->accept));
     if (wsc__request_init(&up->req, req, NULL, 0, up->remote) != 0) {
         free(up);
-        refuse_simple(c, 500);
+        wsc__http_refuse(c, 500, NULL);
         return;
     }
     up->req.tls = c->tls_on;
     up->res.headers = evbuffer_new();
     if (up->res.headers == NULL || parse_protocols(&up->req, req) != 0) {
         upgrade_free(up);
-        refuse_simple(c, 500);
+        wsc__http_refuse(c, 500, NULL);
         return;
     }
     up->refs = 2; /* the connection's and this call's */
