@@ -9,23 +9,9 @@ import struct
 import time
 
 import wsutil
-from wsutil import run, t, ws_connect
+from wsutil import cpu_seconds, rss_kib, run, t, ws_connect
 
 CAP = 262144
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in ticks
 
 
 def settled_eagains(srv):

@@ -122,11 +122,7 @@ class EchoServer:
             return sum(1 for line in self._stderr if rx.search(line))
 
     def rss_kib(self):
-        with open("/proc/%d/status" % self.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise AssertionError("no VmRSS")
+        return wsutil.rss_kib(self.pid)
 
     def stop(self, timeout=10.0):
         if self.proc.poll() is None:

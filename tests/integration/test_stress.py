@@ -11,21 +11,10 @@ import time
 import pytest
 
 import wsutil
-from wsutil import OP_CLOSE, OP_TEXT, run, t, upgrade_request, ws_connect
+from wsutil import (OP_CLOSE, OP_TEXT, fd_count, rss_kib, run, t, upgrade_request,
+                    ws_connect)
 
 SANITIZER = os.environ.get("SANITIZER", "")
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
 
 
 def recv_until(s, buf, pred, what):
