@@ -23,6 +23,18 @@
 
 #include "internal.h"
 
+/* A fatal TLS error: no close_notify may follow it, and a client that is
+ * still before its upgrade says why (once: the first reason is the real one;
+ * in TLS 1.3 a client may learn only after its side of the handshake that
+ * the server refused it, e.g. for want of a client certificate). */
+static void tls_fail(struct ws_conn *c)
+{
+    if (!c->tls_failed && c->ep->is_client && atomic_load(&c->state) == WSC__CONN_HTTP)
+        wsc__tls_client_failed(c);
+    c->tls_failed = true;
+    c->tls_broken = true;
+}
+
 /* What SSL_get_error said, as io.c's errno: 0 means "would block". */
 static int tls_errno(struct ws_conn *c, int rc)
 {
@@ -38,12 +50,7 @@ static int tls_errno(struct ws_conn *c, int rc)
         c->tls_broken = true;
         return errno != 0 ? errno : EPIPE;
     default:                      /* a protocol error: garbage, bad MAC, alert */
-        c->tls_broken = true;
-        /* A client may learn only now, after its side of the handshake,
-         * that the server refused it (TLS 1.3: no client certificate). */
-        if (!c->tls_failed && c->ep->is_client && atomic_load(&c->state) == WSC__CONN_HTTP)
-            wsc__tls_client_failed(c);
-        c->tls_failed = true;
+        tls_fail(c);
         return EPROTO;
     }
 }
@@ -118,10 +125,7 @@ int wsc__tls_handshake(struct ws_conn *c)
     err = tls_errno(c, rc);
     if (err == 0)
         return 0;
-    if (c->ep->is_client && !c->tls_failed)
-        wsc__tls_client_failed(c);
-    c->tls_failed = true;
-    c->tls_broken = true;
+    tls_fail(c); /* any end of a handshake is its failure, an EOF too */
     ERR_clear_error();
     return -1;
 }
