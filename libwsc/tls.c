@@ -35,7 +35,9 @@ static void tls_fail(struct ws_conn *c)
     c->tls_broken = true;
 }
 
-/* What SSL_get_error said, as io.c's errno: 0 means "would block". */
+/* What SSL_get_error said, as io.c's errno: 0 means "would block". After a
+ * fatal error the caller clears the error queue (once it has the reason):
+ * "would block" leaves it empty, so the application finds nothing of ours. */
 static int tls_errno(struct ws_conn *c, int rc)
 {
     switch (SSL_get_error(c->ssl, rc)) {
@@ -61,20 +63,18 @@ ssize_t wsc__tls_read(struct ws_conn *c, uint8_t *buf, size_t len)
     int err = 0;
 
     c->tls_wait_write = false;
+    ERR_clear_error(); /* SSL_get_error needs it empty; successes keep it so */
     while (have < len) {
         size_t got = 0;
-        int rc;
-        ERR_clear_error();
         errno = 0;
-        rc = SSL_read_ex(c->ssl, buf + have, len - have, &got);
-        if (rc == 1) {
+        if (SSL_read_ex(c->ssl, buf + have, len - have, &got) == 1) {
             have += got;
             continue;
         }
-        err = tls_errno(c, 0);
+        if ((err = tls_errno(c, 0)) != 0)
+            ERR_clear_error();
         break;
     }
-    ERR_clear_error();
     if (have > 0) {
         /* An EOF or error right behind data shows on the next read: come
          * back for it even if the socket has nothing more to say. */
@@ -102,8 +102,8 @@ ssize_t wsc__tls_write(struct ws_conn *c, const void *buf, size_t len)
     rc = SSL_write_ex(c->ssl, buf, len, &done);
     if (rc == 1)
         return (ssize_t)done;
-    err = tls_errno(c, 0);
-    ERR_clear_error();
+    if ((err = tls_errno(c, 0)) != 0)
+        ERR_clear_error();
     errno = err != 0 ? err : EAGAIN;
     return -1;
 }
