@@ -160,7 +160,7 @@ void wsc__tls_release(struct ws_conn *c)
 
 int ws_conn_is_tls(const struct ws_conn *conn)
 {
-    return conn != NULL && conn->tls;
+    return conn != NULL && conn->tls_on; /* kept after release */
 }
 
 int ws_conn_peer_subject(const struct ws_conn *conn, char *buf, size_t len)

@@ -155,8 +155,7 @@ int wsc__tls_client_attach(struct ws_conn *c, struct wsc__tls_client *tc, const 
     SSL_set_app_data(ssl, c);
     SSL_set_connect_state(ssl);
     c->ssl = ssl;
-    c->tls = true;
-    c->tls_on = true; /* ws_request_is_tls (upgrade.c) */
+    c->tls_on = true; /* ws_conn_is_tls, ws_request_is_tls (upgrade.c) */
     c->tls_hs = true;
     return 0;
 fail:

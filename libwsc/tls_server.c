@@ -516,8 +516,7 @@ int wsc__tls_server_attach(struct ws_conn *c, struct wsc__tls_listener *l)
     SSL_set_accept_state(ssl);
     c->ssl = ssl;
     c->tls_gen = g;
-    c->tls = true;
-    c->tls_on = true; /* ws_request_is_tls (upgrade.c) */
+    c->tls_on = true; /* ws_conn_is_tls, ws_request_is_tls (upgrade.c) */
     c->tls_hs = true;
     return 0;
 }
