@@ -85,13 +85,19 @@ const char *ws_client_tls_verify_error(struct ws_client *cl)
     return tc != NULL ? tc->error : "";
 }
 
-static int prepare_fail(struct wsc__tls_client *tc, const char *what, const char *file)
+/* The reason OpenSSL gave for its last error, or otherwise. */
+static const char *ssl_reason(const char *otherwise)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
 
+    return r != NULL ? r : otherwise;
+}
+
+static int prepare_fail(struct wsc__tls_client *tc, const char *what, const char *file)
+{
     snprintf(tc->error, sizeof(tc->error), "%s %s: %s", what, file != NULL ? file : "",
-             r != NULL ? r : "failed");
+             ssl_reason("failed"));
     ERR_clear_error();
     SSL_CTX_free(tc->ctx);
     tc->ctx = NULL;
@@ -177,10 +183,8 @@ void wsc__tls_client_failed(struct ws_conn *c)
         snprintf(tc->error, sizeof(tc->error), "certificate verify failed: %s",
                  X509_verify_cert_error_string(v));
     } else {
-        unsigned long e = ERR_peek_last_error();
-        const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
         snprintf(tc->error, sizeof(tc->error), "TLS handshake failed: %s",
-                 r != NULL ? r : "connection closed");
+                 ssl_reason("connection closed"));
     }
 }
 
