@@ -453,44 +453,45 @@ def test_random_bytes_after_client_hello(server, pki):
     run(_alive(srv.port, pki, "after garbage"))
 
 
-def test_garbage_record_on_open_connection(server, pki):
-    srv = server(*tls_args(pki))
+def _raw_open(srv):
+    """A raw TLS client through the upgrade: (TlsRaw, the server's conn id)."""
     raw = TlsRaw(srv.port)
     raw.handshake()
     raw.upgrade(srv.port)
-    m = srv.expect(r"^OPEN (\d+) ")
+    return raw, srv.expect(r"^OPEN (\d+) ").group(1)
+
+
+def _dropped_once(srv, pki, cid, tag):
+    """The broken connection ended once, as a disconnect; the server lives on."""
+    srv.expect(r"^CLOSE %s code=1006 cause=disconnect" % cid)
+    run(_alive(srv.port, pki, tag))
+    time.sleep(0.2)
+    assert srv.count(r"^CLOSE %s " % cid) == 1
+
+
+def test_garbage_record_on_open_connection(server, pki):
+    srv = server(*tls_args(pki))
+    raw, cid = _raw_open(srv)
     raw.sock.sendall(b"\x17\x03\x03\x00\x20" + os.urandom(32))  # bad MAC
     wait_for_eof(raw.sock, t(5))
     raw.close()
-    srv.expect(r"^CLOSE %s code=1006 cause=disconnect" % m.group(1))
-    run(_alive(srv.port, pki, "after bad record"))
-    time.sleep(0.2)
-    assert srv.count(r"^CLOSE %s " % m.group(1)) == 1
+    _dropped_once(srv, pki, cid, "after bad record")
 
 
 def test_reset_mid_record(server, pki):
     srv = server(*tls_args(pki))
-    raw = TlsRaw(srv.port)
-    raw.handshake()
-    raw.upgrade(srv.port)
-    m = srv.expect(r"^OPEN (\d+) ")
+    raw, cid = _raw_open(srv)
     raw.obj.write(ws_text(b"z" * 5000))
     record = raw.pending_records()
     raw.sock.sendall(record[: len(record) // 2])
     time.sleep(0.1)
     raw.reset()
-    srv.expect(r"^CLOSE %s code=1006 cause=disconnect" % m.group(1))
-    run(_alive(srv.port, pki, "after reset"))
-    time.sleep(0.2)
-    assert srv.count(r"^CLOSE %s " % m.group(1)) == 1
+    _dropped_once(srv, pki, cid, "after reset")
 
 
 def test_close_notify_before_fin(server, pki):
     srv = server(*tls_args(pki))
-    raw = TlsRaw(srv.port)
-    raw.handshake()
-    raw.upgrade(srv.port)
-    srv.expect(r"^OPEN \d+ ")
+    raw, _ = _raw_open(srv)
     raw.send(frame(0x8, close_payload(1000, "bye")))
     wire = raw.read_until_eof()
     raw.inc.write(wire)
