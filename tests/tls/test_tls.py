@@ -20,7 +20,7 @@ import pytest
 import websockets
 import websockets.exceptions
 
-from conftest import ECHO_BIN, TOP_BUILDDIR, run_client, tls_args
+from conftest import ECHO_BIN, SERVER_BIN, TOP_BUILDDIR, run_client, tls_args
 from tlsraw import TlsRaw, ws_text
 from wsutil import frame, close_payload, run, t, wait_for_eof
 
@@ -353,6 +353,21 @@ def test_sni_picks_the_certificate_per_name(server, pki):
     out = run_client("--tls-ca", ca, "--send", "a", "--expect", "1", "--close", "1000",
                      "wss://localhost:%d/" % srv.port)
     assert "DATA text 1 a" in out, out
+
+
+def test_sni_name_of_255_bytes_is_served_and_256_refused(server, pki):
+    """ws_tls_add_sni's limit is SNI's own (RFC 6066: a host name of at most
+    255 bytes): the longest name works, one byte more is WS_EINVAL."""
+    longest = ".".join(["a" * 63] * 4)[:255]
+    assert len(longest) == 255
+    spec = "%s:%s:%s" % ("%s", pki.path("alpha.pem"), pki.path("alpha.key"))
+    srv = server(*tls_args(pki), "--tls-sni", spec % longest)
+    assert peer_serial(srv.port, longest, pki.path("ca.pem")) == 0xA1
+    assert peer_serial(srv.port, "alpha.test", pki.path("ca.pem")) == 0x1001
+    r = subprocess.run([SERVER_BIN, "--listen", "127.0.0.1:0"] + tls_args(pki) +
+                       ["--tls-sni", spec % ("b" + longest)],
+                       capture_output=True, text=True, timeout=t(10), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "--tls-sni: " in r.stderr, (r.returncode, r.stderr)
 
 
 def test_sni_strict_refuses_unknown_names(server, pki):
