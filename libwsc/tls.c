@@ -6,6 +6,9 @@
  * only changes above are that "would block" may mean "wait until the socket
  * is writable" (c->tls_wait_write), and that decrypted bytes may wait in
  * OpenSSL where no socket event announces them (wsc__tls_has_pending).
+ * Our contexts read ahead: without it OpenSSL reads each record with two
+ * read()s (header, then body); with it one read() takes what the socket has,
+ * and the records wait in OpenSSL (wsc__tls_has_pending counts them too).
  *
  * Writes run with SSL_MODE_ENABLE_PARTIAL_WRITE: every SSL_write that
  * succeeds has put whole records on the wire, and one that blocks keeps its

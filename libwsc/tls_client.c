@@ -116,6 +116,7 @@ int wsc__tls_client_prepare(struct wsc__tls_client *tc)
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                   SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(tc->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_read_ahead(tc->ctx, 1); /* see tls.c: one read() for many records */
     SSL_CTX_set_min_proto_version(tc->ctx, TLS1_2_VERSION);
     if (tc->ca != NULL ? SSL_CTX_load_verify_locations(tc->ctx, tc->ca, NULL) != 1
                        : SSL_CTX_set_default_verify_paths(tc->ctx) != 1)

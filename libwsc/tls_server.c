@@ -229,6 +229,7 @@ static SSL_CTX *tls_ctx_new(const struct ws_tls *o, const char *chain, const cha
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_read_ahead(ctx, 1); /* see tls.c: one read() for many records */
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     if (SSL_CTX_set_min_proto_version(ctx, o->min_version) != 1) {
         tls_reason(err, errlen, "minimum version", NULL);
