@@ -32,7 +32,6 @@ server = _integ.server
 watchdog = _integ.watchdog
 Server = _integ.Server
 TOP_BUILDDIR = _integ.TOP_BUILDDIR
-SERVER_BIN = _integ.SERVER_BIN
 CLIENT_BIN = os.path.join(TOP_BUILDDIR, "tests", "servers", "wsc-test-client")
 ECHO_BIN = os.path.join(TOP_BUILDDIR, "examples", "echo", "echo")
 
