@@ -316,15 +316,14 @@ struct ws_conn {
     /* upgrade.c */
     struct ws_upgrade *upgrade;   /* a decision pending: input is held */
     char *subprotocol;            /* server: the one accepted (freed at last unref) */
-    bool tls_on;                  /* set by the TLS layer: ws_request_is_tls */
+    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
     uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
     /* ---- TLS (tls.c); ssl is NULL on a plain connection ---- */
     struct ssl_st *ssl;
     struct wsc__tls_gen *tls_gen; /* server: the contexts its SSL came from */
-    bool tls;                     /* ever had an SSL (ws_conn_is_tls) */
     bool tls_hs;                  /* handshake running: output waits in the backlog */
     bool tls_wait_write;          /* OpenSSL must write before it can go on */
-    bool tls_failed;              /* the handshake failed (client: WS_ETLS) */
+    bool tls_failed;              /* the handshake failed (client: WS_ETLS); implies tls_broken */
     bool tls_broken;              /* fatal TLS error: no close_notify */
     /* ---- end TLS ---- */
 };
@@ -795,6 +794,14 @@ ssize_t wsc__tls_read(struct ws_conn *c, uint8_t *buf, size_t len);
 /* Encrypt and write up to WSC__TLS_CHUNK bytes of buf: bytes taken, or -1
  * with errno EAGAIN (nothing taken) or another errno on failure. */
 ssize_t wsc__tls_write(struct ws_conn *c, const void *buf, size_t len);
+/* A new SSL_CTX with what every libwsc context wants (partial writes,
+ * moving buffers, released idle buffers, read-ahead, no renegotiation,
+ * TLS 1.2 at least; the server's cipher preference), or NULL. */
+struct ssl_ctx_st *wsc__tls_ctx_new(bool server);
+/* c now speaks TLS through ssl (its handshake next, as server or client). */
+void wsc__tls_adopt(struct ws_conn *c, struct ssl_st *ssl, bool server);
+/* Replace *slot with a copy of v (NULL: none); 0 or WS_ENOMEM. */
+int wsc__tls_set_str(char **slot, const char *v);
 /* Drive the handshake: 1 done, 0 in progress, -1 failed. */
 int wsc__tls_handshake(struct ws_conn *c);
 /* Plaintext OpenSSL holds already decrypted (no socket event will come). */

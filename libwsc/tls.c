@@ -18,6 +18,7 @@
  * what the blocked write had taken.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -199,4 +200,45 @@ int ws_conn_peer_subject(const struct ws_conn *conn, char *buf, size_t len)
     BIO_free(bio);
     X509_free(peer);
     return rc;
+}
+
+SSL_CTX *wsc__tls_ctx_new(bool server)
+{
+    SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+
+    if (ctx == NULL)
+        return NULL;
+    /* Partial writes and moving buffers: the cork and backlog hand OpenSSL
+     * what they have. Released buffers: an idle connection keeps no
+     * record buffers. Read-ahead: one read() for many records. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    return ctx;
+}
+
+void wsc__tls_adopt(struct ws_conn *c, SSL *ssl, bool server)
+{
+    SSL_set_app_data(ssl, c);
+    if (server)
+        SSL_set_accept_state(ssl);
+    else
+        SSL_set_connect_state(ssl);
+    c->ssl = ssl;
+    c->tls_on = true; /* ws_conn_is_tls, ws_request_is_tls */
+    c->tls_hs = true;
+}
+
+int wsc__tls_set_str(char **slot, const char *v)
+{
+    char *copy = NULL;
+
+    if (v != NULL && (copy = strdup(v)) == NULL)
+        return WS_ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
 }

@@ -30,17 +30,6 @@ static struct wsc__tls_client *tls_client(struct ws_client *cl)
     return *slot;
 }
 
-static int replace(char **slot, const char *v)
-{
-    char *copy = NULL;
-
-    if (v != NULL && (copy = strdup(v)) == NULL)
-        return WS_ENOMEM;
-    free(*slot);
-    *slot = copy;
-    return 0;
-}
-
 int ws_client_set_tls_ca_file(struct ws_client *cl, const char *ca_file)
 {
     struct wsc__tls_client *tc;
@@ -48,7 +37,7 @@ int ws_client_set_tls_ca_file(struct ws_client *cl, const char *ca_file)
     if (cl == NULL)
         return WS_EINVAL;
     tc = tls_client(cl);
-    return tc == NULL ? WS_ENOMEM : replace(&tc->ca, ca_file);
+    return tc == NULL ? WS_ENOMEM : wsc__tls_set_str(&tc->ca, ca_file);
 }
 
 int ws_client_set_tls_cert_file(struct ws_client *cl, const char *chain_file,
@@ -61,7 +50,7 @@ int ws_client_set_tls_cert_file(struct ws_client *cl, const char *chain_file,
     tc = tls_client(cl);
     if (tc == NULL)
         return WS_ENOMEM;
-    return replace(&tc->chain, chain_file) != 0 || replace(&tc->key, key_file) != 0
+    return wsc__tls_set_str(&tc->chain, chain_file) != 0 || wsc__tls_set_str(&tc->key, key_file) != 0
                ? WS_ENOMEM : 0;
 }
 
@@ -109,15 +98,9 @@ int wsc__tls_client_prepare(struct wsc__tls_client *tc)
     ERR_clear_error();
     SSL_CTX_free(tc->ctx);
     tc->error[0] = '\0';
-    tc->ctx = SSL_CTX_new(TLS_client_method());
+    tc->ctx = wsc__tls_ctx_new(false);
     if (tc->ctx == NULL)
         return prepare_fail(tc, "SSL_CTX_new", NULL);
-    SSL_CTX_set_mode(tc->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                  SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(tc->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_read_ahead(tc->ctx, 1); /* see tls.c: one read() for many records */
-    SSL_CTX_set_min_proto_version(tc->ctx, TLS1_2_VERSION);
     if (tc->ca != NULL ? SSL_CTX_load_verify_locations(tc->ctx, tc->ca, NULL) != 1
                        : SSL_CTX_set_default_verify_paths(tc->ctx) != 1)
         return prepare_fail(tc, "CA file", tc->ca != NULL ? tc->ca : "(system)");
@@ -159,11 +142,7 @@ int wsc__tls_client_attach(struct ws_conn *c, struct wsc__tls_client *tc, const 
             goto fail;
         X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     }
-    SSL_set_app_data(ssl, c);
-    SSL_set_connect_state(ssl);
-    c->ssl = ssl;
-    c->tls_on = true; /* ws_conn_is_tls, ws_request_is_tls (upgrade.c) */
-    c->tls_hs = true;
+    wsc__tls_adopt(c, ssl, false);
     return 0;
 fail:
     SSL_free(ssl);

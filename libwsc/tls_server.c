@@ -60,17 +60,6 @@ struct wsc__tls_server {
 
 /* ---- the options object ----------------------------------------------------- */
 
-static int set_str(char **slot, const char *v)
-{
-    char *copy = NULL;
-
-    if (v != NULL && (copy = strdup(v)) == NULL)
-        return WS_ENOMEM;
-    free(*slot);
-    *slot = copy;
-    return 0;
-}
-
 struct ws_tls *ws_tls_new(void)
 {
     struct ws_tls *tls = calloc(1, sizeof(*tls));
@@ -109,13 +98,13 @@ int ws_tls_set_cert_file(struct ws_tls *tls, const char *chain_file, const char 
 {
     if (tls == NULL || chain_file == NULL || key_file == NULL)
         return WS_EINVAL;
-    return set_str(&tls->chain, chain_file) != 0 || set_str(&tls->key, key_file) != 0
+    return wsc__tls_set_str(&tls->chain, chain_file) != 0 || wsc__tls_set_str(&tls->key, key_file) != 0
                ? WS_ENOMEM : 0;
 }
 
 int ws_tls_set_ca_file(struct ws_tls *tls, const char *ca_file)
 {
-    return tls == NULL ? WS_EINVAL : set_str(&tls->ca, ca_file);
+    return tls == NULL ? WS_EINVAL : wsc__tls_set_str(&tls->ca, ca_file);
 }
 
 int ws_tls_set_min_version(struct ws_tls *tls, enum ws_tls_version version)
@@ -128,12 +117,12 @@ int ws_tls_set_min_version(struct ws_tls *tls, enum ws_tls_version version)
 
 int ws_tls_set_ciphers(struct ws_tls *tls, const char *ciphers)
 {
-    return tls == NULL ? WS_EINVAL : set_str(&tls->ciphers, ciphers);
+    return tls == NULL ? WS_EINVAL : wsc__tls_set_str(&tls->ciphers, ciphers);
 }
 
 int ws_tls_set_groups(struct ws_tls *tls, const char *groups)
 {
-    return tls == NULL ? WS_EINVAL : set_str(&tls->groups, groups);
+    return tls == NULL ? WS_EINVAL : wsc__tls_set_str(&tls->groups, groups);
 }
 
 int ws_tls_add_sni(struct ws_tls *tls, const char *server_name, const char *chain_file,
@@ -186,9 +175,9 @@ static int tls_opts_copy(struct ws_tls *dst, const struct ws_tls *src)
     memset(dst, 0, sizeof(*dst));
     dst->min_version = src->min_version;
     dst->sni_strict = src->sni_strict;
-    if (set_str(&dst->chain, src->chain) || set_str(&dst->key, src->key) ||
-        set_str(&dst->ca, src->ca) || set_str(&dst->ciphers, src->ciphers) ||
-        set_str(&dst->groups, src->groups))
+    if (wsc__tls_set_str(&dst->chain, src->chain) || wsc__tls_set_str(&dst->key, src->key) ||
+        wsc__tls_set_str(&dst->ca, src->ca) || wsc__tls_set_str(&dst->ciphers, src->ciphers) ||
+        wsc__tls_set_str(&dst->groups, src->groups))
         return WS_ENOMEM;
     for (size_t i = 0; i < src->nsni; i++)
         if (ws_tls_add_sni(dst, src->sni[i].name, src->sni[i].chain, src->sni[i].key) != 0)
@@ -218,18 +207,11 @@ static SSL_CTX *tls_ctx_new(const struct ws_tls *o, const char *chain, const cha
     static const unsigned char sid[] = "libwsc";
 
     ERR_clear_error();
-    ctx = SSL_CTX_new(TLS_server_method());
+    ctx = wsc__tls_ctx_new(true);
     if (ctx == NULL) {
         tls_reason(err, errlen, "SSL_CTX_new", NULL);
         return NULL;
     }
-    /* Partial writes and moving buffers: see tls.c. Release buffers: an idle
-     * connection keeps no record buffers. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_read_ahead(ctx, 1); /* see tls.c: one read() for many records */
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     if (SSL_CTX_set_min_proto_version(ctx, o->min_version) != 1) {
         tls_reason(err, errlen, "minimum version", NULL);
@@ -513,12 +495,8 @@ int wsc__tls_server_attach(struct ws_conn *c, struct wsc__tls_listener *l)
         ERR_clear_error();
         return WS_ENOMEM;
     }
-    SSL_set_app_data(ssl, c);
-    SSL_set_accept_state(ssl);
-    c->ssl = ssl;
+    wsc__tls_adopt(c, ssl, true);
     c->tls_gen = g;
-    c->tls_on = true; /* ws_conn_is_tls, ws_request_is_tls (upgrade.c) */
-    c->tls_hs = true;
     return 0;
 }
 
