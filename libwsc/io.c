@@ -226,50 +226,66 @@ static ssize_t io_tls_write_all(struct ws_conn *c, const uint8_t *buf, size_t le
     return (ssize_t)off;
 }
 
-/* TLS: the pieces are coalesced into chunks, so corked replies leave as one
- * record (up to 16 KiB) instead of one per piece. */
+/* A piece at least this long fills whole TLS records by itself: it is
+ * written from where it lies, not copied into the coalescing buffer. */
+#define WSC__TLS_RECORD (16u * 1024u)
+
+/* Write p[0..len) whole: false when the socket took less (or failed);
+ * *total counts what went out, *last is the last write's result. */
+static bool io_tls_put(struct ws_conn *c, const uint8_t *p, size_t len, size_t *total,
+                       ssize_t *last)
+{
+    ssize_t w = io_tls_write_all(c, p, len);
+
+    *last = w;
+    if (w > 0)
+        *total += (size_t)w;
+    return w == (ssize_t)len;
+}
+
+/* TLS: small corked pieces are coalesced into chunks, so replies leave as
+ * one record (up to 16 KiB) instead of one per piece; a piece of a record
+ * or more goes straight out. Bytes written, or -1 (errno) if none. */
 static ssize_t io_tls_writev(struct ws_conn *c, const struct iovec *iov, int n)
 {
-    struct io_thread *t = io_thread();
-    size_t total = 0;
-    int i = 0;
-    size_t skip = 0;
+    struct io_thread *t;
+    size_t total = 0, fill = 0;
+    ssize_t last = 0;
 
     if (n == 1)
         return io_tls_write_all(c, iov[0].iov_base, iov[0].iov_len);
-    if (t == NULL) {
+    if ((t = io_thread()) == NULL ||
+        (t->tls_buf == NULL && (t->tls_buf = malloc(WSC__TLS_CHUNK)) == NULL)) {
         errno = ENOMEM;
         return -1;
     }
-    if (t->tls_buf == NULL && (t->tls_buf = malloc(WSC__TLS_CHUNK)) == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    while (i < n) {
-        size_t fill = 0;
-        ssize_t w;
-        while (i < n && fill < WSC__TLS_CHUNK) {
-            size_t k = iov[i].iov_len - skip;
-            if (k > WSC__TLS_CHUNK - fill)
-                k = WSC__TLS_CHUNK - fill;
-            memcpy(t->tls_buf + fill, (const uint8_t *)iov[i].iov_base + skip, k);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        if (len >= WSC__TLS_RECORD) {
+            if ((fill > 0 && !io_tls_put(c, t->tls_buf, fill, &total, &last)) ||
+                !io_tls_put(c, p, len, &total, &last))
+                goto out;
+            fill = 0;
+            continue;
+        }
+        while (len > 0) {
+            size_t k = len < WSC__TLS_CHUNK - fill ? len : WSC__TLS_CHUNK - fill;
+            memcpy(t->tls_buf + fill, p, k);
             fill += k;
-            skip += k;
-            if (skip == iov[i].iov_len) {
-                i++;
-                skip = 0;
+            p += k;
+            len -= k;
+            if (fill == WSC__TLS_CHUNK) {
+                if (!io_tls_put(c, t->tls_buf, fill, &total, &last))
+                    goto out;
+                fill = 0;
             }
         }
-        if (fill == 0)
-            break;
-        w = io_tls_write_all(c, t->tls_buf, fill);
-        if (w <= 0)
-            return total > 0 ? (ssize_t)total : w;
-        total += (size_t)w;
-        if ((size_t)w < fill)
-            break;
     }
-    return (ssize_t)total;
+    if (fill > 0)
+        io_tls_put(c, t->tls_buf, fill, &total, &last);
+out:
+    return total > 0 ? (ssize_t)total : last < 0 ? last : 0;
 }
 
 static ssize_t io_sys_writev(struct ws_conn *c, struct iovec *iov, int n)
