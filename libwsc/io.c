@@ -302,10 +302,22 @@ static int io_buf_write(struct ws_conn *c, struct evbuffer *buf)
         return evbuffer_write(buf, c->fd);
     while (evbuffer_get_length(buf) > 0) {
         size_t len = evbuffer_get_length(buf);
+        struct evbuffer_iovec first;
+        const void *p;
         ssize_t w;
         if (len > WSC__TLS_CHUNK)
             len = WSC__TLS_CHUNK; /* >= any blocked write's: it retries here */
-        w = io_tls_write_all(c, evbuffer_pullup(buf, (ssize_t)len), len);
+        /* A first chain of a record or more is written where it lies; only
+         * small ones are gathered (copied) into one. Either way a retry
+         * after a blocked write starts from the same bytes, no shorter. */
+        if (evbuffer_peek(buf, -1, NULL, &first, 1) >= 1 && first.iov_len >= WSC__TLS_RECORD) {
+            if (len > first.iov_len)
+                len = first.iov_len;
+            p = first.iov_base;
+        } else {
+            p = evbuffer_pullup(buf, (ssize_t)len);
+        }
+        w = io_tls_write_all(c, p, len);
         if (w <= 0)
             return total > 0 ? total : (int)w;
         evbuffer_drain(buf, (size_t)w);
