@@ -111,7 +111,7 @@ static void put_be64(uint8_t *p, uint64_t v)
     }
 }
 
-/* Lock held. */
+/* Lock held. Every name starts with the prefix: only the topic is compared. */
 static struct rds_chan *chan_get(struct wsc__redis *r, const char *topic, size_t tlen,
                                  bool create)
 {
@@ -119,8 +119,7 @@ static struct rds_chan *chan_get(struct wsc__redis *r, const char *topic, size_t
     struct rds_chan *ch;
 
     for (ch = r->chans; ch != NULL; ch = ch->next)
-        if (ch->name_len == len && memcmp(ch->name, r->prefix, r->prefix_len) == 0 &&
-            memcmp(ch->name + r->prefix_len, topic, tlen) == 0)
+        if (ch->name_len == len && memcmp(ch->name + r->prefix_len, topic, tlen) == 0)
             return ch;
     if (!create || (ch = calloc(1, sizeof(*ch) + len + 1)) == NULL)
         return NULL;
@@ -203,6 +202,7 @@ static void rds_on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct wsc__redis *r = priv;
     redisReply *rep = reply;
+    const redisReply *chan;
     struct rds_chan *ch;
 
     wsc__loop_enter(r->srv->ep.loop); /* a libwsc event callback */
@@ -210,25 +210,24 @@ static void rds_on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
         rep->element[0]->type != REDIS_REPLY_STRING ||
         rep->element[1]->type != REDIS_REPLY_STRING)
         return;
+    chan = rep->element[1];
     if (strcmp(rep->element[0]->str, "message") == 0) {
         if (rep->element[2]->type == REDIS_REPLY_STRING)
-            rds_on_message(r, rep->element[1]->str, rep->element[1]->len,
-                           (const uint8_t *)rep->element[2]->str, rep->element[2]->len);
+            rds_on_message(r, chan->str, chan->len, (const uint8_t *)rep->element[2]->str,
+                           rep->element[2]->len);
         return;
     }
+    if (chan->len < r->prefix_len) /* not one of ours */
+        return;
     pthread_mutex_lock(&r->lock);
-    for (ch = r->chans; ch != NULL; ch = ch->next) {
-        if (ch->name_len != rep->element[1]->len ||
-            memcmp(ch->name, rep->element[1]->str, ch->name_len) != 0)
-            continue;
-        if (strcmp(rep->element[0]->str, "subscribe") == 0 && !ch->confirmed) {
-            ch->confirmed = true;
-            r->st.subscriptions++;
-        } else if (strcmp(rep->element[0]->str, "unsubscribe") == 0 && ch->confirmed) {
-            ch->confirmed = false;
-            r->st.subscriptions--;
-        }
-        break;
+    ch = chan_get(r, chan->str + r->prefix_len, chan->len - r->prefix_len, false);
+    if (ch != NULL && strcmp(rep->element[0]->str, "subscribe") == 0 && !ch->confirmed) {
+        ch->confirmed = true;
+        r->st.subscriptions++;
+    } else if (ch != NULL && strcmp(rep->element[0]->str, "unsubscribe") == 0 &&
+               ch->confirmed) {
+        ch->confirmed = false;
+        r->st.subscriptions--;
     }
     pthread_mutex_unlock(&r->lock);
 }
