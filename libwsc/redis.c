@@ -86,6 +86,7 @@ struct wsc__redis {
 
     pthread_mutex_t lock;         /* guards everything below */
     struct rds_chan *chans;
+    bool subs_dirty;              /* some chan's loops may disagree with sub_sent */
     struct rds_out *out_head, *out_tail;
     struct ws_redis_stats st;
 
@@ -255,7 +256,9 @@ static void rds_sync(struct wsc__redis *r)
     pthread_mutex_lock(&r->lock);
     q = r->out_head;
     r->out_head = r->out_tail = NULL;
-    if (r->sub != NULL && r->sub_up) {
+    /* Only after a subscription change: a publish alone walks nothing. */
+    if (r->subs_dirty && r->sub != NULL && r->sub_up) {
+        r->subs_dirty = false;
         for (struct rds_chan *ch = r->chans; ch != NULL; ch = ch->next) {
             const char *argv[2] = { ch->loops > 0 ? "SUBSCRIBE" : "UNSUBSCRIBE", ch->name };
             size_t argl[2] = { strlen(argv[0]), ch->name_len };
@@ -316,6 +319,7 @@ static void rds_forget_subscriptions(struct wsc__redis *r)
     for (struct rds_chan *ch = r->chans; ch != NULL; ch = ch->next)
         ch->sub_sent = ch->confirmed = false;
     r->st.subscriptions = 0;
+    r->subs_dirty = true;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -421,6 +425,7 @@ void wsc__redis_topic_loop(struct wsc__redis *r, const char *topic, size_t len, 
             ch->loops++;
         else if (ch->loops > 0)
             ch->loops--;
+        r->subs_dirty = true;
     }
     pthread_mutex_unlock(&r->lock);
     if (!r->freeing)
@@ -547,6 +552,7 @@ static int rds_adopt_topics(struct wsc__redis *r, struct wsc__endpoint *ep)
             if (ch == NULL)
                 return WS_ENOMEM;
             ch->loops++;
+            r->subs_dirty = true;
         }
     return 0;
 }
