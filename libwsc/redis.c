@@ -60,11 +60,12 @@ struct rds_chan {
     char name[];
 };
 
-/* A PUBLISH waiting for loop 0. */
+/* A PUBLISH waiting for loop 0, already in Redis's wire format (RESP), so
+ * that hiredis copies the payload once more, not twice. */
 struct rds_out {
     struct rds_out *next;
-    size_t chan_len, len;
-    char data[];                  /* channel, then the message */
+    size_t len;
+    char data[];
 };
 
 struct wsc__redis {
@@ -273,10 +274,9 @@ static void rds_sync(struct wsc__redis *r)
     pthread_mutex_unlock(&r->lock);
     while (q != NULL) {
         struct rds_out *next = q->next;
-        const char *argv[3] = { "PUBLISH", q->data, q->data + q->chan_len };
-        size_t argl[3] = { 7, q->chan_len, q->len };
         if (r->pub == NULL || !r->pub_up ||
-            redisAsyncCommandArgv(r->pub, rds_on_pub_reply, r, 3, argv, argl) != REDIS_OK) {
+            redisAsyncFormattedCommand(r->pub, rds_on_pub_reply, r, q->data, q->len) !=
+                REDIS_OK) {
             pthread_mutex_lock(&r->lock);
             r->st.publish_errors++;
             pthread_mutex_unlock(&r->lock);
@@ -436,6 +436,9 @@ int wsc__redis_publish(struct wsc__redis *r, const char *topic, int op, const vo
                        size_t len)
 {
     size_t tlen = strlen(topic), clen = r->prefix_len + tlen;
+    char head[48], mid[32];       /* RESP: before the channel, before the message */
+    size_t hlen, mlen;
+    uint8_t *msg;
     struct rds_out *q;
     struct rds_chan *ch;
     int rc;
@@ -446,19 +449,24 @@ int wsc__redis_publish(struct wsc__redis *r, const char *topic, int op, const vo
         pthread_mutex_unlock(&r->lock);
         return WS_EREDIS;
     }
-    q = malloc(sizeof(*q) + clen + RDS_HDR + len);
+    hlen = (size_t)snprintf(head, sizeof(head), "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n", clen);
+    mlen = (size_t)snprintf(mid, sizeof(mid), "\r\n$%zu\r\n", RDS_HDR + len);
+    q = malloc(sizeof(*q) + hlen + clen + mlen + RDS_HDR + len + 2);
     if (q == NULL)
         return WS_ENOMEM;
     q->next = NULL;
-    q->chan_len = clen;
-    q->len = RDS_HDR + len;
-    memcpy(q->data, r->prefix, r->prefix_len);
-    memcpy(q->data + r->prefix_len, topic, tlen);
-    memcpy(q->data + clen, RDS_MAGIC, 4);
-    put_be64((uint8_t *)q->data + clen + 4, r->node);
-    q->data[clen + 20] = (char)op;
+    q->len = hlen + clen + mlen + RDS_HDR + len + 2;
+    memcpy(q->data, head, hlen);
+    memcpy(q->data + hlen, r->prefix, r->prefix_len);
+    memcpy(q->data + hlen + r->prefix_len, topic, tlen);
+    memcpy(q->data + hlen + clen, mid, mlen);
+    msg = (uint8_t *)q->data + hlen + clen + mlen;
+    memcpy(msg, RDS_MAGIC, 4);
+    put_be64(msg + 4, r->node);
+    msg[20] = (uint8_t)op;
     if (len > 0)
-        memcpy(q->data + clen + RDS_HDR, data, len);
+        memcpy(msg + RDS_HDR, data, len);
+    memcpy(msg + RDS_HDR + len, "\r\n", 2);
 
     /* Local subscribers first, directly (encoded once for the process). */
     rc = wsc__server_fan_out(r->srv, topic, op, data, len);
@@ -473,7 +481,7 @@ int wsc__redis_publish(struct wsc__redis *r, const char *topic, int op, const vo
         free(q);
         return WS_ENOMEM;
     }
-    put_be64((uint8_t *)q->data + clen + 12, ++ch->pub_seq);
+    put_be64(msg + 12, ++ch->pub_seq);
     if (r->out_tail != NULL)
         r->out_tail->next = q;
     else
