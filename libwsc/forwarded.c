@@ -8,7 +8,6 @@
  * first untrusted one is the client; anything to its left was written by
  * the client and could be forged. A malformed list is ignored as a whole.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -100,26 +99,26 @@ bool wsc__addr_trusted(const struct ws_config *cfg, int family, const uint8_t *a
     return false;
 }
 
-/* The TCP peer's address as family + bytes. */
-static bool peer_addr(const struct ws_conn *c, int *family, uint8_t addr[16],
-                      uint16_t *port)
+/* The TCP peer's address, in the form wsc__proxy_format() prints. */
+static bool peer_addr(const struct ws_conn *c, struct wsc__proxy_info *peer)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
+    memset(peer, 0, sizeof(*peer));
     if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
         return false;
-    *family = ss.ss_family;
+    peer->family = ss.ss_family;
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *s4 = (const void *)&ss;
-        memcpy(addr, &s4->sin_addr, 4);
-        *port = ntohs(s4->sin_port);
+        memcpy(peer->addr, &s4->sin_addr, 4);
+        peer->port = ntohs(s4->sin_port);
         return true;
     }
     if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const void *)&ss;
-        memcpy(addr, &s6->sin6_addr, 16);
-        *port = ntohs(s6->sin6_port);
+        memcpy(peer->addr, &s6->sin6_addr, 16);
+        peer->port = ntohs(s6->sin6_port);
         return true;
     }
     return false;
@@ -127,12 +126,10 @@ static bool peer_addr(const struct ws_conn *c, int *family, uint8_t addr[16],
 
 bool wsc__peer_trusted(const struct ws_conn *c)
 {
-    uint8_t addr[16];
-    uint16_t port;
-    int family;
+    struct wsc__proxy_info peer;
 
-    return c->ep->cfg.num_trusted > 0 && peer_addr(c, &family, addr, &port) &&
-           wsc__addr_trusted(&c->ep->cfg, family, addr);
+    return c->ep->cfg.num_trusted > 0 && peer_addr(c, &peer) &&
+           wsc__addr_trusted(&c->ep->cfg, peer.family, peer.addr);
 }
 
 /* One X-Forwarded-For entry: an IPv4 or IPv6 address, optionally in
@@ -201,24 +198,17 @@ void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req
 {
     const char *values[16];
     size_t lens[16], count = 0;
-    uint8_t addr[16];
-    uint16_t port;
-    int family;
-    char ip[INET6_ADDRSTRLEN];
+    struct wsc__proxy_info who;
 
     /* A PROXY header already named the client; nothing to do without a
      * trusted list. */
     if (c->ep->cfg.num_trusted == 0 || c->proxy_phase == WSC__PROXY_DONE ||
-        !peer_addr(c, &family, addr, &port))
+        !peer_addr(c, &who))
         return;
     /* Start from the peer: a keep-alive connection's previous request may
      * have named another client. */
-    inet_ntop(family, addr, ip, sizeof(ip));
-    if (family == AF_INET6)
-        snprintf(c->remote, sizeof(c->remote), "[%s]:%u", ip, (unsigned)port);
-    else
-        snprintf(c->remote, sizeof(c->remote), "%s:%u", ip, (unsigned)port);
-    if (!wsc__addr_trusted(&c->ep->cfg, family, addr))
+    wsc__proxy_format(&who, c->remote, sizeof(c->remote));
+    if (!wsc__addr_trusted(&c->ep->cfg, who.family, who.addr))
         return;                   /* a forged header from anybody else is ignored */
     for (size_t i = 0; i < req->num_headers && count < 16; i++) {
         const struct wsc__http_header *h = &req->headers[i];
@@ -227,13 +217,9 @@ void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req
             lens[count++] = h->value_len;
         }
     }
-    if (count == 0 || wsc__xff_client(&c->ep->cfg, values, lens, count, &family, addr) !=
-                          WSC__XFF_OK)
+    if (count == 0 || wsc__xff_client(&c->ep->cfg, values, lens, count, &who.family,
+                                      who.addr) != WSC__XFF_OK)
         return;
-    inet_ntop(family, addr, ip, sizeof(ip));
-    /* The header carries no port: 0 says so. */
-    if (family == AF_INET6)
-        snprintf(c->remote, sizeof(c->remote), "[%s]:0", ip);
-    else
-        snprintf(c->remote, sizeof(c->remote), "%s:0", ip);
+    who.port = 0;                 /* the header carries no port: 0 says so */
+    wsc__proxy_format(&who, c->remote, sizeof(c->remote));
 }
