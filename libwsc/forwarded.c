@@ -8,7 +8,6 @@
  * first untrusted one is the client; anything to its left was written by
  * the client and could be forged. A malformed list is ignored as a whole.
  */
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
@@ -17,33 +16,45 @@
 
 #include "internal.h"
 
+/* An IPv4 or IPv6 address of len bytes (not NUL-terminated) into addr:
+ * its family, or 0 when it is neither. */
+static int addr_parse(const char *s, size_t len, uint8_t addr[16])
+{
+    char tmp[INET6_ADDRSTRLEN];
+
+    if (len == 0 || len >= sizeof(tmp))
+        return 0;
+    memcpy(tmp, s, len);
+    tmp[len] = '\0';
+    if (inet_pton(AF_INET, tmp, addr) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, tmp, addr) == 1)
+        return AF_INET6;
+    return 0;
+}
+
 /* "a.b.c.d/n", "v6/n", or an address alone (a host: /32 or /128). */
 static int cidr_parse(const char *s, size_t len, struct wsc__cidr *out)
 {
-    char tmp[INET6_ADDRSTRLEN + 5];
-    char *slash;
-    long bits;
+    const char *slash = memchr(s, '/', len);
+    size_t alen = slash != NULL ? (size_t)(slash - s) : len;
+    int family;
+    unsigned bits;
 
-    if (len == 0 || len >= sizeof(tmp))
-        return WS_EINVAL;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    slash = strchr(tmp, '/');
-    if (slash != NULL)
-        *slash = '\0';
     memset(out, 0, sizeof(*out));
-    if (inet_pton(AF_INET, tmp, out->addr) == 1)
-        out->family = AF_INET;
-    else if (inet_pton(AF_INET6, tmp, out->addr) == 1)
-        out->family = AF_INET6;
-    else
+    if ((family = addr_parse(s, alen, out->addr)) == 0)
         return WS_EINVAL;
-    bits = out->family == AF_INET ? 32 : 128;
+    out->family = (uint8_t)family;
+    bits = family == AF_INET ? 32 : 128;
     if (slash != NULL) {
-        char *end;
-        long b = strtol(slash + 1, &end, 10);
-        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || b < 0 || b > bits)
+        /* digits only, at most the address's width */
+        unsigned b = 0;
+        if (alen + 1 == len)
             return WS_EINVAL;
+        for (size_t i = alen + 1; i < len; i++) {
+            if (s[i] < '0' || s[i] > '9' || (b = b * 10 + (unsigned)(s[i] - '0')) > bits)
+                return WS_EINVAL;
+        }
         bits = b;
     }
     out->bits = (uint8_t)bits;
@@ -136,7 +147,6 @@ bool wsc__peer_trusted(const struct ws_conn *c)
  * brackets (IPv6) or with a port (IPv4 "a.b.c.d:p", "[v6]:p"). */
 static bool xff_entry(const char *s, size_t len, int *family, uint8_t addr[16])
 {
-    char tmp[INET6_ADDRSTRLEN];
     const char *colon;
 
     if (len > 0 && s[0] == '[') {
@@ -149,17 +159,7 @@ static bool xff_entry(const char *s, size_t len, int *family, uint8_t addr[16])
                                                             len - (size_t)(colon - s) - 1) == NULL) {
         len = (size_t)(colon - s); /* "a.b.c.d:port" */
     }
-    if (len == 0 || len >= sizeof(tmp))
-        return false;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    if (inet_pton(AF_INET, tmp, addr) == 1)
-        *family = AF_INET;
-    else if (inet_pton(AF_INET6, tmp, addr) == 1)
-        *family = AF_INET6;
-    else
-        return false;
-    return true;
+    return (*family = addr_parse(s, len, addr)) != 0;
 }
 
 int wsc__xff_client(const struct ws_config *cfg, const char *const *values,

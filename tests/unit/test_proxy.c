@@ -197,7 +197,16 @@ static void test_trusted_list(void)
     CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "10.0.0/8"), WS_EINVAL);
     CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "::1/129"), WS_EINVAL);
     CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "localhost"), WS_EINVAL);
+    CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "10.0.0.0/-8"), WS_EINVAL);
+    CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "10.0.0.0/8x"), WS_EINVAL);
+    CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "10.0.0.0/8/8"), WS_EINVAL);
     CHECK_INT_EQ(cfg->num_trusted, 1);
+    /* the widest prefixes, and one ending where the next entry begins */
+    CHECK_INT_EQ(ws_config_set_trusted_proxies(cfg, "10.0.0.1/32,::1/128,192.0.2.0/024"), 0);
+    CHECK_INT_EQ(cfg->num_trusted, 3);
+    CHECK_INT_EQ(cfg->trusted[0].bits, 32);
+    CHECK_INT_EQ(cfg->trusted[1].bits, 128);
+    CHECK_INT_EQ(cfg->trusted[2].bits, 24);
     /* 16 entries fit, 17 do not */
     for (int i = 0; i < 16; i++)
         sprintf(many + strlen(many), "10.0.%d.0/24,", i);
