@@ -210,15 +210,18 @@ void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req
     wsc__proxy_format(&who, c->remote, sizeof(c->remote));
     if (!wsc__addr_trusted(&c->ep->cfg, who.family, who.addr))
         return;                   /* a forged header from anybody else is ignored */
-    for (size_t i = 0; i < req->num_headers && count < 16; i++) {
+    /* The last 16 lines, filled from the end: the nearest proxy's entries
+     * are at the end, and the first lines are the client's to forge. */
+    for (size_t i = req->num_headers; i-- > 0 && count < 16;) {
         const struct wsc__http_header *h = &req->headers[i];
         if (h->name_len == 15 && strncasecmp(h->name, "X-Forwarded-For", 15) == 0) {
-            values[count] = h->value;
-            lens[count++] = h->value_len;
+            count++;
+            values[16 - count] = h->value;
+            lens[16 - count] = h->value_len;
         }
     }
-    if (count == 0 || wsc__xff_client(&c->ep->cfg, values, lens, count, &who.family,
-                                      who.addr) != WSC__XFF_OK)
+    if (count == 0 || wsc__xff_client(&c->ep->cfg, values + 16 - count, lens + 16 - count,
+                                      count, &who.family, who.addr) != WSC__XFF_OK)
         return;
     who.port = 0;                 /* the header carries no port: 0 says so */
     wsc__proxy_format(&who, c->remote, sizeof(c->remote));

@@ -105,6 +105,19 @@ def test_malformed_xff_is_ignored(echo_plain):
     s.close()
 
 
+@pytest.mark.parametrize("forged", [15, 16])
+def test_xff_nearest_header_line_counts(echo_plain, forged):
+    # A proxy that adds its own X-Forwarded-For line (HAProxy's forwardfor)
+    # after the client's: libwsc reads at most 16 lines, and they must be
+    # the last ones, or a client sending 16 forged lines names itself.
+    s = connect_from("127.0.0.1", echo_plain.port)
+    lines = "".join("X-Forwarded-For: 6.6.6.%d\r\n" % i for i in range(forged))
+    s.sendall(upgrade(echo_plain.port, lines + "X-Forwarded-For: 203.0.113.9\r\n"))
+    assert read_all(s).startswith(b"HTTP/1.1 101")
+    echo_plain.expect(r"^open 203\.0\.113\.9:0$", timeout=5)
+    s.close()
+
+
 # ---- PROXY protocol ------------------------------------------------------------
 
 def test_proxy_v1_from_trusted_peer(echo_proxy):
