@@ -106,7 +106,7 @@ static int v1_parse(const uint8_t *buf, size_t len, struct wsc__proxy_info *out)
 /* 12-byte signature, ver/cmd, family/protocol, length (BE), addresses. */
 static int v2_parse(const uint8_t *buf, size_t len, struct wsc__proxy_info *out)
 {
-    size_t body, total;
+    size_t body, total, alen;
     uint8_t cmd, fam;
 
     if (len < 16)
@@ -125,28 +125,19 @@ static int v2_parse(const uint8_t *buf, size_t len, struct wsc__proxy_info *out)
         out->local = true;
         return (int)total;
     }
-    switch (fam) {
-    case 0x11:                    /* TCP over IPv4: src, dst, sport, dport */
-        if (body < 12)
-            return WSC__PROXY_BAD;
-        out->family = AF_INET;
-        memcpy(out->addr, buf + 16, 4);
-        out->port = (uint16_t)((buf[24] << 8) | buf[25]);
-        break;
-    case 0x21:                    /* TCP over IPv6 */
-        if (body < 36)
-            return WSC__PROXY_BAD;
-        out->family = AF_INET6;
-        memcpy(out->addr, buf + 16, 16);
-        out->port = (uint16_t)((buf[48] << 8) | buf[49]);
-        break;
-    case 0x00:                    /* UNSPEC: keep the peer's address */
-    case 0x31:                    /* a UNIX socket: no address to show */
+    if (fam == 0x00 || fam == 0x31) { /* UNSPEC, or a UNIX socket: no address */
         out->local = true;
         return (int)total;
-    default:                      /* UDP or unknown: not for a TCP listener */
-        return WSC__PROXY_BAD;
     }
+    if (fam != 0x11 && fam != 0x21)   /* UDP or unknown: not for a TCP listener */
+        return WSC__PROXY_BAD;
+    /* TCP over IPv4 (0x11) or IPv6 (0x21): src, dst, sport, dport */
+    alen = fam == 0x11 ? 4 : 16;
+    if (body < 2 * alen + 4)
+        return WSC__PROXY_BAD;
+    out->family = fam == 0x11 ? AF_INET : AF_INET6;
+    memcpy(out->addr, buf + 16, alen);
+    out->port = (uint16_t)((buf[16 + 2 * alen] << 8) | buf[16 + 2 * alen + 1]);
     out->local = false;
     return (int)total;            /* TLVs after the addresses are skipped */
 }
