@@ -75,6 +75,12 @@ static void test_v1_malformed(void)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (!CHECK_INT_EQ(parse(bad[i], strlen(bad[i]), &info), WSC__PROXY_BAD))
             CHECK_STR_EQ(bad[i], "(the one above)");
+    /* The longest line v1 allows (107 bytes, CRLF included) is accepted. */
+    memset(longline, 'x', sizeof(longline));
+    memcpy(longline, "PROXY UNKNOWN ", 14);
+    memcpy(longline + WSC__PROXY_V1_MAX - 2, "\r\n", 2);
+    CHECK_INT_EQ(parse(longline, sizeof(longline), &info), WSC__PROXY_V1_MAX);
+    CHECK(info.local);
     /* No end of line within the 107 bytes v1 allows. */
     memset(longline, 'x', sizeof(longline));
     memcpy(longline, "PROXY TCP4 ", 11);
