@@ -14,6 +14,8 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.dirname(os.path.dirname(HERE)))
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", TOP_SRCDIR)
@@ -128,16 +130,55 @@ class Proc:
         return text if any(m in text for m in SANITIZER_MARKERS) else None
 
 
-def start_redis(tmp, port=None):
-    """redis-server on a temporary port without persistence, or None."""
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+def start_server(argv, listening):
+    """A libwsc program, once it printed the line matching listening (its
+    port is group 1, kept as .port). One that stopped because this build
+    lacks a feature it was asked for (WS_EUNSUPPORTED, e.g. --redis without
+    hiredis) skips the test."""
+    p = Proc(argv)
+    try:
+        m = p.expect(listening, timeout=10)
+    except AssertionError:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.stop(signal.SIGKILL)
+        missing = [line for line in p.err if "not supported by this build" in line]
+        if missing:
+            pytest.skip("%s (no hiredis?)" % missing[0])
+        raise
+    p.port = int(m.group(1))
+    return p
+
+
+def stop_all(procs, checked=()):
+    """Stop whichever of procs still run (SIGTERM, the last started first);
+    each of checked must have exited with 0 and no sanitizer report."""
+    for p in reversed(procs):
+        if p.proc.poll() is None:
+            p.stop(signal.SIGTERM)
+    for p in checked:
+        assert p.proc.returncode == 0, (p.argv[0], p.proc.returncode, p.err[-20:])
+        assert p.sanitizer_report() is None, p.sanitizer_report()
+
+
+def start_peer(name, default_path, package, args, port):
+    """A third-party server (redis-server, nginx, haproxy) that is to accept
+    on 127.0.0.1:port: (Proc, None), or (None, the reason to skip)."""
+    exe = shutil.which(name) or default_path
     if not os.path.exists(exe):
-        return None, "redis-server not installed (apt-get install redis-server)"
-    port = port or free_port()
-    p = Proc([exe, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-              "--dir", str(tmp), "--daemonize", "no", "--protected-mode", "no"])
+        return None, "%s not installed (apt-get install %s)" % (name, package)
+    p = Proc([exe] + args)
     if not wait_port(port, t(10)):
         p.stop(signal.SIGKILL)
-        return None, "redis-server did not start: %r" % p.err[-5:]
+        return None, "%s did not start: %r" % (name, p.err[-5:])
     p.port = port
     return p, None
+
+
+def start_redis(tmp, port=None):
+    """redis-server on a temporary port without persistence, or None."""
+    port = port or free_port()
+    return start_peer("redis-server", "/usr/bin/redis-server", "redis-server",
+                      ["--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+                       "--dir", str(tmp), "--daemonize", "no", "--protected-mode", "no"], port)

@@ -13,22 +13,15 @@ import urllib.request
 import pytest
 import websockets
 
-from scaleutil import TOP_BUILDDIR, Proc, start_redis, t
+from scaleutil import TOP_BUILDDIR, start_redis, start_server, stop_all, t
 
 CHAT = os.path.join(TOP_BUILDDIR, "examples", "chat", "chat")
 
 
 def start_chat(redis_port):
-    p = Proc([CHAT, "--listen", "127.0.0.1:0", "--user", "alice:secret",
-              "--user", "bob:hunter2", "--redis", "127.0.0.1:%d" % redis_port])
-    try:
-        m = p.expect(r"^LISTENING (\d+)$", timeout=10)
-    except AssertionError:
-        p.proc.wait(timeout=t(5))
-        if any("not supported by this build" in line for line in p.err):
-            pytest.skip("this build has no Redis bridge (hiredis not found)")
-        raise
-    p.port = int(m.group(1))
+    p = start_server([CHAT, "--listen", "127.0.0.1:0", "--user", "alice:secret",
+                      "--user", "bob:hunter2", "--redis", "127.0.0.1:%d" % redis_port],
+                     r"^LISTENING (\d+)$")
     p.expect(r"^REDIS up$", timeout=10)
     return p
 
@@ -94,9 +87,4 @@ def test_rooms_span_two_chat_processes(tmp_path):
                 await ws.close()
         asyncio.run(asyncio.wait_for(go(), t(60)))
     finally:
-        for p in reversed(procs):
-            if p.proc.poll() is None:
-                p.stop(signal.SIGTERM)
-        for p in procs[1:]:
-            assert p.proc.returncode == 0, p.err[-10:]
-            assert p.sanitizer_report() is None
+        stop_all(procs, checked=procs[1:])

@@ -16,13 +16,13 @@ import asyncio
 import collections
 import os
 import re
-import shutil
 import signal
 
 import pytest
 import websockets
 
-from scaleutil import ECHO_BIN, HOST, TOP_BUILDDIR, Proc, free_port, t, wait_port
+from scaleutil import (ECHO_BIN, TOP_BUILDDIR, Proc, free_port, start_peer, start_server,
+                       stop_all, t)
 
 CLIENT_BIN = os.path.join(TOP_BUILDDIR, "tests", "servers", "wsc-test-client")
 # 300 as the issue asks; a third under sanitizers (each proxy then still
@@ -83,48 +83,36 @@ backend echo
 def start_backends(names, *flags):
     out = []
     for name in names:
-        p = Proc([ECHO_BIN, "--tag", name, "--log", "--trusted-proxies", "127.0.0.1/32"] +
-                 list(flags) + ["127.0.0.1:0"])
-        m = p.expect(r"^listening on ws://[^:]+:(\d+)/$", timeout=10)
-        p.port = int(m.group(1))
+        p = start_server([ECHO_BIN, "--tag", name, "--log", "--trusted-proxies",
+                          "127.0.0.1/32"] + list(flags) + ["127.0.0.1:0"],
+                         r"^listening on ws://[^:]+:(\d+)/$")
         p.name = name
         out.append(p)
     return out
 
 
+def write_config(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def start_nginx(tmp, backends):
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(exe):
-        return None, "nginx not installed (apt-get install nginx-light)"
     port = free_port()
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(tmp=tmp, port=port, servers="\n".join(
+    conf = write_config(tmp, "nginx.conf", NGINX_CONF.format(
+        tmp=tmp, port=port, servers="\n".join(
             "        server 127.0.0.1:%d;" % b.port for b in backends)))
-    p = Proc([exe, "-p", tmp, "-c", conf, "-g", "daemon off;"])
-    if not wait_port(port, t(10)):
-        p.stop(signal.SIGKILL)
-        return None, "nginx did not start: %r" % (p.err[-5:],)
-    p.port = port
-    return p, None
+    return start_peer("nginx", "/usr/sbin/nginx", "nginx-light",
+                      ["-p", tmp, "-c", conf, "-g", "daemon off;"], port)
 
 
 def start_haproxy(tmp, backends):
-    exe = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not os.path.exists(exe):
-        return None, "haproxy not installed (apt-get install haproxy)"
     port = free_port()
-    cfg = os.path.join(tmp, "haproxy.cfg")
-    with open(cfg, "w") as f:
-        f.write(HAPROXY_CFG.format(port=port, servers="\n".join(
-            "    server %s 127.0.0.1:%d send-proxy-v2 check inter 500ms fall 1 rise 1" %
-            (b.name, b.port) for b in backends)))
-    p = Proc([exe, "-f", cfg, "-db"])
-    if not wait_port(port, t(10)):
-        p.stop(signal.SIGKILL)
-        return None, "haproxy did not start: %r" % (p.err[-5:],)
-    p.port = port
-    return p, None
+    cfg = write_config(tmp, "haproxy.cfg", HAPROXY_CFG.format(port=port, servers="\n".join(
+        "    server %s 127.0.0.1:%d send-proxy-v2 check inter 500ms fall 1 rise 1" %
+        (b.name, b.port) for b in backends)))
+    return start_peer("haproxy", "/usr/sbin/haproxy", "haproxy", ["-f", cfg, "-db"], port)
 
 
 class Conn:
@@ -233,12 +221,7 @@ def run(tmp_path, kind):
             pytest.skip(why)
         asyncio.run(asyncio.wait_for(scenario(proxy, backends, kind), t(120)))
     finally:
-        if proxy is not None:
-            proxy.stop(signal.SIGTERM)
-        for b in backends:
-            if b.proc.poll() is None:
-                assert b.stop(signal.SIGTERM) == 0
-            assert b.sanitizer_report() is None, b.sanitizer_report()
+        stop_all(backends + ([proxy] if proxy is not None else []), checked=backends)
 
 
 def test_nginx_in_front_of_three_backends(tmp_path):

@@ -20,7 +20,7 @@ import socket
 import pytest
 import websockets
 
-from scaleutil import SERVER_BIN, Proc, start_redis, t
+from scaleutil import SERVER_BIN, start_redis, start_server, stop_all, t
 
 WS_EREDIS = -18
 TOPIC = "news"
@@ -29,16 +29,9 @@ SUBS = 2         # subscribers per backend
 
 
 def start_backend(redis_port, threads=1):
-    p = Proc([SERVER_BIN, "--listen", "127.0.0.1:0", "--redis", "127.0.0.1:%d" % redis_port,
-              "--threads", str(threads)])
-    try:
-        m = p.expect(r"^LISTENING (\d+)$", timeout=10)
-    except AssertionError:
-        if p.proc.wait(timeout=5) == 3:
-            pytest.skip("this build has no Redis bridge (hiredis not found)")
-        raise
-    p.port = int(m.group(1))
-    return p
+    return start_server([SERVER_BIN, "--listen", "127.0.0.1:0", "--redis",
+                         "127.0.0.1:%d" % redis_port, "--threads", str(threads)],
+                        r"^LISTENING (\d+)$")
 
 
 def redis_command(port, *args, lines):
@@ -244,12 +237,7 @@ async def scenario(tmp_path, redis):
         for c in pubs:
             await c.close()
     finally:
-        for p in procs:
-            if p.proc.poll() is None:
-                p.stop(signal.SIGTERM)
-        for b in backends:
-            assert b.proc.returncode == 0, (b.proc.returncode, b.err[-20:])
-            assert b.sanitizer_report() is None, b.sanitizer_report()
+        stop_all(procs, checked=backends)
 
 
 async def lost_scenario(redis):
@@ -290,11 +278,7 @@ async def lost_scenario(redis):
         for c in (pub, sub, probe):
             await c.close()
     finally:
-        for p in procs:
-            if p.proc.poll() is None:
-                p.stop(signal.SIGTERM)
-            assert p.proc.returncode == 0, (p.proc.returncode, p.err[-20:])
-            assert p.sanitizer_report() is None, p.sanitizer_report()
+        stop_all(procs, checked=procs)
 
 
 def test_lost_messages_are_counted(tmp_path):

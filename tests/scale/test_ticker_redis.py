@@ -7,27 +7,19 @@ client gets the same sequence.
 import asyncio
 import json
 import os
-import signal
 
 import pytest
 import websockets
 
-from scaleutil import TOP_BUILDDIR, Proc, start_redis, t
+from scaleutil import TOP_BUILDDIR, start_redis, start_server, stop_all, t
 
 TICKER = os.path.join(TOP_BUILDDIR, "examples", "ticker", "ticker-server")
 
 
 def start_ticker(redis_port, *extra):
-    p = Proc([TICKER, "127.0.0.1:0", "--redis", "127.0.0.1:%d" % redis_port,
-              "--symbols", "AAPL,SPY", "--tick-ms", "20"] + list(extra))
-    try:
-        m = p.expect(r"^listening on ws://[^:]+:(\d+)/$", timeout=10)
-    except AssertionError:
-        p.proc.wait(timeout=t(5))
-        if any("not supported by this build" in line for line in p.err):
-            pytest.skip("this build has no Redis bridge (hiredis not found)")
-        raise
-    p.port = int(m.group(1))
+    p = start_server([TICKER, "127.0.0.1:0", "--redis", "127.0.0.1:%d" % redis_port,
+                      "--symbols", "AAPL,SPY", "--tick-ms", "20"] + list(extra),
+                     r"^listening on ws://[^:]+:(\d+)/$")
     p.expect(r"^redis up$", timeout=10)
     return p
 
@@ -72,9 +64,4 @@ def test_ticker_feed_shared_over_redis(tmp_path):
         common = set(moving) & set(at_feed)
         assert len(common) >= 10, (moving, at_feed)
     finally:
-        for p in reversed(procs):
-            if p.proc.poll() is None:
-                p.stop(signal.SIGTERM)
-        for p in procs[1:]:
-            assert p.proc.returncode == 0, p.err[-10:]
-            assert p.sanitizer_report() is None
+        stop_all(procs, checked=procs[1:])
