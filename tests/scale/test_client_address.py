@@ -13,17 +13,14 @@ import struct
 
 import pytest
 
-from scaleutil import ECHO_BIN, HOST, Proc, t
+from scaleutil import ECHO_BIN, HOST, start_server, t
 
 TRUSTED = "127.0.0.1/32"
 
 
 def start_echo(*extra):
-    p = Proc([ECHO_BIN, "--log", "--trusted-proxies", TRUSTED] + list(extra) +
-             ["127.0.0.1:0"])
-    m = p.expect(r"^listening on ws://[^:]+:(\d+)/$", timeout=10)
-    p.port = int(m.group(1))
-    return p
+    return start_server([ECHO_BIN, "--log", "--trusted-proxies", TRUSTED] + list(extra) +
+                        ["127.0.0.1:0"], r"^listening on ws://[^:]+:(\d+)/$")
 
 
 @pytest.fixture
@@ -76,33 +73,36 @@ def v2_header(src, sport, dst="127.0.0.1", dport=80, cmd=0x21):
             body)
 
 
+def open_through(echo, src, head=b"", headers="", step=0):
+    """Connect from src and upgrade, after head (a PROXY header) and with
+    extra headers, step bytes at a time if step. Returns the address echo
+    logged for the connection, and our own."""
+    s = connect_from(src, echo.port)
+    own = "%s:%d" % s.getsockname()
+    data = head + upgrade(echo.port, headers)
+    step = step or len(data)
+    try:
+        for i in range(0, len(data), step):
+            s.sendall(data[i:i + step])
+        assert read_all(s).startswith(b"HTTP/1.1 101")
+        return echo.expect(r"^open (\S+)$", timeout=5).group(1), own
+    finally:
+        s.close()
+
+
 # ---- X-Forwarded-For ---------------------------------------------------------
 
-def test_xff_from_trusted_proxy_names_the_client(echo_plain):
-    s = connect_from("127.0.0.1", echo_plain.port)
-    s.sendall(upgrade(echo_plain.port, "X-Forwarded-For: 6.6.6.6, 203.0.113.9\r\n"))
-    assert read_all(s).startswith(b"HTTP/1.1 101")
+@pytest.mark.parametrize("src,xff,want", [
     # the right-most untrusted entry: 6.6.6.6 could be forged by the client
-    echo_plain.expect(r"^open 203\.0\.113\.9:0$", timeout=5)
-    s.close()
-
-
-def test_xff_from_untrusted_peer_is_ignored(echo_plain):
-    s = connect_from("127.0.0.7", echo_plain.port)
-    port = s.getsockname()[1]
-    s.sendall(upgrade(echo_plain.port, "X-Forwarded-For: 203.0.113.9\r\n"))
-    assert read_all(s).startswith(b"HTTP/1.1 101")
-    echo_plain.expect(r"^open 127\.0\.0\.7:%d$" % port, timeout=5)
-    s.close()
-
-
-def test_malformed_xff_is_ignored(echo_plain):
-    s = connect_from("127.0.0.1", echo_plain.port)
-    port = s.getsockname()[1]
-    s.sendall(upgrade(echo_plain.port, "X-Forwarded-For: 203.0.113.9, bogus\r\n"))
-    assert read_all(s).startswith(b"HTTP/1.1 101")
-    echo_plain.expect(r"^open 127\.0\.0\.1:%d$" % port, timeout=5)
-    s.close()
+    ("127.0.0.1", "6.6.6.6, 203.0.113.9", "203.0.113.9:0"),
+    # from a peer that is not a trusted proxy: ignored (None: the peer)
+    ("127.0.0.7", "203.0.113.9", None),
+    # malformed: ignored as a whole
+    ("127.0.0.1", "203.0.113.9, bogus", None),
+])
+def test_xff(echo_plain, src, xff, want):
+    got, own = open_through(echo_plain, src, headers="X-Forwarded-For: %s\r\n" % xff)
+    assert got == (want or own)
 
 
 @pytest.mark.parametrize("forged", [15, 16])
@@ -110,41 +110,24 @@ def test_xff_nearest_header_line_counts(echo_plain, forged):
     # A proxy that adds its own X-Forwarded-For line (HAProxy's forwardfor)
     # after the client's: libwsc reads at most 16 lines, and they must be
     # the last ones, or a client sending 16 forged lines names itself.
-    s = connect_from("127.0.0.1", echo_plain.port)
     lines = "".join("X-Forwarded-For: 6.6.6.%d\r\n" % i for i in range(forged))
-    s.sendall(upgrade(echo_plain.port, lines + "X-Forwarded-For: 203.0.113.9\r\n"))
-    assert read_all(s).startswith(b"HTTP/1.1 101")
-    echo_plain.expect(r"^open 203\.0\.113\.9:0$", timeout=5)
-    s.close()
+    got, _ = open_through(echo_plain, "127.0.0.1",
+                          headers=lines + "X-Forwarded-For: 203.0.113.9\r\n")
+    assert got == "203.0.113.9:0"
 
 
 # ---- PROXY protocol ------------------------------------------------------------
 
-def test_proxy_v1_from_trusted_peer(echo_proxy):
-    s = connect_from("127.0.0.1", echo_proxy.port)
-    s.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 56324 80\r\n" + upgrade(echo_proxy.port))
-    assert read_all(s).startswith(b"HTTP/1.1 101")
-    echo_proxy.expect(r"^open 192\.0\.2\.7:56324$", timeout=5)
-    s.close()
-
-
-def test_proxy_v2_in_pieces_from_trusted_peer(echo_proxy):
-    s = connect_from("127.0.0.1", echo_proxy.port)
-    data = v2_header("198.51.100.4", 40001) + upgrade(echo_proxy.port)
-    for i in range(0, len(data), 7):        # the header arrives a few bytes at a time
-        s.sendall(data[i:i + 7])
-    assert read_all(s).startswith(b"HTTP/1.1 101")
-    echo_proxy.expect(r"^open 198\.51\.100\.4:40001$", timeout=5)
-    s.close()
-
-
-def test_proxy_v2_local_keeps_peer(echo_proxy):
-    s = connect_from("127.0.0.1", echo_proxy.port)
-    port = s.getsockname()[1]
-    s.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00" + upgrade(echo_proxy.port))
-    assert read_all(s).startswith(b"HTTP/1.1 101")
-    echo_proxy.expect(r"^open 127\.0\.0\.1:%d$" % port, timeout=5)
-    s.close()
+@pytest.mark.parametrize("head,step,want", [
+    (b"PROXY TCP4 192.0.2.7 127.0.0.1 56324 80\r\n", 0, "192.0.2.7:56324"),
+    # v2, the header arriving a few bytes at a time
+    (v2_header("198.51.100.4", 40001), 7, "198.51.100.4:40001"),
+    # v2 LOCAL (the proxy's health check) keeps the peer (None)
+    (b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00", 0, None),
+])
+def test_proxy_header_from_trusted_peer(echo_proxy, head, step, want):
+    got, own = open_through(echo_proxy, "127.0.0.1", head=head, step=step)
+    assert got == (want or own)
 
 
 @pytest.mark.parametrize("src,data", [
@@ -164,12 +147,9 @@ def test_proxy_header_refused(echo_proxy, src, data):
     assert read_all(s) == b""                # closed without an answer
     s.close()
     # the server is fine and the refused one never opened
-    ok = connect_from("127.0.0.1", echo_proxy.port)
-    ok.sendall(b"PROXY TCP4 192.0.2.8 127.0.0.1 1 80\r\n" + upgrade(echo_proxy.port))
-    assert read_all(ok).startswith(b"HTTP/1.1 101")
-    m = echo_proxy.expect(r"^open ", timeout=5)
-    assert m.string == "open 192.0.2.8:1"
-    ok.close()
+    got, _ = open_through(echo_proxy, "127.0.0.1",
+                          head=b"PROXY TCP4 192.0.2.8 127.0.0.1 1 80\r\n")
+    assert got == "192.0.2.8:1"
 
 
 @pytest.mark.parametrize("data", [
