@@ -115,46 +115,50 @@ static void on_open(struct ws_conn *conn, void *arg)
 }
 /* ---- end scale-out -------------------------------------------------------- */
 
+/* An echo as its own copy: the tag (if any), then the message. */
+static struct held *held_new(enum ws_opcode op, const void *data, size_t len)
+{
+    struct held *h = malloc(sizeof(*h) + tag_len + len);
+
+    if (h == NULL)
+        return NULL;
+    h->op = op;
+    h->len = tag_len + len;
+    memcpy(h->data, tag, tag_len);
+    if (len > 0)
+        memcpy(h->data + tag_len, data, len);
+    return h;
+}
+
 /* Called on the server's loop thread once per complete message. */
 static void on_data(struct ws_conn *conn, enum ws_opcode op, const void *data,
                     size_t len, void *arg)
 {
-    unsigned char *tagged = NULL;
-    struct held *h;
+    struct held *h = NULL;
     int rc;
 
     (void)arg;
-    if (tag_len > 0) { /* the reply is the tag, then the message */
-        if ((tagged = malloc(tag_len + len)) == NULL) {
-            ws_conn_close(conn, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-            return;
-        }
-        memcpy(tagged, tag, tag_len);
-        if (len > 0)
-            memcpy(tagged + tag_len, data, len);
-        data = tagged;
-        len += tag_len;
+    /* ws_conn_send() copies data, so sending the borrowed buffer is fine;
+     * a tagged reply needs a buffer of its own, which is kept if need be. */
+    if (tag_len > 0 && (h = held_new(op, data, len)) == NULL) {
+        ws_conn_close(conn, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
     }
-    /* ws_conn_send() copies data, so sending the borrowed buffer is fine. */
-    rc = ws_conn_send(conn, op, data, len);
+    rc = h != NULL ? ws_conn_send(conn, op, h->data, h->len) : ws_conn_send(conn, op, data, len);
     if (rc == WS_EAGAIN) {
         /* Keep it, and read nothing more until the client catches up. */
-        h = malloc(sizeof(*h) + len);
-        if (h == NULL) {
+        if (h == NULL && (h = held_new(op, data, len)) == NULL) {
             ws_conn_close(conn, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-            free(tagged);
             return;
         }
-        h->op = op;
-        h->len = len;
-        memcpy(h->data, data, len);
         ws_conn_set_user(conn, h);
         ws_conn_pause_reading(conn);
-    } else if (rc < 0 && rc != WS_ECLOSED) { /* ECLOSED: the peer is leaving */
+        return;
+    }
+    if (rc < 0 && rc != WS_ECLOSED) /* ECLOSED: the peer is leaving */
         fprintf(stderr, "echo: send to %s: %s\n", ws_conn_remote_addr(conn),
                 ws_strerror(rc));
-    }
-    free(tagged);
+    free(h);
 }
 
 /* Back at half of max_buffered: send the kept echo, then read again. */
