@@ -322,8 +322,6 @@ static void on_tick(evutil_socket_t fd, short events, void *arg)
 
     (void)fd;
     (void)events;
-    if (app->opt.no_feed)
-        return;
     for (size_t i = 0; i < app->nsym; i++)
         if (step_price(&app->sym[i]))
             publish(app, i);
@@ -557,8 +555,6 @@ static int add_timer(struct app *app, struct event **ev, unsigned ms,
     return *ev != NULL && event_add(*ev, &tv) == 0 ? 0 : WS_EEVENT;
 }
 
-/* Listen, print the URL, start the feed and the pings. Returns the port or
- * WS_E*. */
 static void on_redis(struct ws_server *srv, int up, void *arg)
 {
     (void)srv;
@@ -566,6 +562,8 @@ static void on_redis(struct ws_server *srv, int up, void *arg)
     printf("redis %s\n", up ? "up" : "down");
 }
 
+/* Listen, print the URL, start the feed (unless --no-feed) and the pings.
+ * Returns the port or WS_E*. */
 static int setup(struct app *app)
 {
     struct ws_config *cfg = make_config(&app->opt);
@@ -588,7 +586,7 @@ static int setup(struct app *app)
     if (port < 0)
         return port;
     print_url(app->opt.addr, port);
-    if (add_timer(app, &app->tick_ev, app->opt.tick_ms, on_tick) < 0 ||
+    if ((!app->opt.no_feed && add_timer(app, &app->tick_ev, app->opt.tick_ms, on_tick) < 0) ||
         add_timer(app, &app->ping_ev, app->opt.ping_ms, on_ping_timer) < 0)
         return WS_EEVENT;
     return port;
