@@ -155,8 +155,8 @@ static bool xff_entry(const char *s, size_t len, int *family, uint8_t addr[16])
             return false;
         len = (size_t)(close - s - 1);
         s++;
-    } else if ((colon = memchr(s, ':', len)) != NULL && memchr(colon + 1, ':',
-                                                            len - (size_t)(colon - s) - 1) == NULL) {
+    } else if ((colon = memchr(s, ':', len)) != NULL &&
+               memchr(colon + 1, ':', len - (size_t)(colon - s) - 1) == NULL) {
         len = (size_t)(colon - s); /* "a.b.c.d:port" */
     }
     return (*family = addr_parse(s, len, addr)) != 0;
