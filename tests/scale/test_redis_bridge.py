@@ -20,7 +20,7 @@ import socket
 import pytest
 import websockets
 
-from scaleutil import SERVER_BIN, start_redis, start_server, stop_all, t
+from scaleutil import SERVER_BIN, Proc, start_redis, start_server, stop_all, t
 
 WS_EREDIS = -18
 TOPIC = "news"
@@ -279,6 +279,29 @@ async def lost_scenario(redis):
             await c.close()
     finally:
         stop_all(procs, checked=procs)
+
+
+@pytest.mark.parametrize("addr,ok", [
+    # the port's limits, on both sides
+    ("127.0.0.1:1", True), ("127.0.0.1:0", False),
+    ("127.0.0.1:65535", True), ("127.0.0.1:65536", False),
+    # brackets (for IPv6) around the host are taken off
+    ("[127.0.0.1]:1", True), ("[127.0.0.1:1", False),
+    ("127.0.0.1", False), ("127.0.0.1:", False), (":1", False), ("127.0.0.1:1x", False),
+])
+def test_redis_address(addr, ok):
+    """ws_server_redis_attach() parses HOST:PORT itself (no Redis needed:
+    an accepted address is only tried, in the background)."""
+    argv = [SERVER_BIN, "--listen", "127.0.0.1:0", "--redis", addr]
+    if ok:
+        p = start_server(argv, r"^LISTENING (\d+)$")
+        stop_all([p], checked=[p])
+        return
+    p = Proc(argv)
+    rc = p.wait(10)
+    if any("not supported by this build" in line for line in p.err):
+        pytest.skip("this build has no Redis bridge")
+    assert rc == 1 and any("address cannot be parsed" in line for line in p.err), (rc, p.err)
 
 
 def test_lost_messages_are_counted(tmp_path):
