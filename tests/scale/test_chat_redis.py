@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import websockets
 
-from scaleutil import TOP_BUILDDIR, start_redis, start_server, stop_all, t
+from scaleutil import TOP_BUILDDIR, start_server, stop_all, t
 
 CHAT = os.path.join(TOP_BUILDDIR, "examples", "chat", "chat")
 
@@ -45,13 +45,10 @@ async def next_event(ws, timeout=5):
     return json.loads(await asyncio.wait_for(ws.recv(), t(timeout)))
 
 
-def test_rooms_span_two_chat_processes(tmp_path):
+def test_rooms_span_two_chat_processes(redis):
     if not os.path.exists(CHAT):
         pytest.skip("examples/chat not built (jansson missing)")
-    redis, why = start_redis(tmp_path)
-    if redis is None:
-        pytest.skip(why)
-    procs = [redis]
+    procs = []
     try:
         a_srv = start_chat(redis.port)
         procs.append(a_srv)
@@ -87,4 +84,4 @@ def test_rooms_span_two_chat_processes(tmp_path):
                 await ws.close()
         asyncio.run(asyncio.wait_for(go(), t(60)))
     finally:
-        stop_all(procs, checked=procs[1:])
+        stop_all(procs, checked=procs)

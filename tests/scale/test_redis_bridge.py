@@ -304,18 +304,9 @@ def test_redis_address(addr, ok):
     assert rc == 1 and any("address cannot be parsed" in line for line in p.err), (rc, p.err)
 
 
-def test_lost_messages_are_counted(tmp_path):
-    redis, why = start_redis(tmp_path)
-    if redis is None:
-        pytest.skip(why)
-    try:
-        asyncio.run(asyncio.wait_for(lost_scenario(redis), t(60)))
-    finally:
-        redis.stop(signal.SIGTERM)
+def test_lost_messages_are_counted(redis):
+    asyncio.run(asyncio.wait_for(lost_scenario(redis), t(60)))
 
 
-def test_topics_across_three_backends(tmp_path):
-    redis, why = start_redis(tmp_path)
-    if redis is None:
-        pytest.skip(why)
+def test_topics_across_three_backends(tmp_path, redis):
     asyncio.run(asyncio.wait_for(scenario(tmp_path, redis), t(90)))

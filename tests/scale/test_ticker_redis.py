@@ -11,7 +11,7 @@ import os
 import pytest
 import websockets
 
-from scaleutil import TOP_BUILDDIR, start_redis, start_server, stop_all, t
+from scaleutil import TOP_BUILDDIR, start_server, stop_all, t
 
 TICKER = os.path.join(TOP_BUILDDIR, "examples", "ticker", "ticker-server")
 
@@ -39,13 +39,10 @@ async def ticks(port, count):
         return seqs
 
 
-def test_ticker_feed_shared_over_redis(tmp_path):
+def test_ticker_feed_shared_over_redis(redis):
     if not os.path.exists(TICKER):
         pytest.skip("examples/ticker not built (jansson missing)")
-    redis, why = start_redis(tmp_path)
-    if redis is None:
-        pytest.skip(why)
-    procs = [redis]
+    procs = []
     try:
         feed = start_ticker(redis.port)
         procs.append(feed)
@@ -64,4 +61,4 @@ def test_ticker_feed_shared_over_redis(tmp_path):
         common = set(moving) & set(at_feed)
         assert len(common) >= 10, (moving, at_feed)
     finally:
-        stop_all(procs, checked=procs[1:])
+        stop_all(procs, checked=procs)
