@@ -21,20 +21,6 @@
 
 #include "internal.h"
 
-void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms)
-{
-    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-    evtimer_add(&c->timer, &tv); /* replaces any pending deadline */
-}
-
-void wsc__conn_set_timeout(struct ws_conn *c, unsigned ms)
-{
-    if (ms > 0)
-        wsc__conn_arm_timer(c, ms);
-    else
-        event_del(&c->timer);
-}
-
 static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -63,7 +49,7 @@ static void conn_release(struct ws_conn *c)
     if (atomic_load(&c->state) == WSC__CONN_CLOSED)
         return;
     atomic_store(&c->state, WSC__CONN_CLOSED);
-    event_del(&c->timer);
+    wsc__timers_unreserve(c);
     wsc__io_release(c); /* closes the socket */
     free(c->msg_buf);
     c->msg_buf = NULL;
@@ -301,15 +287,11 @@ void wsc__conn_io_connected(struct ws_conn *c, int err)
     wsc__client_connected(c);
 }
 
-/* One timer per connection; what it means depends on the state. */
-static void conn_on_timer(evutil_socket_t fd, short what, void *arg)
+/* One deadline per connection; what it means depends on the state. */
+void wsc__conn_on_timer(struct ws_conn *c)
 {
-    struct ws_conn *c = arg;
     const struct ws_config *cfg = &c->ep->cfg;
 
-    (void)fd;
-    (void)what;
-    wsc__loop_enter(c->loop);
     if (c->write_failed) { /* the socket refused our output (io.c) */
         wsc__conn_io_closed(c);
         return;
@@ -376,8 +358,14 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     c->is_client = ep->is_client;
     c->fd = -1;
     format_remote(c->remote, sizeof(c->remote), sa);
-    evtimer_assign(&c->timer, ep->loop->base, conn_on_timer, c);
+    if (wsc__timers_reserve(c) != 0) {
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        free(c);
+        return NULL;
+    }
     if (fd >= 0 && wsc__io_start(c, fd) != 0) {
+        wsc__timers_unreserve(c);
         evutil_closesocket(fd);
         free(c);
         return NULL;

@@ -246,6 +246,7 @@ struct wsc__sub;
 struct wsc__topic;
 
 struct wsc__backlog;
+struct wsc__deadline;
 
 struct ws_conn {
     _Atomic int refs;
@@ -257,7 +258,8 @@ struct ws_conn {
     struct ws_conn *id_next;      /* chain in the loop's id table */
     evutil_socket_t fd;           /* -1 once released */
     struct event rev;             /* readable: persistent while the socket lives */
-    struct event timer;           /* handshake / heartbeat / close timeout */
+    uint32_t timer_slot;          /* timers.c: heap position + 1; 0 = no deadline */
+    bool timer_reserved;          /* timers.c: holds a heap slot (until release) */
     struct wsc__backlog *bl;      /* output the socket has not taken yet */
     uint8_t *stash;               /* input not parsed yet (a partial frame) */
     size_t stash_len, stash_cap;
@@ -383,11 +385,19 @@ size_t wsc__conn_reservation(const struct ws_conn *c, size_t len);
 void wsc__conn_budget_drained(struct wsc__endpoint *ep);
 /* Free a request body being received (release). */
 void wsc__http_body_free(struct ws_conn *c);
-/* (Re)arm the connection's one timer. */
+/* timers.c: a connection's one deadline, kept in its loop's heap.
+ * (Re)arm it ms from now (0: at the next loop pass). */
 void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms);
-/* The timer's one deadline is now ms from now; 0: none (0 to arm_timer
- * means "at once"). */
+/* The deadline is now ms from now; 0: none (0 to arm_timer means "at
+ * once"). */
 void wsc__conn_set_timeout(struct ws_conn *c, unsigned ms);
+void wsc__conn_disarm_timer(struct ws_conn *c);
+/* A live connection holds a heap slot: taken at creation (-1: no memory),
+ * given back at release (which also disarms). */
+int wsc__timers_reserve(struct ws_conn *c);
+void wsc__timers_unreserve(struct ws_conn *c);
+/* conn.c: the deadline passed; what it means depends on the state. */
+void wsc__conn_on_timer(struct ws_conn *c);
 /* Close a slow consumer by policy (deferred to the next loop pass). */
 void wsc__conn_close_slow(struct ws_conn *c);
 int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t len);
@@ -510,7 +520,14 @@ struct wsc__loop {
     /* Open connections by id (ws_server_send_to), chained, under lock. */
     struct ws_conn **ids;
     size_t id_buckets, num_ids;
+    /* timers.c: its connections' deadlines (loop thread only) */
+    struct wsc__deadline *timers; /* min-heap by deadline */
+    size_t num_timers, cap_timers, timers_reserved;
+    struct event *timer_ev;       /* set to the earliest deadline */
+    uint64_t timer_walk_now;      /* nonzero while due deadlines fire */
 };
+int wsc__timers_init(struct wsc__loop *loop);
+void wsc__timers_free(struct wsc__loop *loop);
 
 struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config *cfg,
                                 unsigned index);

@@ -131,7 +131,9 @@ struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config 
         return NULL;
     }
     loop->wake = event_new(base, -1, EV_PERSIST, loop_on_wake, loop);
-    if (loop->wake == NULL) {
+    if (loop->wake == NULL || wsc__timers_init(loop) != 0) {
+        if (loop->wake != NULL)
+            event_free(loop->wake);
         pthread_mutex_destroy(&loop->lock);
         free(loop);
         return NULL;
@@ -169,6 +171,7 @@ void wsc__loop_kill(struct wsc__loop *loop)
     loop->ids = NULL;
     loop->id_buckets = loop->num_ids = 0;
     pthread_mutex_unlock(&loop->lock);
+    wsc__timers_free(loop); /* loop thread state: no lock */
     loop_drop_queue(m);
 }
 

@@ -112,3 +112,59 @@ def test_heartbeat_counts_payload_bytes_of_a_slow_frame(server):
         assert srv.count(r"^CLOSE ") == 0, srv.matching(r"^CLOSE ")
     finally:
         c.close()
+
+
+def test_many_deadlines_fire_each_on_time_in_connect_order(server):
+    """One loop timer and a heap of deadlines (timers.c): 4 waves of 40
+    silent connections, 150 ms apart, each closed at its own handshake
+    timeout (600 ms after its connect, not its wave's or the first one's);
+    10 of each wave closed by us first (removals from inside the heap) take
+    no other connection with them, and an upgraded connection pinged at its
+    own interval meanwhile gets its ping."""
+    import selectors
+    srv = server("--handshake-timeout", 600, "--ping-interval", 250, "--pong-timeout", 5000)
+    live, _ = handshake(srv.port)
+    opened, early = {}, []
+    for wave in range(4):
+        for i in range(40):
+            s = connect(srv.port)
+            s.setblocking(False)
+            opened[s] = time.monotonic()
+            if i % 4 == 0:
+                early.append(s)
+        time.sleep(0.15)
+    for s in early:  # before any deadline of their wave has passed
+        del opened[s]
+        s.close()
+    sel = selectors.DefaultSelector()
+    for s in opened:
+        sel.register(s, selectors.EVENT_READ)
+    closed_after = {}
+    deadline = time.monotonic() + t(6)
+    while len(closed_after) < len(opened) and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.05):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except ConnectionError:
+                data = b""
+            if data == b"":
+                closed_after[s] = time.monotonic() - opened[s]
+                sel.unregister(s)
+    pings = 0
+    try:
+        while True:
+            _, op, _ = live.read_frame(timeout=0.3)
+            pings += op == OP_PING
+    except (socket.timeout, BlockingIOError):
+        pass
+    for s in opened:
+        s.close()
+    live.close()
+    waits = sorted(closed_after.values())
+    print("%d silent connections closed after %.3f..%.3f s (timeout 0.6 s); "
+          "%d pings on the open one" % (len(waits), waits[0], waits[-1], pings))
+    assert len(closed_after) == len(opened) == 120, "some deadlines never fired"
+    assert waits[0] >= 0.55, "a connection closed before its own deadline"
+    assert waits[-1] <= 0.6 + t(0.8), "a deadline fired late"
+    assert pings == 1, "the upgraded connection's heartbeat (one unanswered ping) misfired"
