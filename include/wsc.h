@@ -633,6 +633,18 @@ WS_EXTERN int ws_tls_set_ssl_ctx(struct ws_tls *tls, void *ssl_ctx);
  */
 WS_EXTERN int ws_server_listen_tls(struct ws_server *srv, const char *addr,
                                    const struct ws_tls *tls);
+/* ---- TLS listeners with options (PROXY protocol, SO_REUSEPORT) ---- */
+/*
+ * ws_server_listen_tls() with ws_server_listen_opts()'s flags, same
+ * semantics. With WS_LISTEN_PROXY_PROTOCOL the PROXY header (v1 or v2) comes
+ * in plaintext before the TLS ClientHello, as HAProxy in TCP mode sends it
+ * (send-proxy / send-proxy-v2 in front of a wss backend); it is read and
+ * checked first, within handshake_timeout, then TLS starts on the bytes
+ * behind it. WS_EINVAL for unknown bits.
+ */
+WS_EXTERN int ws_server_listen_tls_opts(struct ws_server *srv, const char *addr,
+                                        const struct ws_tls *tls, unsigned flags);
+/* ---- end TLS listeners with options ---- */
 /*
  * Any thread: re-read every TLS listener's certificate, key and CA files.
  * New handshakes use the new ones; open connections keep theirs. On failure

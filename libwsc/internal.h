@@ -730,6 +730,12 @@ int wsc__proxy_listener_add(struct ws_server *srv, evutil_socket_t fd);
  * connection's listener expects one (closing it when it is refused).
  * Returns the bytes used; 0 with proxy_phase EXPECTED: wait for more. */
 size_t wsc__proxy_input(struct ws_conn *c, const uint8_t *buf, size_t len);
+/* ---- proxy_protocol.c: the PROXY header in front of TLS (scale2) ---- */
+/* io.c, a server TLS connection before its handshake: take a PROXY header
+ * off the socket if its listener expects one. true: run the handshake;
+ * false: wait for more input, or c was closed (header refused). */
+bool wsc__proxy_tls_input(struct ws_conn *c);
+/* ---- end PROXY header in front of TLS ---- */
 
 bool wsc__addr_trusted(const struct ws_config *cfg, int family, const uint8_t *addr);
 /* Is the TCP peer of c one of the trusted proxies? */

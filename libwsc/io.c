@@ -928,7 +928,9 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->ssl != NULL && c->tls_hs) {
-        io_tls_step(c);
+        /* A PROXY header comes before the ClientHello (proxy_protocol.c). */
+        if (wsc__proxy_tls_input(c))
+            io_tls_step(c);
         return;
     }
     buf = t->rbuf;

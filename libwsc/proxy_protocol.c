@@ -10,7 +10,11 @@
  * closes the connection without an answer. LOCAL (v2) and UNKNOWN (v1)
  * headers, which proxies send for their own health checks, keep the
  * peer's address.
+ *
+ * On a TLS listener the header comes in plaintext before the ClientHello;
+ * wsc__proxy_tls_input() takes it off the socket before the handshake runs.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,4 +258,89 @@ size_t wsc__proxy_input(struct ws_conn *c, const uint8_t *buf, size_t len)
         wsc__proxy_format(&info, c->remote, sizeof(c->remote));
     c->proxy_phase = info.local ? WSC__PROXY_NONE : WSC__PROXY_DONE;
     return (size_t)rc;
+}
+
+/* ---- the header in front of a TLS handshake ---------------------------- */
+
+/* Drop what a partial header left in the stash. */
+static void tls_stash_free(struct ws_conn *c)
+{
+    free(c->stash);
+    c->stash = NULL;
+    c->stash_len = c->stash_cap = 0;
+}
+
+/* Keep a partial header: every byte of it belongs to the header (the parser
+ * asks for more only while the header is longer than what it has). */
+static bool tls_stash_keep(struct ws_conn *c, const uint8_t *buf, size_t len)
+{
+    if (len > c->stash_cap) {
+        uint8_t *p = realloc(c->stash, len);
+        if (p == NULL)
+            return false;
+        c->stash = p;
+        c->stash_cap = len;
+    }
+    memcpy(c->stash, buf, len);
+    c->stash_len = len;
+    return true;
+}
+
+/*
+ * OpenSSL reads the socket itself, so exactly the header's bytes must come
+ * off it and the ClientHello behind them (often in the same segment) must
+ * stay: peek, parse, then read only what the header covers. A partial header
+ * is read off too (into the stash), or the level-triggered read event would
+ * fire again at once; the handshake timeout bounds the wait as it bounds the
+ * handshake. Returns true when the TLS handshake may run; false to wait for
+ * more, or after a refusal closed c.
+ */
+bool wsc__proxy_tls_input(struct ws_conn *c)
+{
+    uint8_t buf[WSC__PROXY_V2_MAX];
+    struct wsc__proxy_info info;
+    size_t have = c->stash_len, take;
+    ssize_t n;
+    int rc;
+
+    if (c->proxy_phase == WSC__PROXY_UNCHECKED) {
+        if (c->is_client || !proxy_expected(c)) {
+            c->proxy_phase = WSC__PROXY_NONE;
+            return true;
+        }
+        if (!wsc__peer_trusted(c))
+            goto refuse; /* only a trusted proxy may name the client */
+        c->proxy_phase = WSC__PROXY_EXPECTED;
+    }
+    if (c->proxy_phase != WSC__PROXY_EXPECTED)
+        return true;
+    if (have >= sizeof(buf))
+        goto refuse; /* cannot happen: the parser refuses longer headers */
+    memcpy(buf, c->stash, have);
+    n = recv(c->fd, buf + have, sizeof(buf) - have, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return false;
+    if (n <= 0)
+        goto refuse; /* EOF or an error inside the header */
+    rc = wsc__proxy_parse(buf, have + (size_t)n, &info);
+    if (rc < 0)
+        goto refuse;
+    take = rc == WSC__PROXY_INCOMPLETE ? (size_t)n : (size_t)rc - have;
+    if (recv(c->fd, buf + have, take, 0) != (ssize_t)take)
+        goto refuse; /* the bytes were peeked: they are there */
+    if (rc == WSC__PROXY_INCOMPLETE) {
+        if (!tls_stash_keep(c, buf, have + take))
+            goto refuse;
+        return false;
+    }
+    tls_stash_free(c);
+    if (!info.local)
+        wsc__proxy_format(&info, c->remote, sizeof(c->remote));
+    c->proxy_phase = info.local ? WSC__PROXY_NONE : WSC__PROXY_DONE;
+    return true;
+
+refuse:
+    tls_stash_free(c);
+    wsc__conn_io_closed(c);
+    return false;
 }

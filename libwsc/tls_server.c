@@ -374,6 +374,14 @@ static void tls_listener_free(struct wsc__tls_listener *l)
 
 int ws_server_listen_tls(struct ws_server *srv, const char *addr, const struct ws_tls *tls)
 {
+    return ws_server_listen_tls_opts(srv, addr, tls, 0);
+}
+
+/* The flags are ws_server_listen_opts()'s; a PROXY header is read in front
+ * of the handshake (proxy_protocol.c, wsc__proxy_tls_input). */
+int ws_server_listen_tls_opts(struct ws_server *srv, const char *addr, const struct ws_tls *tls,
+                              unsigned flags)
+{
     struct wsc__tls_server *ts;
     struct wsc__tls_listener *l;
     char err[256];
@@ -396,7 +404,7 @@ int ws_server_listen_tls(struct ws_server *srv, const char *addr, const struct w
         tls_listener_free(l);
         return WS_ETLS;
     }
-    rc = wsc__server_listen(srv, addr, 0, l);
+    rc = wsc__server_listen(srv, addr, flags, l);
     if (rc < 0) {
         tls_listener_free(l);
         return rc;

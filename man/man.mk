@@ -142,4 +142,5 @@ dist_man3_MANS += \
 	man/ws_server_handle_redis.3 \
 	man/ws_server_redis_stats.3 \
 	man/ws_server_listen_opts.3 \
-	man/ws_config_set_trusted_proxies.3
+	man/ws_config_set_trusted_proxies.3 \
+	man/ws_server_listen_tls_opts.3

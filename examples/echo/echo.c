@@ -17,6 +17,8 @@
  * client address (--log prints it per connection). Without a tag it is a
  * plain echo (conformance suites use it).
  * With --cert and --key it serves wss:// (TLS); SIGHUP re-reads the files.
+ * --proxy-protocol and --reuseport apply to it too: behind HAProxy in TCP
+ * mode (send-proxy-v2) the PROXY header comes before the TLS handshake.
  *
  * Stop it with Ctrl-C: ws_server_run() catches SIGINT/SIGTERM, closes every
  * connection with 1001 "going away" and returns.
@@ -233,7 +235,7 @@ static int serve(const char *addr, const struct ws_config *cfg, const struct ws_
     ws_server_handle_drain(srv, on_drain, NULL);
     ws_server_handle_close(srv, on_close, NULL);
     ws_server_handle_open(srv, on_open, NULL);
-    port = tls != NULL ? ws_server_listen_tls(srv, addr, tls)
+    port = tls != NULL ? ws_server_listen_tls_opts(srv, addr, tls, listen_flags)
                        : ws_server_listen_opts(srv, addr, listen_flags);
     if (port < 0) {
         char why[256] = "";

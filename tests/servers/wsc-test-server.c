@@ -514,6 +514,8 @@ static void usage(FILE *f)
           "  --tls-ca FILE            require client certificates from this CA\n"
           "  --tls-sni NAME:CERT:KEY  another certificate for server name NAME\n"
           "  --tls-sni-strict         refuse unknown server names\n"
+          "  --proxy-protocol         the --listen listener expects a PROXY header\n"
+          "  --trusted-proxies CIDRS  ws_config_set_trusted_proxies\n"
           "  --plain-listen ADDR      also a plain listener (prints PLAIN <port>)\n"
           "  (TLS: SIGHUP reloads the certificates from another thread: RELOAD rc=<rc> <why>)\n"
           "  (text \"flood:<size>\" always starts sending numbered binary messages)\n",
@@ -551,7 +553,8 @@ enum {
     OPT_DEFLATE_THRESHOLD, OPT_MAX_BUFFERED, OPT_CLOSE_SLOW, OPT_SEND_TOPIC, OPT_THREADS,
     OPT_MAX_BODY, OPT_MAX_PENDING, OPT_KEEPALIVE_TIMEOUT, OPT_MAX_BUFFERED_TOTAL,
     OPT_REDIS,
-    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_SNI, OPT_TLS_SNI_STRICT, OPT_PLAIN_LISTEN
+    OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_SNI, OPT_TLS_SNI_STRICT, OPT_PLAIN_LISTEN,
+    OPT_PROXY_PROTOCOL, OPT_TRUSTED_PROXIES
 };
 
 /* ---- TLS: options and SIGHUP reload (from its own thread) ---- */
@@ -635,9 +638,12 @@ int main(int argc, char **argv)
         { "tls-sni", required_argument, NULL, OPT_TLS_SNI },
         { "tls-sni-strict", no_argument, NULL, OPT_TLS_SNI_STRICT },
         { "plain-listen", required_argument, NULL, OPT_PLAIN_LISTEN },
+        { "proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL },
+        { "trusted-proxies", required_argument, NULL, OPT_TRUSTED_PROXIES },
         { NULL, 0, NULL, 0 }
     };
     const char *listen_addr = "127.0.0.1:0", *plain_listen = NULL;
+    unsigned listen_flags = 0;
     sigset_t hup;
     bool reloading;
     pthread_t reloader;
@@ -775,6 +781,12 @@ int main(int argc, char **argv)
         case OPT_PLAIN_LISTEN:
             plain_listen = optarg;
             break;
+        case OPT_PROXY_PROTOCOL:
+            listen_flags |= WS_LISTEN_PROXY_PROTOCOL;
+            break;
+        case OPT_TRUSTED_PROXIES:
+            check_set("trusted-proxies", ws_config_set_trusted_proxies(cfg, optarg));
+            break;
         case OPT_HELP:
             usage(stdout);
             ws_config_free(cfg);
@@ -840,8 +852,8 @@ int main(int argc, char **argv)
         ws_server_handle_redis(srv, on_redis_state, NULL);
     }
 
-    port = tls_opts != NULL ? ws_server_listen_tls(srv, listen_addr, tls_opts)
-                            : ws_server_listen(srv, listen_addr);
+    port = tls_opts != NULL ? ws_server_listen_tls_opts(srv, listen_addr, tls_opts, listen_flags)
+                            : ws_server_listen_opts(srv, listen_addr, listen_flags);
     if (port <= 0) {
         char why[256] = "";
         ws_server_tls_error(srv, why, sizeof(why));
