@@ -150,6 +150,8 @@ struct options {
     int server_core;      /* core the server is pinned to, -1 = unknown */
     int publish;
     const char *label;
+    uint16_t ports[16];   /* --ports: connection i goes to ports[i % nports] */
+    unsigned nports;
 };
 
 struct outq {
@@ -512,7 +514,10 @@ static void conn_start(struct conn *c)
             return;
         }
     }
-    if (connect(c->fd, (struct sockaddr *)&g.o.addr, sizeof g.o.addr) != 0 &&
+    struct sockaddr_in to = g.o.addr;
+    if (g.o.nports > 0) /* --ports: spread over several servers */
+        to.sin_port = htons(g.o.ports[c->idx % g.o.nports]);
+    if (connect(c->fd, (struct sockaddr *)&to, sizeof to) != 0 &&
         errno != EINPROGRESS) {
         conn_failed(c, strerror(errno));
         return;
@@ -1297,7 +1302,9 @@ _Noreturn static void usage(FILE *out, int status)
         "  --server-pid PID    report the server's CPU time and VmRSS\n"
         "  --server-core N     report core N's busy and softirq time\n"
         "  --publish           subscribe mode: connection 0 sends at --rate\n"
-        "  --label TEXT        copied into the RESULT line\n");
+        "  --label TEXT        copied into the RESULT line\n"
+        "  --ports P1,P2,...   connection i goes to the URL's host on port P(i mod n)\n"
+        "                      instead (at most 16; connection 0 on P1)\n");
     exit(status);
 }
 
@@ -1311,6 +1318,22 @@ static double parse_num(const char *s, const char *what)
         exit(2);
     }
     return v;
+}
+
+/* --ports P1,P2,...: 1 to 16 ports, each 1..65535. */
+static void parse_ports(struct options *o, const char *list)
+{
+    char *end;
+
+    for (o->nports = 0; *list != '\0'; list = *end == ',' ? end + 1 : end) {
+        unsigned long v = strtoul(list, &end, 10);
+        if (end == list || v == 0 || v > 65535 || o->nports == 16 ||
+            (*end != ',' && *end != '\0')) {
+            fprintf(stderr, "wsc-bench: bad --ports: %s\n", list);
+            exit(2);
+        }
+        o->ports[o->nports++] = (uint16_t)v;
+    }
 }
 
 /* ws://127.x.y.z:PORT/path; any other address is refused. */
@@ -1363,6 +1386,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         {"server-core", required_argument, NULL, 'k'},
         {"tick-ms", required_argument, NULL, 't'},
         {"label", required_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
+        {"ports", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0}};
     int opt;
 
@@ -1388,6 +1412,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         case 't': o->tick_ms = parse_num(optarg, "tick"); break;
         case 'k': o->server_core = (int)parse_num(optarg, "core"); break;
         case 'l': o->label = optarg; break;
+        case 'o': parse_ports(o, optarg); break;
         case 'h': usage(stdout, 0);
         default: usage(stderr, 2);
         }
