@@ -316,7 +316,8 @@ bool wsc__proxy_tls_input(struct ws_conn *c)
         return true;
     if (have >= sizeof(buf))
         goto refuse; /* cannot happen: the parser refuses longer headers */
-    memcpy(buf, c->stash, have);
+    if (have > 0)
+        memcpy(buf, c->stash, have);
     n = recv(c->fd, buf + have, sizeof(buf) - have, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return false;

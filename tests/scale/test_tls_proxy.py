@@ -226,7 +226,8 @@ def test_largest_v2_header_accepted(echo, cert):
     ("127.0.0.1", v2_header("192.0.2.7", 1, cmd=0x31)),  # malformed v2 (version 3)
     ("127.0.0.1", padded_v2("192.0.2.7", 1, 1025)),      # one byte over the limit
     ("127.0.0.1", b""),                                  # TLS without a header
-])
+], ids=["untrusted-v2", "untrusted-v1", "malformed-v1", "malformed-v2", "v2-1025-bytes",
+        "no-header"])
 def test_refused_others_unaffected(echo, cert, src, head):
     good, _ = open_wss(echo.port, "127.0.0.1", v1_header("192.0.2.1", 1), cert)
     assert echo.expect(r"^open (\S+)$").group(1) == "192.0.2.1:1"
@@ -242,7 +243,7 @@ def test_refused_others_unaffected(echo, cert, src, head):
 
 
 @pytest.mark.parametrize("head", [v1_header("192.0.2.7", 56324)[:20],
-                                  v2_header("192.0.2.7", 1)[:20]])
+                                  v2_header("192.0.2.7", 1)[:20]], ids=["v1", "v2"])
 def test_truncated_header_refused(echo, cert, head):
     s = connect_from("127.0.0.1", echo.port)
     s.sendall(head)
