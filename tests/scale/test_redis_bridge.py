@@ -20,7 +20,7 @@ import socket
 import pytest
 import websockets
 
-from scaleutil import SERVER_BIN, Proc, start_redis, start_server, stop_all, t
+from scaleutil import HOST, SERVER_BIN, Proc, start_redis, start_server, stop_all, t
 
 WS_EREDIS = -18
 TOPIC = "news"
@@ -295,6 +295,11 @@ def test_redis_address(addr, ok):
     argv = [SERVER_BIN, "--listen", "127.0.0.1:0", "--redis", addr]
     if ok:
         p = start_server(argv, r"^LISTENING (\d+)$")
+        # LISTENING comes before ws_server_run() installs its SIGTERM handler:
+        # an answered request shows the loop (and the handler) is up.
+        with socket.create_connection((HOST, p.port), timeout=t(5)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(9) == b"HTTP/1.1 "
         stop_all([p], checked=[p])
         return
     p = Proc(argv)
