@@ -222,10 +222,13 @@ int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
     if (l == NULL)
         return WS_ELISTEN;
     evconnlistener_set_error_cb(l, server_on_accept_error);
-    srv->listeners[srv->num_listeners++] = l;
+    /* Not kept on failure: a TLS listener's options are freed by the caller. */
     if ((opts & WS_LISTEN_PROXY_PROTOCOL) &&
-        wsc__proxy_listener_add(srv, evconnlistener_get_fd(l)) != 0)
+        wsc__proxy_listener_add(srv, evconnlistener_get_fd(l)) != 0) {
+        evconnlistener_free(l);
         return WS_ENOMEM;
+    }
+    srv->listeners[srv->num_listeners++] = l;
     return bound_port(evconnlistener_get_fd(l));
 }
 
