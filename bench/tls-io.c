@@ -172,6 +172,11 @@ const char *tls_io_why(const struct tls_io *t)
     return t->why[0] ? t->why : "TLS failure";
 }
 
+void tls_io_describe(const struct tls_io *t, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+}
+
 /* ---- operations ---------------------------------------------------------- */
 
 /* Keep the reason of a failed SSL call and leave the error queue empty (as

@@ -39,6 +39,9 @@ ssize_t tls_io_write(struct tls_io *t, const void *buf, size_t len);
 int tls_io_flush(struct tls_io *t);
 
 const char *tls_io_why(const struct tls_io *t);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384": what the handshake agreed on. */
+void tls_io_describe(const struct tls_io *t, char *buf, size_t len);
 void tls_io_free(struct tls_io *t);
 
 #endif

@@ -845,12 +845,21 @@ static void send_request(struct conn *c)
 /* wss: go on with the TLS handshake; the upgrade request follows it. */
 static void tls_step(struct conn *c)
 {
+    static int told;
     int r = tls_io_handshake(c->tls);
+    char what[128];
 
-    if (r < 0)
+    if (r < 0) {
         conn_failed(c, tls_io_why(c->tls));
-    else if (r > 0)
-        send_request(c);
+        return;
+    }
+    if (r == 0)
+        return;
+    if (!told++) {
+        tls_io_describe(c->tls, what, sizeof what);
+        printf("wsc-bench: TLS %s\n", what);
+    }
+    send_request(c);
 }
 
 static void on_connected(struct conn *c)
