@@ -131,6 +131,18 @@ int tls_io_init(const char *ca_file, int insecure)
     return 0;
 }
 
+int tls_io_max_version(const char *version)
+{
+    int v = strcmp(version, "1.2") == 0 ? TLS1_2_VERSION
+            : strcmp(version, "1.3") == 0 ? TLS1_3_VERSION : 0;
+
+    if (v == 0 || SSL_CTX_set_max_proto_version(ctx, v) != 1) {
+        fprintf(stderr, "wsc-bench: --tls-max: 1.2 or 1.3, not %s\n", version);
+        return -1;
+    }
+    return 0;
+}
+
 struct tls_io *tls_io_new(int fd, const char *sni)
 {
     struct tls_io *t = calloc(1, sizeof *t);

@@ -21,6 +21,9 @@ struct tls_io;
  * Returns 0, or -1 with the reason on stderr. */
 int tls_io_init(const char *ca_file, int insecure);
 
+/* Cap the protocol version ("1.2" or "1.3"); after tls_io_init. 0 or -1. */
+int tls_io_max_version(const char *version);
+
 /* A TLS session on connected socket fd, SNI and verified name sni; NULL on
  * failure. */
 struct tls_io *tls_io_new(int fd, const char *sni);

@@ -163,6 +163,7 @@ struct options {
     int insecure;         /* --insecure: no certificate verification */
     const char *ca;       /* --ca FILE */
     const char *sni;      /* --sni NAME */
+    const char *tls_max;  /* --tls-max 1.2|1.3, NULL = OpenSSL's highest */
 };
 
 struct outq {
@@ -1379,7 +1380,8 @@ _Noreturn static void usage(FILE *out, int status)
         "  --label TEXT        copied into the RESULT line\n"
         "  --ca FILE           wss: verify the server's certificate against FILE\n"
         "  --insecure          wss: do not verify the certificate (tests only)\n"
-        "  --sni NAME          wss: server name sent and verified [localhost]\n");
+        "  --sni NAME          wss: server name sent and verified [localhost]\n"
+        "  --tls-max VERSION   wss: highest protocol version offered, 1.2 or 1.3\n");
     exit(status);
 }
 
@@ -1451,7 +1453,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         {"tick-ms", required_argument, NULL, 't'},
         {"label", required_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
         {"ca", required_argument, NULL, 'A'},       {"insecure", no_argument, NULL, 'I'},
-        {"sni", required_argument, NULL, 'N'},
+        {"sni", required_argument, NULL, 'N'},      {"tls-max", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
 
@@ -1481,6 +1483,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         case 'A': o->ca = optarg; break;
         case 'I': o->insecure = 1; break;
         case 'N': o->sni = optarg; break;
+        case 'V': o->tls_max = optarg; break;
         case 'h': usage(stdout, 0);
         default: usage(stderr, 2);
         }
@@ -1496,8 +1499,8 @@ static void parse_options(struct options *o, int argc, char **argv)
         fprintf(stderr, "wsc-bench: a wss:// target needs --ca FILE or --insecure (one of them)\n");
         exit(2);
     }
-    if (!o->tls && (o->ca != NULL || o->insecure)) {
-        fprintf(stderr, "wsc-bench: --ca and --insecure are for wss:// targets\n");
+    if (!o->tls && (o->ca != NULL || o->insecure || o->tls_max != NULL)) {
+        fprintf(stderr, "wsc-bench: --ca, --insecure and --tls-max are for wss:// targets\n");
         exit(2);
     }
     if (o->timeout < 0)
@@ -1549,7 +1552,8 @@ static int setup(void)
                 "RLIMIT_NOFILE allows (%llu)\n", g.nslots, (unsigned long long)fds);
         return -1;
     }
-    if (g.o.tls && tls_io_init(g.o.ca, g.o.insecure) != 0)
+    if (g.o.tls && (tls_io_init(g.o.ca, g.o.insecure) != 0 ||
+                    (g.o.tls_max != NULL && tls_io_max_version(g.o.tls_max) != 0)))
         return -1;
     pick_mask();
     g.request_len = (size_t)snprintf(g.request, sizeof g.request,
