@@ -4,6 +4,7 @@
  *
  *   wsc-bench [--mode echo|subscribe|idle|connect] [-c N] [-s BYTES]
  *             [-r MSGS_PER_S] [-d SECONDS] [--server-pid PID] ws://127.0.0.1:PORT/
+ *   wsc-bench [...] --ca FILE|--insecure [--sni NAME] wss://127.0.0.1:PORT/
  *
  * One thread, raw edge-triggered epoll, no library. Client frames are binary
  * and masked with one key chosen at start: a template of K pre-masked frames
@@ -15,6 +16,11 @@
  * Payload layout (when the message is large enough): bytes 0-7 the send time
  * (CLOCK_MONOTONIC ns, little-endian), bytes 8-15 the sequence number of the
  * message on its connection; latency is the receive time minus the stamp.
+ *
+ * wss:// targets: OpenSSL on the same non-blocking sockets and loop (see
+ * tls-io.h), SNI sent; the certificate is verified against --ca FILE for
+ * the --sni name (default localhost), or not at all with --insecure. The
+ * TLS handshake counts in connect-to-101.
  *
  * Modes:
  *   echo       every connection sends, the server echoes; counts lost/extra
@@ -48,6 +54,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tls-io.h"
 
 #define NS_PER_S 1000000000ull
 #define NS_PER_MS 1000000ull
@@ -127,7 +135,8 @@ static uint64_t hist_quantile(const struct hist *h, double q)
 enum mode { MODE_ECHO, MODE_SUBSCRIBE, MODE_IDLE, MODE_CONNECT };
 static const char *const mode_names[] = {"echo", "subscribe", "idle", "connect"};
 
-enum cstate { C_NEW, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DONE };
+/* C_TLS: the TLS handshake (wss only), between connect() and the upgrade. */
+enum cstate { C_NEW, C_CONNECTING, C_TLS, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DONE };
 
 struct options {
     enum mode mode;
@@ -152,6 +161,11 @@ struct options {
     const char *label;
     uint16_t ports[16];   /* --ports: connection i goes to ports[i % nports] */
     unsigned nports;
+    int tls;              /* a wss:// target */
+    int insecure;         /* --insecure: no certificate verification */
+    const char *ca;       /* --ca FILE */
+    const char *sni;      /* --sni NAME */
+    const char *tls_max;  /* --tls-max 1.2|1.3, NULL = OpenSSL's highest */
 };
 
 struct outq {
@@ -180,6 +194,7 @@ struct conn {
     uint64_t t_start;   /* connect() time, or close-frame time when closing */
     double phase;       /* rate mode: offset of this connection's schedule */
     struct outq out;    /* bytes that must go before new frames */
+    struct tls_io *tls; /* wss only */
     char *hs;           /* response head while in C_HANDSHAKE */
     size_t hs_len;
 };
@@ -441,6 +456,20 @@ static void stamp_template(size_t k, uint64_t first_seq, uint64_t t)
     }
 }
 
+/* ---- the socket, plain or TLS -------------------------------------------- */
+
+static ssize_t net_read(struct conn *c, void *buf, size_t len)
+{
+    return c->tls ? tls_io_read(c->tls, buf, len) : read(c->fd, buf, len);
+}
+
+/* Over TLS every byte is taken (what the socket refuses is queued as
+ * ciphertext, and flush_out holds new frames back until it has gone). */
+static ssize_t net_write(struct conn *c, const void *buf, size_t len)
+{
+    return c->tls ? tls_io_write(c->tls, buf, len) : write(c->fd, buf, len);
+}
+
 /* ---- connection lifecycle ----------------------------------------------- */
 
 static void conn_start(struct conn *c);
@@ -450,10 +479,12 @@ static void conn_release(struct conn *c)
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
+    tls_io_free(c->tls);
+    c->tls = NULL;
     free(c->hs);
     c->hs = NULL;
     outq_free(&c->out);
-    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
+    if (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_HANDSHAKE)
         g.in_handshake--;
     if (c->state >= C_OPEN && c->state < C_DONE)
         g.active--;
@@ -536,8 +567,12 @@ static void start_more(void)
 /* Write what is queued; 1 when the queue is empty, 0 blocked, -1 failed. */
 static int flush_out(struct conn *c)
 {
+    int r;
+
+    if (c->tls && (r = tls_io_flush(c->tls)) <= 0)
+        return r;
     while (c->out.off < c->out.len) {
-        ssize_t n = write(c->fd, c->out.buf + c->out.off, c->out.len - c->out.off);
+        ssize_t n = net_write(c, c->out.buf + c->out.off, c->out.len - c->out.off);
 
         if (n < 0)
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
@@ -593,7 +628,7 @@ static int send_batch(struct conn *c, size_t k)
     ssize_t n;
 
     stamp_template(k, c->sent, now_ns());
-    n = write(c->fd, g.tpl, len);
+    n = net_write(c, g.tpl, len);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? 0 : -1;
     whole = (size_t)n / g.flen;
@@ -804,6 +839,35 @@ static int frames_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
 
 /* ---- handshake ---------------------------------------------------------- */
 
+static void send_request(struct conn *c)
+{
+    if (net_write(c, g.request, g.request_len) != (ssize_t)g.request_len) {
+        conn_failed(c, "cannot send the upgrade request");
+        return;
+    }
+    c->state = C_HANDSHAKE;
+}
+
+/* wss: go on with the TLS handshake; the upgrade request follows it. */
+static void tls_step(struct conn *c)
+{
+    static int told;
+    int r = tls_io_handshake(c->tls);
+    char what[128];
+
+    if (r < 0) {
+        conn_failed(c, tls_io_why(c->tls));
+        return;
+    }
+    if (r == 0)
+        return;
+    if (!told++) {
+        tls_io_describe(c->tls, what, sizeof what);
+        printf("wsc-bench: TLS %s\n", what);
+    }
+    send_request(c);
+}
+
 static void on_connected(struct conn *c)
 {
     int err = 0;
@@ -813,11 +877,16 @@ static void on_connected(struct conn *c)
         conn_failed(c, strerror(err ? err : errno));
         return;
     }
-    if (write(c->fd, g.request, g.request_len) != (ssize_t)g.request_len) {
-        conn_failed(c, "cannot send the upgrade request");
+    if (!g.o.tls) {
+        send_request(c);
         return;
     }
-    c->state = C_HANDSHAKE;
+    if ((c->tls = tls_io_new(c->fd, g.o.sni)) == NULL) {
+        conn_failed(c, "cannot start TLS");
+        return;
+    }
+    c->state = C_TLS;
+    tls_step(c);
 }
 
 static void conn_opened(struct conn *c, uint64_t now)
@@ -850,6 +919,8 @@ static int handshake_input(struct conn *c, size_t *rest)
     return 1;
 }
 
+static void read_frames(struct conn *c, uint32_t ev);
+
 /* The upgrade is done: frames that came with the head, then the mode's
  * first step. */
 static void after_upgrade(struct conn *c, size_t rest, uint64_t now)
@@ -880,7 +951,7 @@ static void read_handshake(struct conn *c)
         return;
     }
     while (r == 0) {
-        n = read(c->fd, c->hs + c->hs_len, HS_CAP - 1 - c->hs_len);
+        n = net_read(c, c->hs + c->hs_len, HS_CAP - 1 - c->hs_len);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (n <= 0) {
@@ -890,10 +961,15 @@ static void read_handshake(struct conn *c)
         c->hs_len += (size_t)n;
         r = handshake_input(c, &rest);
     }
-    if (r < 0)
+    if (r < 0) {
         conn_failed(c, "bad upgrade response");
-    else
-        after_upgrade(c, rest, now_ns());
+        return;
+    }
+    after_upgrade(c, rest, now_ns());
+    /* TLS may hold more records than the head's: edge-triggered epoll will
+     * not say so again. */
+    if (c->tls && (c->state == C_OPEN || c->state == C_CLOSING))
+        read_frames(c, 0);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -903,7 +979,7 @@ static void read_handshake(struct conn *c)
 static void read_frames(struct conn *c, uint32_t ev)
 {
     for (;;) {
-        ssize_t n = read(c->fd, g.rbuf, RBUF_SIZE);
+        ssize_t n = net_read(c, g.rbuf, RBUF_SIZE);
 
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -918,7 +994,8 @@ static void read_frames(struct conn *c, uint32_t ev)
         }
         if (c->state != C_OPEN && c->state != C_CLOSING)
             return;
-        if ((size_t)n < RBUF_SIZE && !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        /* TLS returns a record at a time: read until EAGAIN. */
+        if (!c->tls && (size_t)n < RBUF_SIZE && !(ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
             return; /* drained; edge-triggered epoll reports new data */
     }
 }
@@ -929,6 +1006,8 @@ static void on_event(struct conn *c, uint32_t ev)
         if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
         on_connected(c);
+    } else if (c->state == C_TLS) {
+        tls_step(c);
     }
     if (c->state == C_HANDSHAKE && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         read_handshake(c);
@@ -1285,6 +1364,7 @@ _Noreturn static void usage(FILE *out, int status)
 {
     fprintf(out,
         "usage: wsc-bench [options] ws://127.0.0.1:PORT/[PATH]\n"
+        "       wsc-bench [options] --ca FILE|--insecure wss://127.0.0.1:PORT/[PATH]\n"
         "  --mode MODE         echo (default), subscribe, idle or connect\n"
         "  -c, --connections N connections (connect mode: kept in flight) [100]\n"
         "  -s, --size BYTES    payload per message, >= 16 to check order [23]\n"
@@ -1304,7 +1384,12 @@ _Noreturn static void usage(FILE *out, int status)
         "  --publish           subscribe mode: connection 0 sends at --rate\n"
         "  --label TEXT        copied into the RESULT line\n"
         "  --ports P1,P2,...   connection i goes to the URL's host on port P(i mod n)\n"
-        "                      instead (at most 16; connection 0 on P1)\n");
+        "                      instead (at most 16; connection 0 on P1)\n"
+
+        "  --ca FILE           wss: verify the server's certificate against FILE\n"
+        "  --insecure          wss: do not verify the certificate (tests only)\n"
+        "  --sni NAME          wss: server name sent and verified [localhost]\n"
+        "  --tls-max VERSION   wss: highest protocol version offered, 1.2 or 1.3\n");
     exit(status);
 }
 
@@ -1337,14 +1422,20 @@ static void parse_ports(struct options *o, const char *list)
 }
 
 /* ws://127.x.y.z:PORT/path; any other address is refused. */
+/* ws:// or wss://127.x.y.z:PORT/path; any other address is refused. */
 static void parse_url(struct options *o, const char *url)
 {
     const char *p = url, *colon, *slash;
     long port;
 
-    if (strncmp(p, "ws://", 5) != 0)
+    if (strncmp(p, "wss://", 6) == 0) {
+        o->tls = 1;
+        p += 6;
+    } else if (strncmp(p, "ws://", 5) == 0) {
+        p += 5;
+    } else {
         usage(stderr, 2);
-    p += 5;
+    }
     colon = strchr(p, ':');
     slash = strchr(p, '/');
     if (colon == NULL || (slash && slash < colon) || (size_t)(colon - p) >= sizeof o->host)
@@ -1356,7 +1447,7 @@ static void parse_url(struct options *o, const char *url)
     o->addr.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, o->host, &o->addr.sin_addr) != 1 ||
         (ntohl(o->addr.sin_addr.s_addr) >> 24) != 127 || port <= 0 || port > 65535) {
-        fprintf(stderr, "wsc-bench: only ws://127.x.x.x:PORT/ targets are allowed\n");
+        fprintf(stderr, "wsc-bench: only ws[s]://127.x.x.x:PORT/ targets are allowed\n");
         exit(2);
     }
     snprintf(o->path, sizeof o->path, "%s", slash ? slash : "/");
@@ -1387,12 +1478,15 @@ static void parse_options(struct options *o, int argc, char **argv)
         {"tick-ms", required_argument, NULL, 't'},
         {"label", required_argument, NULL, 'l'},    {"help", no_argument, NULL, 'h'},
         {"ports", required_argument, NULL, 'o'},
+        {"ca", required_argument, NULL, 'A'},       {"insecure", no_argument, NULL, 'I'},
+        {"sni", required_argument, NULL, 'N'},      {"tls-max", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     int opt;
 
     *o = (struct options){.mode = MODE_ECHO, .conns = 100, .size = 23, .duration = 10,
                           .timeout = -1, .drain = 5, .settle = 2, .batch = 65536,
-                          .concurrency = 256, .server_core = -1, .tick_ms = 1, .label = "-"};
+                          .concurrency = 256, .server_core = -1, .tick_ms = 1, .label = "-",
+                          .sni = "localhost"};
     while ((opt = getopt_long(argc, argv, "c:s:r:d:h", lo, NULL)) != -1) {
         switch (opt) {
         case 'm': o->mode = parse_mode(optarg); break;
@@ -1413,6 +1507,10 @@ static void parse_options(struct options *o, int argc, char **argv)
         case 'k': o->server_core = (int)parse_num(optarg, "core"); break;
         case 'l': o->label = optarg; break;
         case 'o': parse_ports(o, optarg); break;
+        case 'A': o->ca = optarg; break;
+        case 'I': o->insecure = 1; break;
+        case 'N': o->sni = optarg; break;
+        case 'V': o->tls_max = optarg; break;
         case 'h': usage(stdout, 0);
         default: usage(stderr, 2);
         }
@@ -1424,6 +1522,14 @@ static void parse_options(struct options *o, int argc, char **argv)
         exit(2);
     }
     parse_url(o, argv[optind]);
+    if (o->tls && (o->ca == NULL) == !o->insecure) {
+        fprintf(stderr, "wsc-bench: a wss:// target needs --ca FILE or --insecure (one of them)\n");
+        exit(2);
+    }
+    if (!o->tls && (o->ca != NULL || o->insecure || o->tls_max != NULL)) {
+        fprintf(stderr, "wsc-bench: --ca, --insecure and --tls-max are for wss:// targets\n");
+        exit(2);
+    }
     if (o->timeout < 0)
         o->timeout = o->duration + o->drain + o->settle + 60;
 }
@@ -1473,6 +1579,9 @@ static int setup(void)
                 "RLIMIT_NOFILE allows (%llu)\n", g.nslots, (unsigned long long)fds);
         return -1;
     }
+    if (g.o.tls && (tls_io_init(g.o.ca, g.o.insecure) != 0 ||
+                    (g.o.tls_max != NULL && tls_io_max_version(g.o.tls_max) != 0)))
+        return -1;
     pick_mask();
     g.request_len = (size_t)snprintf(g.request, sizeof g.request,
         "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\n"
@@ -1507,8 +1616,8 @@ int main(int argc, char **argv)
     g.t_begin = now_ns();
     g.hard_deadline = g.t_begin + s_to_ns(g.o.timeout);
     alarm((unsigned)g.o.timeout + 15); /* last resort if the loop wedges */
-    printf("wsc-bench: %s ws://%s:%u%s  %u connections  %zu-byte messages  %s\n",
-           mode_names[g.o.mode], g.o.host, (unsigned)ntohs(g.o.addr.sin_port), g.o.path,
+    printf("wsc-bench: %s %s://%s:%u%s  %u connections  %zu-byte messages  %s\n",
+           mode_names[g.o.mode], g.o.tls ? "wss" : "ws", g.o.host, (unsigned)ntohs(g.o.addr.sin_port), g.o.path,
            g.nslots, g.o.size, g.o.rate > 0 ? "rate-limited" : "unthrottled");
     if (g.o.mode == MODE_IDLE)
         rc = run_idle();

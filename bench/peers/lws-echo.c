@@ -4,7 +4,10 @@
  * RECEIVE, one lws_write() per SERVER_WRITEABLE callback, rx flow control
  * when a connection has too many replies queued).
  *
- *   lws-echo [PORT]      (listens on 127.0.0.1, default 9001)
+ *   lws-echo [--cert FILE --key FILE] [PORT]   (127.0.0.1, default 9001)
+ *
+ * With --cert and --key it serves wss:// through libwebsockets' own TLS
+ * (Debian builds it with OpenSSL).
  *
  * Buffers are raised to 64 KiB (rx_buffer_size, pt_serv_buf_size) so that a
  * 16 KiB message arrives in one callback and leaves in one send().
@@ -167,22 +170,41 @@ int main(int argc, char **argv)
 {
     struct lws_context_creation_info info;
     struct lws_context *ctx;
+    const char *cert = NULL, *key = NULL, *port = "9001";
+    int i;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+            cert = argv[++i];
+        else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+            key = argv[++i];
+        else
+            port = argv[i];
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "usage: lws-echo [--cert FILE --key FILE] [PORT]\n");
+        return 2;
+    }
     memset(&info, 0, sizeof info);
-    info.port = argc > 1 ? atoi(argv[1]) : 9001;
+    info.port = atoi(port);
     info.iface = "127.0.0.1";
     info.protocols = protocols;
     info.pt_serv_buf_size = BUF_SIZE;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cert != NULL) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cert;
+        info.ssl_private_key_filepath = key;
+    }
     if ((ctx = lws_create_context(&info)) == NULL) {
         fprintf(stderr, "lws-echo: cannot create the context\n");
         return 1;
     }
-    printf("listening on ws://127.0.0.1:%d/\n", info.port);
+    printf("listening on %s://127.0.0.1:%d/\n", cert ? "wss" : "ws", info.port);
     while (!interrupted && lws_service(ctx, 0) >= 0)
         ;
     lws_context_destroy(ctx);

@@ -2,7 +2,9 @@
 // to its sender. Connections to /broadcast instead get every message any
 // /broadcast connection sends (the broadcast scenario's reference server).
 //
-//   node node-echo.js [PORT]      (listens on 127.0.0.1, default 9001)
+//   node node-echo.js [--cert FILE --key FILE] [PORT]   (127.0.0.1, default 9001)
+//
+// With --cert and --key it serves wss://: `ws` on Node's `https` server.
 //
 // `ws` (and its optional native helper `bufferutil`, if installed) come from
 // npm into bench/node_modules; run-peers installs them.
@@ -11,10 +13,26 @@
 const path = require('path');
 const { WebSocketServer } = require(path.join(__dirname, '..', 'node_modules', 'ws'));
 
-const port = Number(process.argv[2] || 9001);
+const fs = require('fs');
+const https = require('https');
+
+const args = process.argv.slice(2);
+const opt = {};
+while (args.length > 1 && args[0].startsWith('--')) {
+  const name = args.shift().slice(2);
+  opt[name] = args.shift();
+}
+const port = Number(args[0] || 9001);
+if (!opt.cert !== !opt.key) {
+  console.error('usage: node node-echo.js [--cert FILE --key FILE] [PORT]');
+  process.exit(2);
+}
+const tls = Boolean(opt.cert);
+const server = tls
+  ? https.createServer({ cert: fs.readFileSync(opt.cert), key: fs.readFileSync(opt.key) })
+  : null;
 const wss = new WebSocketServer({
-  host: '127.0.0.1',
-  port,
+  ...(server ? { server } : { host: '127.0.0.1', port }),
   perMessageDeflate: false,
   clientTracking: false,
   maxPayload: 1 << 20,
@@ -38,7 +56,13 @@ wss.on('connection', (ws, req) => {
   if (req.url === '/broadcast') broadcast(ws);
   else echo(ws);
 });
-wss.on('listening', () => {
-  console.log(`listening on ws://127.0.0.1:${wss.address().port}/`);
-});
+if (server) {
+  server.listen(port, '127.0.0.1', () => {
+    console.log(`listening on wss://127.0.0.1:${server.address().port}/`);
+  });
+} else {
+  wss.on('listening', () => {
+    console.log(`listening on ws://127.0.0.1:${wss.address().port}/`);
+  });
+}
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
