@@ -73,6 +73,11 @@ ssize_t wsc__tls_read(struct ws_conn *c, uint8_t *buf, size_t len)
         errno = 0;
         if (SSL_read_ex(c->ssl, buf + have, len - have, &got) == 1) {
             have += got;
+            /* Nothing buffered in OpenSSL: stop, as the plain path stops
+             * after its one read(). Asking again would only read() an
+             * EAGAIN; more data, or the EOF, wakes the loop again. */
+            if (!SSL_has_pending(c->ssl))
+                break;
             continue;
         }
         if ((err = tls_errno(c, 0)) != 0)
