@@ -89,8 +89,10 @@ void wsc__endpoint_destroy(struct wsc__endpoint *ep)
     wsc__loop_unref(ep->loop);
     ep->loop = NULL;
     for (size_t i = 0; i < ep->num_queued; i++)
-        ws_conn_unref(ep->queued[i]); /* released above; the shells go now */
+        ws_conn_unref(ep->queued[i].conn); /* released above (their frames
+                                              dropped); the shells go now */
     free(ep->queued);
+    free(ep->qitems);
     if (ep->flush_ev != NULL)
         event_free(ep->flush_ev);
     wsc__topics_free(ep);

@@ -257,6 +257,7 @@ struct ws_conn {
     struct wsc__loop *loop;       /* its loop (referenced): any thread */
     struct ws_conn *id_next;      /* chain in the loop's id table */
     evutil_socket_t fd;           /* -1 once released */
+    uint32_t queued_pos;          /* io.c: its index in ep->queued + 1 while dirty */
     struct event rev;             /* readable: persistent while the socket lives */
     uint32_t timer_slot;          /* timers.c: heap position + 1; 0 = no deadline */
     bool timer_reserved;          /* timers.c: holds a heap slot (until release) */
@@ -446,6 +447,20 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s);
  * queued once the current callbacks are done, so that broadcasts made in
  * one pass leave in one write per connection. */
 int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s);
+/* A connection queued for the flush after this pass, and the frames
+ * chained for it (indexes into the endpoint's qitems). */
+#define WSC__QNONE UINT32_MAX
+struct wsc__queued {
+    struct ws_conn *conn;
+    uint32_t head, tail;          /* WSC__QNONE: nothing chained */
+    size_t bytes;                 /* the chained frames' length */
+};
+struct wsc__qitem {
+    struct wsc__shared *s;        /* one reference held */
+    uint32_t next;
+};
+/* Drop what the flush would have written to c (it is failing or going). */
+void wsc__io_unqueue(struct ws_conn *c);
 /* The endpoint's flush event (created by endpoint init). */
 void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg);
 /* Gather c's output until uncork (at most one corked connection per thread). */
@@ -599,8 +614,12 @@ struct wsc__endpoint {
 
     /* Broadcast and topics act on the connections of this loop. */
     struct event *flush_ev;       /* writes what broadcasts queued */
-    struct ws_conn **queued;      /* connections with such output (refs held) */
+    struct wsc__queued *queued;   /* connections with such output (refs held) */
     size_t num_queued, queued_cap;
+    /* Shared frames queued on connections without a backlog, chained per
+     * connection (wsc__queued.head): no allocation per delivery. */
+    struct wsc__qitem *qitems;
+    size_t num_qitems, qitems_cap;
     struct wsc__topic **topics;   /* hash table, topic_buckets (power of 2) */
     size_t topic_buckets, num_topics;
 };

@@ -114,29 +114,82 @@ void wsc__io_thread_cleanup(void)
 
 static void io_on_writable(evutil_socket_t fd, short what, void *arg);
 
+/* The broadcast frames chained for c by wsc__io_queue_shared (none when
+ * it is not queued, or has a backlog: then they went into that). */
+static struct wsc__queued *io_chain(const struct ws_conn *c)
+{
+    struct wsc__queued *q;
+
+    if (!c->dirty)
+        return NULL;
+    q = &c->ep->queued[c->queued_pos - 1];
+    return q->head != WSC__QNONE ? q : NULL;
+}
+
+static size_t io_chained(const struct ws_conn *c)
+{
+    const struct wsc__queued *q = io_chain(c);
+
+    return q != NULL ? q->bytes : 0;
+}
+
 static bool io_backlogged(const struct ws_conn *c)
 {
-    return c->bl != NULL && evbuffer_get_length(c->bl->buf) > 0;
+    return (c->bl != NULL && evbuffer_get_length(c->bl->buf) > 0) || io_chained(c) > 0;
+}
+
+static int backlog_add_shared(struct wsc__backlog *bl, struct wsc__shared *s, size_t off);
+
+/* Move c's chained frames, from frame item and offset off on, into its
+ * backlog in order; each one's reference goes with it. On failure the
+ * rest is dropped (the caller fails the connection). */
+static int chain_to_backlog(struct wsc__endpoint *ep, struct wsc__backlog *bl, uint32_t item,
+                            size_t off)
+{
+    int rc = 0;
+
+    for (; item != WSC__QNONE; item = ep->qitems[item].next, off = 0) {
+        struct wsc__shared *s = ep->qitems[item].s;
+        if (rc == 0)
+            rc = backlog_add_shared(bl, s, off);
+        wsc__shared_unref(s); /* the backlog took its own, or it failed */
+    }
+    return rc;
+}
+
+static void chain_release(struct wsc__endpoint *ep, uint32_t item)
+{
+    for (; item != WSC__QNONE; item = ep->qitems[item].next)
+        wsc__shared_unref(ep->qitems[item].s);
 }
 
 static struct wsc__backlog *backlog_get(struct ws_conn *c)
 {
     struct wsc__backlog *bl = c->bl;
+    struct wsc__queued *q;
 
-    if (bl != NULL)
-        return bl;
-    bl = malloc(sizeof(*bl));
-    if (bl == NULL)
-        return NULL;
-    bl->buf = evbuffer_new();
-    if (bl->buf == NULL) {
-        free(bl);
-        return NULL;
+    if (bl == NULL) {
+        bl = malloc(sizeof(*bl));
+        if (bl == NULL)
+            return NULL;
+        bl->buf = evbuffer_new();
+        if (bl->buf == NULL) {
+            free(bl);
+            return NULL;
+        }
+        bl->armed = false;
+        event_assign(&bl->wev, c->loop->base, c->fd, EV_WRITE | EV_PERSIST, io_on_writable,
+                     c);
+        c->bl = bl;
     }
-    bl->armed = false;
-    event_assign(&bl->wev, c->loop->base, c->fd, EV_WRITE | EV_PERSIST, io_on_writable,
-                 c);
-    c->bl = bl;
+    /* Output after queued broadcasts goes behind them: they move first. */
+    if ((q = io_chain(c)) != NULL) {
+        uint32_t head = q->head;
+        q->head = q->tail = WSC__QNONE;
+        q->bytes = 0;
+        if (chain_to_backlog(c->ep, bl, head, 0) != 0)
+            return NULL;
+    }
     return bl;
 }
 
@@ -179,7 +232,19 @@ static void backlog_free(struct ws_conn *c)
     evbuffer_free(bl->buf); /* runs the cleanups of shared frames */
     free(bl);
     c->bl = NULL;
-    io_publish(c, 0);
+    io_publish(c, io_chained(c));
+}
+
+void wsc__io_unqueue(struct ws_conn *c)
+{
+    struct wsc__queued *q = io_chain(c);
+
+    if (q == NULL)
+        return;
+    chain_release(c->ep, q->head);
+    q->head = q->tail = WSC__QNONE;
+    q->bytes = 0;
+    io_publish(c, c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0);
 }
 
 /* The socket refused output: what is queued can never arrive. The drop is
@@ -190,6 +255,7 @@ static void io_failed(struct ws_conn *c)
     if (c->write_failed)
         return;
     c->write_failed = true;
+    wsc__io_unqueue(c);
     backlog_free(c); /* nothing queued can arrive; no write event either */
     wsc__conn_arm_timer(c, 0);
 }
@@ -431,7 +497,7 @@ int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *dat
     /* A backlog (or a pending connect) comes first: the general path. */
     if (c->write_failed)
         return 0; /* wsc__io_send reports it */
-    if (t == NULL || t->cork_conn != c || c->bl != NULL ||
+    if (t == NULL || t->cork_conn != c || c->bl != NULL || io_chained(c) > 0 ||
         WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE)
         return 0;
     if (t->cork_len + WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE ||
@@ -577,6 +643,21 @@ static void shared_cleanup(const void *data, size_t len, void *arg)
     wsc__shared_unref(arg);
 }
 
+/* Append s from off on to a backlog: copied if short, else by reference
+ * (a reference of its own). */
+static int backlog_add_shared(struct wsc__backlog *bl, struct wsc__shared *s, size_t off)
+{
+    int rc;
+
+    if (s->len - off < WSC__SHARED_REFERENCE_MIN)
+        return evbuffer_add(bl->buf, s->data + off, s->len - off);
+    s->refs++;
+    rc = evbuffer_add_reference(bl->buf, s->data + off, s->len - off, shared_cleanup, s);
+    if (rc != 0)
+        s->refs--;
+    return rc;
+}
+
 int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
 {
     struct wsc__backlog *bl;
@@ -600,23 +681,9 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
             return 0;
     }
     bl = backlog_get(c);
-    if (bl == NULL) {
+    if (bl == NULL || backlog_add_shared(bl, s, off) != 0) {
         io_failed(c);
         return WS_ENOMEM;
-    }
-    if (s->len - off < WSC__SHARED_REFERENCE_MIN) {
-        if (evbuffer_add(bl->buf, s->data + off, s->len - off) != 0) {
-            io_failed(c);
-            return WS_ENOMEM;
-        }
-    } else {
-        s->refs++;
-        if (evbuffer_add_reference(bl->buf, s->data + off, s->len - off, shared_cleanup,
-                                   s) != 0) {
-            s->refs--;
-            io_failed(c);
-            return WS_ENOMEM;
-        }
     }
     backlog_arm(c);
     return 0;
@@ -626,46 +693,106 @@ int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s)
 {
     struct wsc__endpoint *ep = c->ep;
     struct io_thread *t = io_tls;
-    struct wsc__backlog *bl;
-    int rc;
+    struct wsc__queued *q;
+    uint32_t item;
 
     if (c->fd < 0 || c->write_failed)
         return WS_ECLOSED;
-    if ((t != NULL && t->cork_conn == c) || c->connecting)
+    if ((t != NULL && t->cork_conn == c) || c->connecting || c->tls_hs)
         return wsc__io_send_shared(c, s); /* behind its cork: keep the order */
     if (!c->dirty) {
         if (ep->num_queued == ep->queued_cap) {
             size_t cap = ep->queued_cap ? ep->queued_cap * 2 : 64;
-            struct ws_conn **q = realloc(ep->queued, cap * sizeof(*q));
-            if (q == NULL)
+            struct wsc__queued *nq = realloc(ep->queued, cap * sizeof(*nq));
+            if (nq == NULL)
                 return wsc__io_send_shared(c, s);
-            ep->queued = q;
+            ep->queued = nq;
             ep->queued_cap = cap;
         }
         ws_conn_ref(c);
-        ep->queued[ep->num_queued++] = c;
+        ep->queued[ep->num_queued] = (struct wsc__queued){ c, WSC__QNONE, WSC__QNONE, 0 };
+        c->queued_pos = (uint32_t)++ep->num_queued;
         c->dirty = true;
         if (ep->num_queued == 1)
             event_active(ep->flush_ev, EV_WRITE, 0);
     }
-    bl = backlog_get(c);
-    if (bl == NULL) {
-        io_failed(c);
-        return WS_ENOMEM;
+    if (c->bl != NULL) { /* output is waiting already: the frame goes behind it */
+        if (backlog_add_shared(c->bl, s, 0) != 0) {
+            io_failed(c);
+            return WS_ENOMEM;
+        }
+        io_publish(c, evbuffer_get_length(c->bl->buf));
+        return 0;
     }
-    if (s->len < WSC__SHARED_REFERENCE_MIN) {
-        rc = evbuffer_add(bl->buf, s->data, s->len);
-    } else {
-        s->refs++;
-        if ((rc = evbuffer_add_reference(bl->buf, s->data, s->len, shared_cleanup, s)) != 0)
-            s->refs--;
+    /* Chained, not copied: the flush writes the frames from where they lie. */
+    if (ep->num_qitems == ep->qitems_cap) {
+        size_t cap = ep->qitems_cap ? ep->qitems_cap * 2 : 256;
+        struct wsc__qitem *ni = cap < WSC__QNONE ? realloc(ep->qitems, cap * sizeof(*ni)) : NULL;
+        if (ni == NULL)
+            return wsc__io_send_shared(c, s); /* backlog_get moves the chain first */
+        ep->qitems = ni;
+        ep->qitems_cap = cap;
     }
-    if (rc != 0) {
-        io_failed(c);
-        return WS_ENOMEM;
-    }
-    io_publish(c, evbuffer_get_length(bl->buf));
+    item = (uint32_t)ep->num_qitems++;
+    ep->qitems[item] = (struct wsc__qitem){ s, WSC__QNONE };
+    s->refs++;
+    q = &ep->queued[c->queued_pos - 1];
+    if (q->head == WSC__QNONE)
+        q->head = item;
+    else
+        ep->qitems[q->tail].next = item;
+    q->tail = item;
+    q->bytes += s->len;
+    io_publish(c, q->bytes);
     return 0;
+}
+
+/* Write the frames chained for one connection (taken off its queue entry),
+ * up to 64 per writev; what the socket leaves goes to the backlog, from
+ * the frame and offset where it stopped. */
+static void flush_chain(struct ws_conn *c, uint32_t item)
+{
+    struct wsc__endpoint *ep = c->ep;
+
+    while (item != WSC__QNONE) {
+        struct iovec iov[64];
+        size_t want = 0, done;
+        ssize_t w;
+        int n = 0;
+
+        for (uint32_t i = item; i != WSC__QNONE && n < 64; i = ep->qitems[i].next) {
+            iov[n].iov_base = ep->qitems[i].s->data;
+            iov[n++].iov_len = ep->qitems[i].s->len;
+            want += ep->qitems[i].s->len;
+        }
+        w = io_sys_writev(c, iov, n);
+        if (w < 0 && !io_would_block(errno)) {
+            chain_release(ep, item);
+            io_failed(c);
+            return;
+        }
+        done = w > 0 ? (size_t)w : 0;
+        for (; item != WSC__QNONE && done >= ep->qitems[item].s->len;
+             item = ep->qitems[item].next) {
+            done -= ep->qitems[item].s->len;
+            wsc__shared_unref(ep->qitems[item].s);
+        }
+        if (w < 0 || (size_t)w < want) { /* the socket is full */
+            struct wsc__backlog *bl = backlog_get(c);
+            if (bl == NULL) {
+                chain_release(ep, item);
+                io_failed(c);
+            } else if (chain_to_backlog(ep, bl, item, done) != 0) {
+                io_failed(c);
+            } else {
+                backlog_arm(c);
+            }
+            return;
+        }
+    }
+    io_publish(c, c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0);
+    if (c->bl == NULL)
+        wsc__conn_io_drained(c, 0);
 }
 
 void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
@@ -678,9 +805,18 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
     /* Connections queued while this runs (a drain callback broadcasting)
      * go to the back and are flushed in this same pass. */
     for (size_t i = 0; i < ep->num_queued; i++) {
-        struct ws_conn *c = ep->queued[i];
+        struct ws_conn *c = ep->queued[i].conn;
+        uint32_t head = ep->queued[i].head;
+        ep->queued[i].head = ep->queued[i].tail = WSC__QNONE;
+        ep->queued[i].bytes = 0;
         c->dirty = false;
-        if (c->fd >= 0 && !c->write_failed && c->bl != NULL && !c->bl->armed && !c->tls_hs) {
+        c->queued_pos = 0;
+        if (head != WSC__QNONE) {
+            /* No backlog (else the frames would be in it) and still open
+             * (a failing or released connection dropped its chain). */
+            flush_chain(c, head);
+        } else if (c->fd >= 0 && !c->write_failed && c->bl != NULL && !c->bl->armed &&
+                   !c->tls_hs) {
             size_t left;
             if (io_buf_write(c, c->bl->buf) < 0 && !io_would_block(errno)) {
                 io_failed(c);
@@ -693,8 +829,9 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
         }
     }
     for (size_t i = 0; i < ep->num_queued; i++)
-        ws_conn_unref(ep->queued[i]);
+        ws_conn_unref(ep->queued[i].conn);
     ep->num_queued = 0;
+    ep->num_qitems = 0;
     if (atomic_load_explicit(&ep->loop->budget_waiting, memory_order_relaxed))
         wsc__conn_budget_drained(ep);
 }
@@ -702,7 +839,7 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
 size_t wsc__io_pending(const struct ws_conn *c)
 {
     const struct io_thread *t = io_tls;
-    size_t n = c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0;
+    size_t n = (c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0) + io_chained(c);
 
     if (t != NULL && t->cork_conn == c)
         n += t->cork_bytes;
@@ -1068,6 +1205,7 @@ void wsc__io_release(struct ws_conn *c)
     }
     if (c->fd >= 0) {
         event_del(&c->rev);
+        wsc__io_unqueue(c);
         backlog_free(c);
         evutil_closesocket(c->fd);
         c->fd = -1;
