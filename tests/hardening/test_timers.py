@@ -133,7 +133,7 @@ def test_many_deadlines_fire_each_on_time_in_connect_order(server):
             if i % 4 == 0:
                 early.append(s)
         time.sleep(0.15)
-    for s in early:  # before any deadline of their wave has passed
+    for s in early:  # later waves still before their deadline: removals inside the heap
         del opened[s]
         s.close()
     sel = selectors.DefaultSelector()
