@@ -394,8 +394,8 @@ static void fire_timer(void)
 {
     struct ws_conn *c = attempt();
 
-    if (c != NULL && evtimer_pending(&c->timer, NULL)) {
-        event_active(&c->timer, EV_TIMEOUT, 1);
+    if (c != NULL && c->timer_slot != 0) {
+        wsc__conn_arm_timer(c, 0); /* due now: the next loop pass fires it */
         pump();
     }
 }

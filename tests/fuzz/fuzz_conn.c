@@ -453,8 +453,8 @@ static void fire_timer(struct ws_server *srv)
 {
     struct ws_conn *c = live_conn(srv, g.main.id);
 
-    if (c != NULL && evtimer_pending(&c->timer, NULL)) {
-        event_active(&c->timer, EV_TIMEOUT, 1);
+    if (c != NULL && c->timer_slot != 0) {
+        wsc__conn_arm_timer(c, 0); /* due now: the next loop pass fires it */
         pump(srv);
     }
 }
