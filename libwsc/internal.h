@@ -478,6 +478,10 @@ bool wsc__io_input_blocked(const struct ws_conn *c);
 /* Input held in the stash (e.g. while the upgrade hook decided) is to be
  * handled now, on the next loop pass. */
 void wsc__io_handle_stash(struct ws_conn *c);
+/* Keep buf[0..len) as the connection's unparsed input (false: no memory);
+ * free it. */
+bool wsc__io_stash(struct ws_conn *c, const uint8_t *buf, size_t len);
+void wsc__io_stash_free(struct ws_conn *c);
 /* ws_conn_pause_reading / resume_reading on the loop thread. */
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused);
 /* Bytes waiting for the socket (corked or backlogged). */

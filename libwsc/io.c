@@ -1014,7 +1014,7 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Keep buf[0..len) for the next read. */
-static bool io_stash(struct ws_conn *c, const uint8_t *buf, size_t len)
+bool wsc__io_stash(struct ws_conn *c, const uint8_t *buf, size_t len)
 {
     if (len > c->stash_cap) {
         uint8_t *p = realloc(c->stash, len);
@@ -1028,7 +1028,7 @@ static bool io_stash(struct ws_conn *c, const uint8_t *buf, size_t len)
     return true;
 }
 
-static void io_stash_free(struct ws_conn *c)
+void wsc__io_stash_free(struct ws_conn *c)
 {
     free(c->stash);
     c->stash = NULL;
@@ -1122,7 +1122,7 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     t->pass_buf = NULL;
     t->pass_len = 0;
     if (used < have && io_still_reading(c)) {
-        if (!io_stash(c, buf + used, have - used))
+        if (!wsc__io_stash(c, buf + used, have - used))
             io_failed(c);
     }
     /* A stash left because input is blocked (output over the cap, or the
@@ -1132,7 +1132,7 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     if (wsc__io_input_blocked(c))
         io_pause_reading(c);
     if (c->stash_len == 0 && c->stash != NULL)
-        io_stash_free(c); /* an idle connection keeps no input buffer */
+        wsc__io_stash_free(c); /* an idle connection keeps no input buffer */
     /* A full buffer may leave decrypted bytes in OpenSSL: no socket event
      * would announce them. */
     if (c->ssl != NULL && !c->read_paused && io_still_reading(c) && wsc__tls_has_pending(c))
@@ -1190,7 +1190,7 @@ void wsc__io_shutdown_write(struct ws_conn *c)
         wsc__tls_close_notify(c); /* before the FIN */
         shutdown(c->fd, SHUT_WR);
     }
-    io_stash_free(c);
+    wsc__io_stash_free(c);
 }
 
 void wsc__io_release(struct ws_conn *c)
@@ -1211,6 +1211,6 @@ void wsc__io_release(struct ws_conn *c)
         c->fd = -1;
     }
     c->connecting = false;
-    io_stash_free(c);
+    wsc__io_stash_free(c);
     wsc__tls_release(c);
 }

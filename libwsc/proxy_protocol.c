@@ -262,30 +262,6 @@ size_t wsc__proxy_input(struct ws_conn *c, const uint8_t *buf, size_t len)
 
 /* ---- the header in front of a TLS handshake ---------------------------- */
 
-/* Drop what a partial header left in the stash. */
-static void tls_stash_free(struct ws_conn *c)
-{
-    free(c->stash);
-    c->stash = NULL;
-    c->stash_len = c->stash_cap = 0;
-}
-
-/* Keep a partial header: every byte of it belongs to the header (the parser
- * asks for more only while the header is longer than what it has). */
-static bool tls_stash_keep(struct ws_conn *c, const uint8_t *buf, size_t len)
-{
-    if (len > c->stash_cap) {
-        uint8_t *p = realloc(c->stash, len);
-        if (p == NULL)
-            return false;
-        c->stash = p;
-        c->stash_cap = len;
-    }
-    memcpy(c->stash, buf, len);
-    c->stash_len = len;
-    return true;
-}
-
 /*
  * OpenSSL reads the socket itself, so exactly the header's bytes must come
  * off it and the ClientHello behind them (often in the same segment) must
@@ -330,18 +306,18 @@ bool wsc__proxy_tls_input(struct ws_conn *c)
     if (recv(c->fd, buf + have, take, 0) != (ssize_t)take)
         goto refuse; /* the bytes were peeked: they are there */
     if (rc == WSC__PROXY_INCOMPLETE) {
-        if (!tls_stash_keep(c, buf, have + take))
+        if (!wsc__io_stash(c, buf, have + take))
             goto refuse;
         return false;
     }
-    tls_stash_free(c);
+    wsc__io_stash_free(c);
     if (!info.local)
         wsc__proxy_format(&info, c->remote, sizeof(c->remote));
     c->proxy_phase = info.local ? WSC__PROXY_NONE : WSC__PROXY_DONE;
     return true;
 
 refuse:
-    tls_stash_free(c);
+    wsc__io_stash_free(c);
     wsc__conn_io_closed(c);
     return false;
 }
