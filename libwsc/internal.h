@@ -17,6 +17,16 @@
 
 #include "wsc.h"
 
+/* watch.c: an epoll set per loop (Linux), else a libevent event per
+ * connection; ./configure --disable-epoll builds the latter anywhere. */
+#ifndef WSC__USE_EPOLL
+#ifdef __linux__
+#define WSC__USE_EPOLL 1
+#else
+#define WSC__USE_EPOLL 0
+#endif
+#endif
+
 struct event;
 struct event_base;
 struct bufferevent;
@@ -248,6 +258,12 @@ struct wsc__topic;
 struct wsc__backlog;
 struct wsc__deadline;
 
+/* Input kept for the next read; one allocation, only while it holds bytes. */
+struct wsc__stash {
+    size_t len, cap;
+    uint8_t data[];
+};
+
 struct ws_conn {
     _Atomic int refs;
     _Atomic int state;            /* enum wsc__conn_state */
@@ -258,12 +274,15 @@ struct ws_conn {
     struct ws_conn *id_next;      /* chain in the loop's id table */
     evutil_socket_t fd;           /* -1 once released */
     uint32_t queued_pos;          /* io.c: its index in ep->queued + 1 while dirty */
-    struct event rev;             /* readable: persistent while the socket lives */
+#if !WSC__USE_EPOLL
+    struct event *rev;            /* watch.c: readable (while watched) */
+#endif
     uint32_t timer_slot;          /* timers.c: heap position + 1; 0 = no deadline */
     bool timer_reserved;          /* timers.c: holds a heap slot (until release) */
+    bool watched;                 /* watch.c: its socket is watched for input */
+    bool kicked;                  /* watch.c: queued to read once more */
     struct wsc__backlog *bl;      /* output the socket has not taken yet */
-    uint8_t *stash;               /* input not parsed yet (a partial frame) */
-    size_t stash_len, stash_cap;
+    struct wsc__stash *stash;     /* input not parsed yet (a partial frame) */
     void *user;
     struct ws_conn *prev, *next;  /* the endpoint's list: open or pending */
     struct wsc__sub *subs;        /* topics it subscribed to (server only) */
@@ -330,6 +349,11 @@ struct ws_conn {
     bool tls_broken;              /* fatal TLS error: no close_notify */
     /* ---- end TLS ---- */
 };
+
+static inline size_t wsc__stash_len(const struct ws_conn *c)
+{
+    return c->stash != NULL ? c->stash->len : 0;
+}
 
 struct sockaddr;
 
@@ -544,7 +568,24 @@ struct wsc__loop {
     size_t num_timers, cap_timers, timers_reserved;
     struct event *timer_ev;       /* set to the earliest deadline */
     uint64_t timer_walk_now;      /* nonzero while due deadlines fire */
+    /* watch.c: which sockets have input (loop thread only) */
+    int watch_fd;                 /* its epoll set; -1 without one */
+    struct event *watch_ev;       /* libevent's event for watch_fd */
+    void *watch_batch;            /* struct epoll_event[]: the batch in hand */
+    int watch_len, watch_next;    /* its size, and the next to dispatch */
+    struct event *kick_ev;        /* runs the kicked connections */
+    struct ws_conn **kicked;
+    size_t kicked_len, kicked_cap;
 };
+/* watch.c */
+int wsc__watch_init(struct wsc__loop *loop);
+void wsc__watch_free(struct wsc__loop *loop); /* keeps watch_batch: freed with the struct */
+int wsc__watch_start(struct ws_conn *c);      /* watch c->fd for input */
+void wsc__watch_stop(struct ws_conn *c);      /* stop (pause, release), drop a kick */
+/* Run the read handler on the next pass even without new input. */
+void wsc__watch_kick(struct ws_conn *c);
+/* io.c: c's socket is readable (or kicked). */
+void wsc__io_on_readable(struct ws_conn *c);
 int wsc__timers_init(struct wsc__loop *loop);
 void wsc__timers_free(struct wsc__loop *loop);
 

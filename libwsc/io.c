@@ -875,7 +875,7 @@ bool wsc__io_input_blocked(const struct ws_conn *c)
 static void io_pause_reading(struct ws_conn *c)
 {
     if (!c->read_paused && c->fd >= 0) {
-        event_del(&c->rev);
+        wsc__watch_stop(c);
         c->read_paused = true;
     }
 }
@@ -885,20 +885,23 @@ static void io_resume_reading(struct ws_conn *c)
     if (!c->read_paused || c->fd < 0 || c->write_failed || wsc__io_input_blocked(c))
         return;
     c->read_paused = false;
-    event_add(&c->rev, NULL);
+    if (wsc__watch_start(c) != 0) {
+        io_failed(c);
+        return;
+    }
     /* Bytes kept in the stash (input not handled yet) may be all the
      * peer sends: handle them now rather than wait for more input. */
-    if (c->stash_len > 0 || wsc__tls_has_pending(c))
-        event_active(&c->rev, EV_READ, 1);
+    if (wsc__stash_len(c) > 0 || wsc__tls_has_pending(c))
+        wsc__watch_kick(c);
 }
 
 void wsc__io_handle_stash(struct ws_conn *c)
 {
     /* While reading is paused the resume does this. */
-    if (c->fd < 0 || c->stash_len == 0 || c->read_paused)
+    if (c->fd < 0 || wsc__stash_len(c) == 0 || c->read_paused)
         return;
     c->stash_handled = false;
-    event_active(&c->rev, EV_READ, 1); /* read with nothing new: the stash */
+    wsc__watch_kick(c); /* read with nothing new: the stash */
 }
 
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused)
@@ -954,7 +957,7 @@ static void io_tls_step(struct ws_conn *c)
         if (io_backlogged(c))
             backlog_arm(c); /* a client's request, written behind the handshake */
         /* Application data may have come with the last handshake flight. */
-        event_active(&c->rev, EV_READ, 1);
+        wsc__watch_kick(c);
     }
 }
 
@@ -975,8 +978,8 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         c->connecting = false;
-        if (err == 0)
-            event_add(&c->rev, NULL);
+        if (err == 0 && wsc__watch_start(c) != 0)
+            err = ENOMEM;
         if (!io_backlogged(c))
             backlog_free(c);
         ws_conn_ref(c);
@@ -992,7 +995,7 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
     }
     if (c->ssl != NULL && c->tls_wait_write) { /* a read had to write first */
         c->tls_wait_write = false;
-        event_active(&c->rev, EV_READ, 1);
+        wsc__watch_kick(c);
         io_tls_want_write(c, false);
         bl = c->bl;
     }
@@ -1016,15 +1019,18 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
 /* Keep buf[0..len) for the next read. */
 bool wsc__io_stash(struct ws_conn *c, const uint8_t *buf, size_t len)
 {
-    if (len > c->stash_cap) {
-        uint8_t *p = realloc(c->stash, len);
-        if (p == NULL)
+    struct wsc__stash *s = c->stash;
+
+    if (s == NULL || len > s->cap) {
+        /* buf never lies in a stash this small: no move from freed memory */
+        s = realloc(s, sizeof(*s) + len);
+        if (s == NULL)
             return false;
-        c->stash = p;
-        c->stash_cap = len;
+        s->cap = len;
+        c->stash = s;
     }
-    memmove(c->stash, buf, len);
-    c->stash_len = len;
+    memmove(s->data, buf, len);
+    s->len = len;
     return true;
 }
 
@@ -1032,7 +1038,6 @@ void wsc__io_stash_free(struct ws_conn *c)
 {
     free(c->stash);
     c->stash = NULL;
-    c->stash_len = c->stash_cap = 0;
 }
 
 static bool io_still_reading(const struct ws_conn *c)
@@ -1043,12 +1048,13 @@ static bool io_still_reading(const struct ws_conn *c)
            (st == WSC__CONN_HTTP || st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING);
 }
 
-static void io_on_readable(evutil_socket_t fd, short what, void *arg)
+void wsc__io_on_readable(struct ws_conn *c)
 {
-    struct ws_conn *c = arg;
+    evutil_socket_t fd = c->fd;
     struct io_thread *t = io_thread();
-    uint8_t *buf, *own = NULL;
-    size_t have = 0, cap = WSC__READ_SIZE, used;
+    uint8_t *buf;
+    struct wsc__stash *own = NULL;
+    size_t have = 0, cap = WSC__READ_SIZE, used, stashed = wsc__stash_len(c);
     ssize_t n;
 
     wsc__loop_enter(c->loop);
@@ -1071,36 +1077,35 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     buf = t->rbuf;
-    if (c->stash_len > 0 && c->stash_len <= WSC__READ_SIZE / 2) {
-        memcpy(buf, c->stash, c->stash_len);
-        have = c->stash_len;
-    } else if (c->stash_len > 0) {
+    if (stashed > 0 && stashed <= WSC__READ_SIZE / 2) {
+        memcpy(buf, c->stash->data, stashed);
+        have = stashed;
+    } else if (stashed > 0) {
         /* A large stash (input held while reading was blocked, or a long
          * head under a large max_head_size): read on behind it, in its
          * own buffer. (Request bodies are gathered by conn_http.c.) */
-        cap = c->stash_len + WSC__READ_SIZE;
-        own = realloc(c->stash, cap);
+        cap = stashed + WSC__READ_SIZE;
+        own = realloc(c->stash, sizeof(*own) + cap);
         if (own == NULL) {
             io_failed(c);
             return;
         }
-        buf = own;
-        have = c->stash_len;
+        own->cap = cap;
+        buf = own->data;
+        have = stashed;
         c->stash = NULL; /* ours while we parse: a release must not free it */
-        c->stash_len = c->stash_cap = 0;
     }
     n = io_read(c, buf + have, cap - have);
     if (n < 0 && c->tls_wait_write)
         io_tls_want_write(c, true); /* OpenSSL must write before it reads on */
     if (n <= 0) {
         bool again = n < 0 && io_would_block(errno);
-        if (again && (what & EV_READ) && have > 0 && !c->stash_handled) {
+        if (again && have > 0 && !c->stash_handled) {
             n = 0; /* nothing new, but stashed requests to answer (resumed) */
         } else {
             if (own != NULL) { /* give it back */
+                own->len = have;
                 c->stash = own;
-                c->stash_len = have;
-                c->stash_cap = cap;
             }
             if (!again)
                 wsc__conn_io_closed(c);
@@ -1108,7 +1113,7 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
         }
     }
     if (own == NULL && have > 0)
-        c->stash_len = 0; /* its bytes are in buf now */
+        c->stash->len = 0; /* its bytes are in buf now */
     have += (size_t)n;
     if (n > 0)
         c->got_traffic = true; /* any bytes prove the peer alive, mid-frame too */
@@ -1131,12 +1136,12 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
     c->stash_handled = !wsc__io_input_blocked(c);
     if (wsc__io_input_blocked(c))
         io_pause_reading(c);
-    if (c->stash_len == 0 && c->stash != NULL)
+    if (c->stash != NULL && c->stash->len == 0)
         wsc__io_stash_free(c); /* an idle connection keeps no input buffer */
     /* A full buffer may leave decrypted bytes in OpenSSL: no socket event
      * would announce them. */
     if (c->ssl != NULL && !c->read_paused && io_still_reading(c) && wsc__tls_has_pending(c))
-        event_active(&c->rev, EV_READ, 1);
+        wsc__watch_kick(c);
     free(own);
     /* A send refused while the cork held (or pointed to) this pass's
      * replies gets its drain here if they all left in the one write: no
@@ -1153,10 +1158,9 @@ static void io_on_readable(evutil_socket_t fd, short what, void *arg)
 int wsc__io_start(struct ws_conn *c, evutil_socket_t fd)
 {
     c->fd = fd;
-    event_assign(&c->rev, c->loop->base, fd, EV_READ | EV_PERSIST, io_on_readable, c);
     if (c->connecting)
         return 0; /* reading starts once connected */
-    return event_add(&c->rev, NULL) == 0 ? 0 : WS_EEVENT;
+    return wsc__watch_start(c);
 }
 
 int wsc__io_connect(struct ws_conn *c, const struct sockaddr *sa, int salen)
@@ -1204,7 +1208,7 @@ void wsc__io_release(struct ws_conn *c)
         t->tail_open = false;
     }
     if (c->fd >= 0) {
-        event_del(&c->rev);
+        wsc__watch_stop(c);
         wsc__io_unqueue(c);
         backlog_free(c);
         evutil_closesocket(c->fd);

@@ -275,7 +275,7 @@ bool wsc__proxy_tls_input(struct ws_conn *c)
 {
     uint8_t buf[WSC__PROXY_V2_MAX];
     struct wsc__proxy_info info;
-    size_t have = c->stash_len, take;
+    size_t have = wsc__stash_len(c), take;
     ssize_t n;
     int rc;
 
@@ -293,7 +293,7 @@ bool wsc__proxy_tls_input(struct ws_conn *c)
     if (have >= sizeof(buf))
         goto refuse; /* cannot happen: the parser refuses longer headers */
     if (have > 0)
-        memcpy(buf, c->stash, have);
+        memcpy(buf, c->stash->data, have);
     n = recv(c->fd, buf + have, sizeof(buf) - have, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return false;

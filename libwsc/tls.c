@@ -88,7 +88,7 @@ ssize_t wsc__tls_read(struct ws_conn *c, uint8_t *buf, size_t len)
         /* An EOF or error right behind data shows on the next read: come
          * back for it even if the socket has nothing more to say. */
         if (err != 0)
-            event_active(&c->rev, EV_READ, 1);
+            wsc__watch_kick(c);
         return (ssize_t)have;
     }
     if (err == EPIPE)

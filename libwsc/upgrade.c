@@ -222,7 +222,7 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
     free(c->subprotocol);
     c->subprotocol = proto;
     c->user = user; /* before the open callback */
-    held = c->stash_len > 0;
+    held = wsc__stash_len(c) > 0;
     ok = wsc__conn_http_upgrade(c, up->accept, (const char *)evbuffer_pullup(tail, -1),
                                 evbuffer_get_length(tail));
     evbuffer_free(tail);

@@ -130,10 +130,13 @@ struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config 
         free(loop);
         return NULL;
     }
+    loop->watch_fd = -1;
     loop->wake = event_new(base, -1, EV_PERSIST, loop_on_wake, loop);
-    if (loop->wake == NULL || wsc__timers_init(loop) != 0) {
+    if (loop->wake == NULL || wsc__timers_init(loop) != 0 || wsc__watch_init(loop) != 0) {
         if (loop->wake != NULL)
             event_free(loop->wake);
+        wsc__timers_free(loop);
+        free(loop->watch_batch);
         pthread_mutex_destroy(&loop->lock);
         free(loop);
         return NULL;
@@ -172,6 +175,7 @@ void wsc__loop_kill(struct wsc__loop *loop)
     loop->id_buckets = loop->num_ids = 0;
     pthread_mutex_unlock(&loop->lock);
     wsc__timers_free(loop); /* loop thread state: no lock */
+    wsc__watch_free(loop);
     loop_drop_queue(m);
 }
 
@@ -184,6 +188,7 @@ void wsc__loop_unref(struct wsc__loop *loop)
 {
     if (loop != NULL && atomic_fetch_sub_explicit(&loop->refs, 1, memory_order_acq_rel) == 1) {
         pthread_mutex_destroy(&loop->lock);
+        free(loop->watch_batch);
         free(loop);
     }
 }

@@ -615,7 +615,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             peer_write(srv, &peers[0], block, fill);
             pump(srv);
             c = live_conn(srv, g.main.id);
-            if (c == NULL || (c->stash_len < AMPLIFY_BLOCK / 2 && c->frame_left == 0))
+            if (c == NULL || (wsc__stash_len(c) < AMPLIFY_BLOCK / 2 && c->frame_left == 0))
                 break;
         }
     }
