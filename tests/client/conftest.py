@@ -262,6 +262,19 @@ class Peer(Proc):
         with self._cond:
             return [e for e in self._parsed() if e.get("ev") == ev]
 
+    def wait_events(self, ev, n, timeout=5.0):
+        """All events of kind ev once there are at least n of them: the
+        peer prints each before it answers, but our reader thread may not
+        have taken the line from the pipe yet when the answer arrives."""
+        deadline = time.monotonic() + t(timeout)
+        with self._cond:
+            while True:
+                got = [e for e in self._parsed() if e.get("ev") == ev]
+                remaining = deadline - time.monotonic()
+                if len(got) >= n or remaining <= 0 or self._stdout_done:
+                    return got
+                self._cond.wait(min(remaining, 0.2))
+
     def stop(self):
         self.signal(signal.SIGTERM)
         try:

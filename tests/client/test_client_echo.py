@@ -61,7 +61,7 @@ def test_text_echo(client, peer, compression):
     cl.finish()
     ev = p.expect_event("open")
     check_negotiated(ev, compression)
-    got = [e["text"] for e in p.all_events("msg")]
+    got = [e["text"] for e in p.wait_events("msg", len(texts))]
     assert got == [s[:200] for s in texts]
     closed = p.expect_event("closed")
     assert (closed["code"], closed["reason"]) == (1000, "done")
@@ -122,7 +122,7 @@ def test_deflate_context_takeover(client, peer):
     assert len(offered) == 1 and offered[0].startswith("permessage-deflate"), offered
     assert "no_context_takeover" not in offered[0], offered
     assert ev["extensions"].startswith("permessage-deflate")
-    assert [e["text"] for e in p.all_events("msg") if e["type"] == "text"] == \
+    assert [e["text"] for e in p.wait_events("msg", len(texts) + 1) if e["type"] == "text"] == \
         [s[:200] for s in texts]
 
 
