@@ -256,6 +256,7 @@ int main(int argc, char **argv)
     port = ws_server_listen(srv, listen);
     if (port < 0) {
         fprintf(stderr, "listen: %s\n", ws_strerror(port));
+        ws_server_free(srv);
         return 1;
     }
     printf("LISTENING %d\n", port);
