@@ -383,7 +383,6 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
 }
 
 /* Frames up to this payload are built in place in the cork. */
-#define WSC__SMALL_FRAME 256
 
 int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
                           size_t len)
@@ -715,6 +714,8 @@ int ws_conn_send(struct ws_conn *conn, enum ws_opcode op, const void *data, size
     /* Text must be UTF-8 on the wire, or a strict peer fails us with 1007. */
     if (op == WS_OP_TEXT && !wsc__utf8_check(data, len))
         return WS_EUTF8;
+    if (wsc__io_send_short(conn, op, data, len))
+        return 0;
     return conn_dispatch(conn, WSC__X_SEND, op, 0, data, len);
 }
 

@@ -584,6 +584,11 @@ int wsc__watch_start(struct ws_conn *c);      /* watch c->fd for input */
 void wsc__watch_stop(struct ws_conn *c);      /* stop (pause, release), drop a kick */
 /* Run the read handler on the next pass even without new input. */
 void wsc__watch_kick(struct ws_conn *c);
+/* io.c: a small data frame from inside c's own read pass straight into
+ * the cork; 0 when the general send path must decide. */
+int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t len);
+/* Frames up to this size are built in the cork (one copy, no call). */
+#define WSC__SMALL_FRAME 256
 /* io.c: c's socket is readable (or kicked). */
 void wsc__io_on_readable(struct ws_conn *c);
 int wsc__timers_init(struct wsc__loop *loop);

@@ -487,12 +487,31 @@ static void cork_copy(struct io_thread *t, const void *p, size_t n)
     t->cork_bytes += n;
 }
 
+/* Build a frame at the end of the cork (the caller checked it fits). */
+static inline void cork_put_frame(struct io_thread *t, bool rsv1, int opcode, const void *data,
+                                  size_t len)
+{
+    uint8_t *p = t->cork + t->cork_len;
+    size_t n = wsc__frame_header(p, rsv1, opcode, len, NULL);
+
+    if (len > 0)
+        memcpy(p + n, data, len);
+    n += len;
+    if (t->tail_open) {
+        t->iov[t->niov - 1].iov_len += n;
+    } else {
+        t->iov[t->niov].iov_base = p;
+        t->iov[t->niov++].iov_len = n;
+        t->tail_open = true;
+    }
+    t->cork_len += n;
+    t->cork_bytes += n;
+}
+
 int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
                       size_t len)
 {
     struct io_thread *t = io_tls;
-    uint8_t *p;
-    size_t n;
 
     /* A backlog (or a pending connect) comes first: the general path. */
     if (c->write_failed)
@@ -506,20 +525,38 @@ int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *dat
         if (c->bl != NULL)
             return 0;
     }
-    p = t->cork + t->cork_len;
-    n = wsc__frame_header(p, rsv1, opcode, len, NULL);
-    if (len > 0)
-        memcpy(p + n, data, len);
-    n += len;
-    if (t->tail_open) {
-        t->iov[t->niov - 1].iov_len += n;
-    } else {
-        t->iov[t->niov].iov_base = p;
-        t->iov[t->niov++].iov_len = n;
-        t->tail_open = true;
-    }
-    t->cork_len += n;
-    t->cork_bytes += n;
+    cork_put_frame(t, rsv1, opcode, data, len);
+    return 1;
+}
+
+/*
+ * The short send path: a small data frame sent from inside c's own read
+ * pass (an echo, a reply) with nothing queued before it. Being in c's pass
+ * on this thread already proves what the general path works out call by
+ * call (the caller owns the loop, no backlog waits, the connection is
+ * still reading), so only the checks that can fail here remain: the
+ * admission limits, then the frame goes straight into the cork. 1 = sent;
+ * 0 = take the general path (which decides every other case, errors too).
+ */
+int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t len)
+{
+    struct io_thread *t = io_tls;
+    struct wsc__loop *loop = c->loop;
+    size_t need;
+
+    if (t == NULL || t->cork_conn != c || len > WSC__SMALL_FRAME || c->bl != NULL ||
+        c->dirty || c->is_client || c->write_failed || c->close_sent || c->close_notified ||
+        c->pmd.enabled ||
+        atomic_load_explicit(&c->state, memory_order_relaxed) != WSC__CONN_OPEN ||
+        t->cork_len + WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE || t->niov == WSC__CORK_IOV)
+        return 0;
+    need = len + wsc__frame_header_len(len, false);
+    if (atomic_load_explicit(&c->xqueued, memory_order_relaxed) + t->cork_bytes + need >
+            loop->max_buffered ||
+        (loop->budget > 0 &&
+         atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget))
+        return 0;
+    cork_put_frame(t, false, opcode, data, len);
     return 1;
 }
 
