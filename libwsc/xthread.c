@@ -260,7 +260,9 @@ void wsc__loop_add_id(struct wsc__loop *loop, struct ws_conn *c)
     size_t k;
 
     pthread_mutex_lock(&loop->lock);
-    if (!loop->dead && loop->num_ids >= loop->id_buckets)
+    /* Two per bucket on average: half the table an idle connection pays
+     * for (8 bytes a bucket), for one more step of a short chain. */
+    if (!loop->dead && loop->num_ids >= 2 * loop->id_buckets)
         id_grow(loop);
     if (!loop->dead && loop->id_buckets > 0) {
         k = id_slot(loop->id_buckets, c->id);
