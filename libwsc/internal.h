@@ -278,76 +278,78 @@ struct ws_conn {
     struct event *rev;            /* watch.c: readable (while watched) */
 #endif
     uint32_t timer_slot;          /* timers.c: heap position + 1; 0 = no deadline */
-    bool timer_reserved;          /* timers.c: holds a heap slot (until release) */
-    bool watched;                 /* watch.c: its socket is watched for input */
-    bool kicked;                  /* watch.c: queued to read once more */
+    /* ---- slim: flags only the loop thread reads or writes, as bit-fields
+     * (they share storage: a flag another thread reads must not be here) ---- */
+    bool timer_reserved : 1;      /* timers.c: holds a heap slot (until release) */
+    bool watched : 1;             /* watch.c: its socket is watched for input */
+    bool kicked : 1;              /* watch.c: queued to read once more */
+    bool lingering : 1;
+    bool shutting_down : 1;       /* 1001 sent by ws_server_stop() */
+    bool connected : 1;           /* client: TCP connect completed */
+    bool connecting : 1;          /* client: waiting for connect() */
+    bool slow : 1;                /* over max_buffered: closing by policy */
+    bool write_failed : 1;        /* the socket refused output: dropping */
+    bool dirty : 1;               /* on its endpoint's list of output to flush */
+    bool read_paused : 1;         /* the read event is removed (either reason) */
+    bool app_paused : 1;          /* ws_conn_pause_reading() */
+    bool pending : 1;             /* on the endpoint's list of handshaking sockets */
+    bool keepalive_idle : 1;      /* HTTP: between requests (keepalive timer) */
+    bool stash_handled : 1;       /* the stash is a partial frame, not unanswered input */
+    bool awaiting_pong : 1;       /* heartbeat */
+    bool got_traffic : 1;         /* any frame since the last heartbeat tick */
+    bool close_sent : 1;
+    bool close_notified : 1;
+    bool opened : 1;
+    bool frame_fin : 1;
+    bool msg_compressed : 1;      /* RSV1 on its first frame */
+    bool tls_hs : 1;              /* handshake running: output waits in the backlog */
+    bool tls_wait_write : 1;      /* OpenSSL must write before it can go on */
+    bool tls_failed : 1;          /* the handshake failed (client: WS_ETLS); implies tls_broken */
+    bool tls_broken : 1;          /* fatal TLS error: no close_notify */
+    /* ---- end slim flags ---- */
     struct wsc__backlog *bl;      /* output the socket has not taken yet */
     struct wsc__stash *stash;     /* input not parsed yet (a partial frame) */
     void *user;
     struct ws_conn *prev, *next;  /* the endpoint's list: open or pending */
     struct wsc__sub *subs;        /* topics it subscribed to (server only) */
-    char remote[56];              /* "[v6 address]:port" fits */
+
+    /* receive side: the frame being read and the message being assembled */
+    uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
+    uint32_t utf8_state;
+    uint8_t rx_mask[4];           /* the streamed frame's masking key */
+    uint8_t frame_opcode;
+    uint8_t rx_mask_off;          /* where in the key its next byte is */
+    uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
+    uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
+    /* bytes another thread reads: each its own */
+    bool is_client;               /* copied from the endpoint: any thread */
+    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
+    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
+    /* close */
+    uint8_t close_reason_len;
+    uint16_t close_code;          /* what our close frame said */
+    int16_t fail_error;           /* why it ended (WS_E*), for a client's callbacks */
+    char *close_reason;           /* allocated only for a non-empty reason */
+    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
+    uint8_t *msg_buf;
+    size_t msg_len, msg_cap;
+    struct wsc__pmd pmd;
+    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
+    struct z_stream_s *deflater;  /* own stream: server context takeover only */
+    _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
+    _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
 
     /* HTTP phase */
     size_t http_scanned;          /* bytes already scanned for the head end */
     struct wsc__http_body *body;  /* a request body being received */
-
-    /* receive side: the frame being read and the message being assembled */
-    uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
-    uint8_t frame_opcode;
-    bool frame_fin;
-    uint8_t rx_mask[4];           /* the streamed frame's masking key */
-    uint8_t rx_mask_off;          /* where in the key its next byte is */
-    uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
-    bool msg_compressed;          /* RSV1 on its first frame */
-    struct wsc__pmd pmd;
-    uint32_t utf8_state;
-    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
-    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
-    struct z_stream_s *deflater;  /* own stream: server context takeover only */
-    uint8_t *msg_buf;
-    size_t msg_len, msg_cap;
-
-    bool is_client;               /* copied from the endpoint: any thread */
-    bool lingering;
-    bool shutting_down;           /* 1001 sent by ws_server_stop() */
-    bool connected;               /* client: TCP connect completed */
-    bool connecting;              /* client: waiting for connect() */
-    bool slow;                    /* over max_buffered: closing by policy */
-    bool write_failed;            /* the socket refused output: dropping */
-    bool dirty;                   /* on its endpoint's list of output to flush */
-    bool read_paused;             /* the read event is removed (either reason) */
-    bool app_paused;              /* ws_conn_pause_reading() */
-    bool pending;                 /* on the endpoint's list of handshaking sockets */
-    bool keepalive_idle;          /* HTTP: between requests (keepalive timer) */
-    bool stash_handled;           /* the stash is a partial frame, not unanswered input */
-    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
-    /* heartbeat */
-    bool awaiting_pong;
-    bool got_traffic;             /* any frame since the last heartbeat tick */
-    /* close */
-    bool close_sent;
-    bool close_notified;
-    bool opened;
-    int fail_error;               /* why it ended, for a client's callbacks */
-    _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
-    _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
-    int close_code;               /* what our close frame said */
-    uint8_t close_reason_len;
-    char *close_reason;           /* allocated only for a non-empty reason */
     /* upgrade.c */
     struct ws_upgrade *upgrade;   /* a decision pending: input is held */
     char *subprotocol;            /* server: the one accepted (freed at last unref) */
-    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
-    uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
     /* ---- TLS (tls.c); ssl is NULL on a plain connection ---- */
     struct ssl_st *ssl;
     struct wsc__tls_gen *tls_gen; /* server: the contexts its SSL came from */
-    bool tls_hs;                  /* handshake running: output waits in the backlog */
-    bool tls_wait_write;          /* OpenSSL must write before it can go on */
-    bool tls_failed;              /* the handshake failed (client: WS_ETLS); implies tls_broken */
-    bool tls_broken;              /* fatal TLS error: no close_notify */
     /* ---- end TLS ---- */
+    char remote[56];              /* "[v6 address]:port" fits */
 };
 
 static inline size_t wsc__stash_len(const struct ws_conn *c)
