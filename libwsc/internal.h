@@ -164,6 +164,18 @@ struct wsc__pmd {                  /* what was negotiated, from our side */
     uint8_t tx_window_bits;        /* our compressor's window */
 };
 
+/* ---- slim (conn_pmd.c): a connection's deflate state, only when negotiated ---- */
+struct wsc__pmd_state {
+    struct wsc__pmd params;       /* enabled is always true here */
+    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
+    struct z_stream_s *deflater;  /* own stream: server context takeover only */
+};
+struct ws_conn;
+/* Use params (not enabled: free the state). 0 or WS_ENOMEM. */
+int wsc__conn_pmd_set(struct ws_conn *c, const struct wsc__pmd *params);
+void wsc__conn_pmd_free(struct ws_conn *c);
+/* ---- end slim pmd ---- */
+
 struct ws_config;
 /* Pick the first acceptable offer; false: no compression on this conn. */
 bool wsc__pmd_negotiate(const struct wsc__http_request *req,
@@ -263,15 +275,56 @@ struct wsc__stash {
     size_t len, cap;
     uint8_t data[];
 };
+/* ---- slim (addr.c): a peer address in 20 bytes, for idle memory (issue 14) ---- */
+struct wsc__addr {
+    uint8_t family;               /* AF_INET, AF_INET6, or 0: unknown */
+    uint8_t spare;
+    uint16_t port;                /* host order */
+    uint8_t bytes[16];            /* network order; 4 used for AF_INET */
+};
+#define WSC__ADDR_STRLEN 56       /* "[v6 address]:port" fits */
+struct sockaddr;
+struct wsc__proxy_info;
+/* From an accepted / connected socket's address (NULL or another family:
+ * unknown). */
+void wsc__addr_set(struct wsc__addr *a, const struct sockaddr *sa);
+/* From what a PROXY header or X-Forwarded-For said. */
+void wsc__addr_set_proxy(struct wsc__addr *a, const struct wsc__proxy_info *info);
+/* "a.b.c.d:port", "[v6]:port" or "unknown". */
+void wsc__addr_format(const struct wsc__addr *a, char *out, size_t outlen);
+struct ws_conn;
+/* c's names with this (server) subprotocol, for wsc__conn_names_install;
+ * NULL: no memory. */
+char *wsc__conn_names_new(const struct ws_conn *c, const char *subprotocol);
+/* Before the handle is out (loop thread): names replace c's. */
+void wsc__conn_names_install(struct ws_conn *c, char *names);
+/* Server: the accepted subprotocol, or "". */
+const char *wsc__conn_subprotocol(const struct ws_conn *c);
+/* ---- end slim addr ---- */
+
+/* ---- slim (message.c): a message being assembled, allocated only while
+ * one is (fragmented, streamed or compressed); idle memory, issue 14 ---- */
+struct wsc__msg_asm {
+    uint64_t wire_len;            /* compressed bytes of the message so far */
+    uint8_t *buf;
+    size_t len, cap;
+};
+struct ws_conn;
+/* Free it (release). */
+void wsc__msg_free(struct ws_conn *c);
+/* ---- end slim msg ---- */
 
 struct ws_conn {
     _Atomic int refs;
-    _Atomic int state;            /* enum wsc__conn_state */
+    _Atomic uint8_t state;        /* enum wsc__conn_state */
+    /* bytes another thread reads: each its own (no bit-fields) */
+    bool is_client;               /* copied from the endpoint: any thread */
+    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
+    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
     uint64_t id;
     struct wsc__endpoint *ep;     /* loop thread only, and never once released:
                                      the endpoint may be gone by then */
     struct wsc__loop *loop;       /* its loop (referenced): any thread */
-    struct ws_conn *id_next;      /* chain in the loop's id table */
     evutil_socket_t fd;           /* -1 once released */
     uint32_t queued_pos;          /* io.c: its index in ep->queued + 1 while dirty */
 #if !WSC__USE_EPOLL
@@ -311,45 +364,48 @@ struct ws_conn {
     struct wsc__stash *stash;     /* input not parsed yet (a partial frame) */
     void *user;
     struct ws_conn *prev, *next;  /* the endpoint's list: open or pending */
-    struct wsc__sub *subs;        /* topics it subscribed to (server only) */
-
-    /* receive side: the frame being read and the message being assembled */
-    uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
-    uint32_t utf8_state;
-    uint8_t rx_mask[4];           /* the streamed frame's masking key */
-    uint8_t frame_opcode;
-    uint8_t rx_mask_off;          /* where in the key its next byte is */
-    uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
     uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
-    /* bytes another thread reads: each its own */
-    bool is_client;               /* copied from the endpoint: any thread */
-    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
-    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
-    /* close */
-    uint8_t close_reason_len;
-    uint16_t close_code;          /* what our close frame said */
-    int16_t fail_error;           /* why it ended (WS_E*), for a client's callbacks */
-    char *close_reason;           /* allocated only for a non-empty reason */
-    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
-    uint8_t *msg_buf;
-    size_t msg_len, msg_cap;
-    struct wsc__pmd pmd;
-    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
-    struct z_stream_s *deflater;  /* own stream: server context takeover only */
+    int8_t fail_error;            /* why it ended (WS_E*), for a client's callbacks */
+    struct wsc__addr remote;      /* slim: the peer, binary; loop thread, set
+                                     before the handle is out */
+    struct wsc__pmd_state *pmd;   /* conn_pmd.c: NULL = no compression */
     _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
     _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
 
-    /* HTTP phase */
-    size_t http_scanned;          /* bytes already scanned for the head end */
-    struct wsc__http_body *body;  /* a request body being received */
-    /* upgrade.c */
-    struct ws_upgrade *upgrade;   /* a decision pending: input is held */
-    char *subprotocol;            /* server: the one accepted (freed at last unref) */
+    /* ---- slim: each phase's state over the same bytes: the HTTP phase's
+     * until wsc__conn_open (opened false), then the open connection's
+     * (zeroed there). Check opened before touching either when the state
+     * does not already say which (release); idle memory, issue 14. ---- */
+    union {
+        struct {                  /* HTTP phase: !opened */
+            size_t http_scanned;  /* bytes already scanned for the head end */
+            struct wsc__http_body *body; /* a request body being received */
+            struct ws_upgrade *upgrade; /* upgrade.c: a decision pending: input is held */
+        };
+        struct {                  /* open: opened */
+            struct ws_conn *id_next; /* chain in the loop's id table */
+            struct wsc__sub *subs; /* topics it subscribed to (server only) */
+            /* receive side: the frame being read and the message being assembled */
+            uint64_t frame_left;  /* payload bytes still to come; 0 = header next */
+            struct wsc__msg_asm *msg; /* a message being assembled, or NULL */
+            char *close_reason;   /* allocated only for a non-empty reason */
+            uint32_t utf8_state;
+            uint8_t rx_mask[4];   /* the streamed frame's masking key */
+            uint8_t frame_opcode;
+            uint8_t rx_mask_off;  /* where in the key its next byte is */
+            uint8_t msg_opcode;   /* 0 = no fragmented message in progress */
+            uint8_t close_reason_len;
+            uint16_t close_code;  /* what our close frame said */
+        };
+    };
+    /* ---- end slim phase union ---- */
     /* ---- TLS (tls.c); ssl is NULL on a plain connection ---- */
     struct ssl_st *ssl;
-    struct wsc__tls_gen *tls_gen; /* server: the contexts its SSL came from */
     /* ---- end TLS ---- */
-    char remote[56];              /* "[v6 address]:port" fits */
+    /* ---- slim (addr.c): "remote\0subprotocol\0", made at the first
+     * ws_conn_remote_addr() or when the upgrade hook accepts a subprotocol
+     * (server); freed at the last unref ---- */
+    _Atomic(char *) names;
 };
 
 static inline size_t wsc__stash_len(const struct ws_conn *c)
@@ -909,6 +965,9 @@ void wsc__tls_release(struct ws_conn *c);
  * contexts; 0 or WS_ENOMEM. */
 int wsc__tls_server_attach(struct ws_conn *c, struct wsc__tls_listener *l);
 void wsc__tls_gen_unref(struct wsc__tls_gen *g);
+/* slim: the generation a server SSL came from (its ex_data), else NULL. */
+struct ssl_st;
+struct wsc__tls_gen *wsc__tls_gen_of(struct ssl_st *ssl);
 void wsc__tls_server_free(struct wsc__tls_server *ts);
 /* server.c: listen on addr for l (NULL: plain). Port or WS_E*. */
 int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
