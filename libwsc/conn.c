@@ -21,6 +21,15 @@
 
 #include "internal.h"
 
+/* Idle memory per upgraded connection (issue 14): every idle connection
+ * pays for the whole struct, so it must stay small. Budget on LP64: 216
+ * bytes besides the read event (with rev gone, a 224-byte malloc chunk).
+ * Rarely used state goes behind pointers allocated on demand instead. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct ws_conn) - sizeof(struct event) <= 216,
+               "struct ws_conn outgrew its idle-memory budget (issue 14)");
+#endif
+
 /* ---- release ------------------------------------------------------------- */
 
 static void conn_release(struct ws_conn *c)
@@ -32,13 +41,12 @@ static void conn_release(struct ws_conn *c)
     atomic_store(&c->state, WSC__CONN_CLOSED);
     wsc__timers_unreserve(c);
     wsc__io_release(c); /* closes the socket */
+    wsc__conn_ext_free(c);
     if (c->opened) {              /* the phase union is the open side's */
-        wsc__msg_free(c);
         free(c->close_reason);
         c->close_reason = NULL;
         c->close_reason_len = 0;
     }
-    wsc__conn_pmd_free(c);
     if (c->opened && c->subs != NULL) /* a subscription ends with its connection */
         wsc__topic_drop_conn(c);
     if (c->opened)
@@ -409,7 +417,6 @@ int wsc__conn_open(struct ws_conn *c)
     c->id_next = NULL;
     c->subs = NULL;
     c->frame_left = 0;
-    c->msg = NULL;
     c->close_reason = NULL;
     c->utf8_state = WSC__UTF8_ACCEPT;
     memset(c->rx_mask, 0, sizeof(c->rx_mask));
@@ -433,12 +440,12 @@ int wsc__conn_open(struct ws_conn *c)
 static struct z_stream_s *conn_deflater(struct ws_conn *c)
 {
     struct wsc__endpoint *ep = c->ep;
-    bool shared = c->pmd->params.tx_no_context_takeover &&
-                  c->pmd->params.tx_window_bits == ep->cfg.deflate_window_bits;
-    struct z_stream_s **slot = shared ? &ep->shared_deflater : &c->pmd->deflater;
+    bool shared = c->ext->params.tx_no_context_takeover &&
+                  c->ext->params.tx_window_bits == ep->cfg.deflate_window_bits;
+    struct z_stream_s **slot = shared ? &ep->shared_deflater : &c->ext->deflater;
 
     if (*slot == NULL)
-        *slot = wsc__deflater_new(&ep->zmem, c->pmd->params.tx_window_bits,
+        *slot = wsc__deflater_new(&ep->zmem, c->ext->params.tx_window_bits,
                                   (int)ep->cfg.deflate_mem_level);
     return *slot;
 }
@@ -453,12 +460,12 @@ static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data,
     if (zs == NULL)
         return WS_ENOMEM;
     rc = wsc__deflate(zs, data, len, &ep->zbuf, &ep->zbuf_cap, &out_len,
-                      c->pmd->params.tx_no_context_takeover);
+                      c->ext->params.tx_no_context_takeover);
     if (rc != 0)
         return rc;
     /* Without context takeover no state ties us to the compressed form:
      * send whichever is smaller. With it, the peer's window must see it. */
-    if (c->pmd->params.tx_no_context_takeover && out_len >= len)
+    if (c->ext->params.tx_no_context_takeover && out_len >= len)
         rc = wsc__conn_write_frame(c, false, opcode, data, len);
     else
         rc = wsc__conn_write_frame(c, true, opcode, ep->zbuf, out_len);
@@ -478,7 +485,7 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
      * is being dropped (still OPEN, but its socket is about to go). */
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent || c->close_notified)
         return WS_ECLOSED;
-    if (c->pmd != NULL && c->pmd->params.tx_window_bits >= 9 &&
+    if (wsc__pmd_on(c) && c->ext->params.tx_window_bits >= 9 &&
         (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
         len >= c->ep->cfg.deflate_threshold)
         rc = conn_send_compressed(c, opcode, data, len);

@@ -210,9 +210,9 @@ static int http_switch_protocols(struct ws_conn *c, const char *accept, const ch
     char ext[160] = "", head[320];
     int n;
 
-    if (c->pmd != NULL) {
+    if (wsc__pmd_on(c)) {
         memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
-        if (wsc__pmd_response(&c->pmd->params, ext + 26, sizeof(ext) - 28) < 0)
+        if (wsc__pmd_response(&c->ext->params, ext + 26, sizeof(ext) - 28) < 0)
             return WS_ENOMEM;
         strcat(ext, "\r\n");
     }

@@ -164,17 +164,32 @@ struct wsc__pmd {                  /* what was negotiated, from our side */
     uint8_t tx_window_bits;        /* our compressor's window */
 };
 
-/* ---- slim (conn_pmd.c): a connection's deflate state, only when negotiated ---- */
-struct wsc__pmd_state {
-    struct wsc__pmd params;       /* enabled is always true here */
+/* ---- slim (conn_ext.c): state most connections never need, behind one
+ * pointer allocated on demand (idle memory, issue 14): the permessage-
+ * deflate state (while negotiated) and a message being assembled (while
+ * one is: fragmented, streamed or compressed). ---- */
+struct wsc__msg_asm {
+    uint64_t wire_len;            /* compressed bytes of the message so far */
+    uint8_t *buf;
+    size_t len, cap;
+};
+struct wsc__conn_ext {
+    struct wsc__msg_asm msg;      /* all zero when no message is assembled */
+    bool pmd_on;                  /* permessage-deflate negotiated: */
+    struct wsc__pmd params;
     struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
     struct z_stream_s *deflater;  /* own stream: server context takeover only */
 };
 struct ws_conn;
-/* Use params (not enabled: free the state). 0 or WS_ENOMEM. */
+/* Use params (not enabled: deflate off). 0 or WS_ENOMEM. */
 int wsc__conn_pmd_set(struct ws_conn *c, const struct wsc__pmd *params);
-void wsc__conn_pmd_free(struct ws_conn *c);
-/* ---- end slim pmd ---- */
+/* c->ext, made if need be; NULL: no memory. */
+struct wsc__conn_ext *wsc__conn_ext(struct ws_conn *c);
+/* Drop the assembled message; free c->ext if nothing else is in it. */
+void wsc__conn_ext_msg_done(struct ws_conn *c);
+/* Free it all (release). */
+void wsc__conn_ext_free(struct ws_conn *c);
+/* ---- end slim ext ---- */
 
 struct ws_config;
 /* Pick the first acceptable offer; false: no compression on this conn. */
@@ -302,18 +317,6 @@ void wsc__conn_names_install(struct ws_conn *c, char *names);
 const char *wsc__conn_subprotocol(const struct ws_conn *c);
 /* ---- end slim addr ---- */
 
-/* ---- slim (message.c): a message being assembled, allocated only while
- * one is (fragmented, streamed or compressed); idle memory, issue 14 ---- */
-struct wsc__msg_asm {
-    uint64_t wire_len;            /* compressed bytes of the message so far */
-    uint8_t *buf;
-    size_t len, cap;
-};
-struct ws_conn;
-/* Free it (release). */
-void wsc__msg_free(struct ws_conn *c);
-/* ---- end slim msg ---- */
-
 struct ws_conn {
     _Atomic int refs;
     _Atomic uint8_t state;        /* enum wsc__conn_state */
@@ -368,7 +371,7 @@ struct ws_conn {
     int8_t fail_error;            /* why it ended (WS_E*), for a client's callbacks */
     struct wsc__addr remote;      /* slim: the peer, binary; loop thread, set
                                      before the handle is out */
-    struct wsc__pmd_state *pmd;   /* conn_pmd.c: NULL = no compression */
+    struct wsc__conn_ext *ext;    /* conn_ext.c: deflate state, message assembly */
     _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
     _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
 
@@ -387,7 +390,6 @@ struct ws_conn {
             struct wsc__sub *subs; /* topics it subscribed to (server only) */
             /* receive side: the frame being read and the message being assembled */
             uint64_t frame_left;  /* payload bytes still to come; 0 = header next */
-            struct wsc__msg_asm *msg; /* a message being assembled, or NULL */
             char *close_reason;   /* allocated only for a non-empty reason */
             uint32_t utf8_state;
             uint8_t rx_mask[4];   /* the streamed frame's masking key */
@@ -411,6 +413,12 @@ struct ws_conn {
 static inline size_t wsc__stash_len(const struct ws_conn *c)
 {
     return c->stash != NULL ? c->stash->len : 0;
+}
+
+/* slim: permessage-deflate is on for c. */
+static inline bool wsc__pmd_on(const struct ws_conn *c)
+{
+    return c->ext != NULL && c->ext->pmd_on;
 }
 
 struct sockaddr;

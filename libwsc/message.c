@@ -21,7 +21,7 @@
 static uint8_t allowed_rsv(const struct ws_conn *c, uint8_t opcode)
 {
     bool first_data_frame = opcode == WS_OP_TEXT || opcode == WS_OP_BINARY;
-    return c->pmd != NULL && first_data_frame ? 0x40 : 0;
+    return wsc__pmd_on(c) && first_data_frame ? 0x40 : 0;
 }
 
 static bool opcode_known(uint8_t op)
@@ -81,13 +81,9 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
     if (f->opcode == WS_OP_CONTINUATION ? c->msg_compressed : (f->rsv & 0x40) != 0) {
         /* The inflated size is checked while inflating; here only bound
          * the compressed bytes (incompressible data grows slightly). */
-        uint64_t wire;
-        /* Inflated output is always assembled: the state must exist. */
-        if (c->msg == NULL && (c->msg = calloc(1, sizeof(*c->msg))) == NULL) {
-            wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-            return false;
-        }
-        wire = (f->opcode == WS_OP_CONTINUATION ? c->msg->wire_len : 0) + f->payload_len;
+        /* RSV1 passed: deflate is on, so c->ext exists. */
+        uint64_t wire = (f->opcode == WS_OP_CONTINUATION ? c->ext->msg.wire_len : 0) +
+                        f->payload_len;
         if (wire > cfg->max_message_size + cfg->max_message_size / 64 + 64) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
                            "message too big");
@@ -97,7 +93,7 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
     }
     if (f->payload_len >
         cfg->max_message_size -
-            (f->opcode == WS_OP_CONTINUATION && c->msg != NULL ? c->msg->len : 0)) {
+            (f->opcode == WS_OP_CONTINUATION && c->ext != NULL ? c->ext->msg.len : 0)) {
         wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
         return false;
     }
@@ -114,13 +110,13 @@ static void frame_begin(struct ws_conn *c, const struct wsc__frame_head *f)
         return;
     if (f->opcode != WS_OP_CONTINUATION) {
         c->msg_opcode = f->opcode;
-        if (c->msg != NULL)
-            c->msg->len = c->msg->wire_len = 0;
+        if (c->ext != NULL)
+            c->ext->msg.len = c->ext->msg.wire_len = 0;
         c->utf8_state = WSC__UTF8_ACCEPT;
         c->msg_compressed = (f->rsv & 0x40) != 0;
     }
-    if (c->msg_compressed)        /* frame_check made c->msg */
-        c->msg->wire_len += f->payload_len;
+    if (c->msg_compressed)        /* deflate is on: c->ext exists */
+        c->ext->msg.wire_len += f->payload_len;
 }
 
 static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
@@ -146,10 +142,12 @@ static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t l
 
 static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
 {
-    struct wsc__msg_asm *m = c->msg;
+    struct wsc__conn_ext *ext = wsc__conn_ext(c);
+    struct wsc__msg_asm *m;
 
-    if (m == NULL && (m = c->msg = calloc(1, sizeof(*m))) == NULL)
+    if (ext == NULL)
         return false;
+    m = &ext->msg;
     if (m->len + len > m->cap) {
         /* Grow by at least double, looking ahead into the frame by at most
          * what has arrived (64 KiB at first): a header announcing 1 GiB
@@ -184,39 +182,30 @@ static struct z_stream_s *pick_inflater(struct ws_conn *c, bool whole_now)
 {
     struct wsc__endpoint *ep = c->ep;
 
-    if (c->pmd->inflater == NULL && c->pmd->params.rx_no_context_takeover && whole_now) {
+    if (c->ext->inflater == NULL && c->ext->params.rx_no_context_takeover && whole_now) {
         if (ep->shared_inflater == NULL)
             ep->shared_inflater = wsc__inflater_new(&ep->zmem);
         else
             wsc__inflater_reset(ep->shared_inflater);
         return ep->shared_inflater;
     }
-    if (c->pmd->inflater == NULL)
-        c->pmd->inflater = wsc__inflater_new(&ep->zmem);
-    return c->pmd->inflater;
+    if (c->ext->inflater == NULL)
+        c->ext->inflater = wsc__inflater_new(&ep->zmem);
+    return c->ext->inflater;
 }
 
 static void inflater_done(struct ws_conn *c)
 {
-    if (c->pmd->params.rx_no_context_takeover && c->pmd->inflater != NULL) {
-        wsc__inflater_free(c->pmd->inflater);
-        c->pmd->inflater = NULL;
+    if (c->ext->params.rx_no_context_takeover && c->ext->inflater != NULL) {
+        wsc__inflater_free(c->ext->inflater);
+        c->ext->inflater = NULL;
     }
 }
 
 static void msg_release(struct ws_conn *c)
 {
     /* An idle connection should hold no payload memory. */
-    if (c->msg != NULL) {
-        free(c->msg->buf);
-        free(c->msg);
-        c->msg = NULL;
-    }
-}
-
-void wsc__msg_free(struct ws_conn *c)
-{
-    msg_release(c);
+    wsc__conn_ext_msg_done(c);
 }
 
 static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
@@ -225,7 +214,7 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
     bool last = c->frame_left == 0 && c->frame_fin;
     bool whole_now = first_chunk && last && c->frame_opcode != WS_OP_CONTINUATION;
     struct z_stream_s *zs = pick_inflater(c, whole_now);
-    struct wsc__msg_asm *m = c->msg; /* frame_check made it */
+    struct wsc__msg_asm *m = &c->ext->msg; /* deflate is on: c->ext exists */
     size_t before = m->len;
     int rc;
 
@@ -277,7 +266,7 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
         return;
     }
     /* Fast path: a whole single-frame message in one chunk. */
-    if (first_chunk && frame_done && c->frame_fin && (c->msg == NULL || c->msg->len == 0) &&
+    if (first_chunk && frame_done && c->frame_fin && (c->ext == NULL || c->ext->msg.len == 0) &&
         c->frame_opcode != WS_OP_CONTINUATION) {
         if (text && !wsc__utf8_valid(data, len)) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
@@ -304,8 +293,8 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
                        "truncated UTF-8");
         return;
     }
-    if (c->msg != NULL)
-        deliver(c, c->msg_opcode, c->msg->buf, c->msg->len);
+    if (c->ext != NULL)
+        deliver(c, c->msg_opcode, c->ext->msg.buf, c->ext->msg.len);
     else                          /* every fragment was empty */
         deliver(c, c->msg_opcode, NULL, 0);
     msg_release(c);
