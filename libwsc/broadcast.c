@@ -64,9 +64,9 @@ static bool uses_shared_compression(const struct ws_conn *c, size_t len)
 {
     const struct ws_config *cfg = &c->ep->cfg;
 
-    return c->pmd.enabled && len >= cfg->deflate_threshold &&
-           c->pmd.tx_no_context_takeover &&
-           c->pmd.tx_window_bits == cfg->deflate_window_bits;
+    return wsc__pmd_on(c) && len >= cfg->deflate_threshold &&
+           c->ext->params.tx_no_context_takeover &&
+           c->ext->params.tx_window_bits == cfg->deflate_window_bits;
 }
 
 /* The connections a delivery goes to: all, or one topic's subscribers. */
@@ -116,7 +116,7 @@ int wsc__deliver_now(struct wsc__endpoint *ep, const struct wsc__topic *topic,
             skipped++;
             continue;
         }
-        if (c->pmd.enabled && len >= ep->cfg.deflate_threshold &&
+        if (wsc__pmd_on(c) && len >= ep->cfg.deflate_threshold &&
             !uses_shared_compression(c, len)) {
             /* Its own compression context: it has to compress for itself. */
             wsc__conn_send_now(c, op, data, len);

@@ -205,6 +205,7 @@ static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
 {
     const struct wsc__http_request *h = &resp->head;
     const struct wsc__http_header *accept, *ext, *proto;
+    struct wsc__pmd pmd;
 
     /* RFC 6455 4.1: the opening handshake is HTTP/1.1 (or later). */
     if (resp->status != 101 || resp->minor_version < 1 ||
@@ -222,8 +223,11 @@ static bool client_response_ok(struct ws_client *cl, struct ws_conn *c,
         memcmp(accept->value, cl->accept, WSC__ACCEPT_LEN) != 0)
         return false;
     ext = wsc__http_find_header(h, "Sec-WebSocket-Extensions");
+    memset(&pmd, 0, sizeof(pmd));
     if (ext != NULL &&
-        !wsc__pmd_parse_response(ext->value, ext->value_len, &cl->ep.cfg, &c->pmd))
+        !wsc__pmd_parse_response(ext->value, ext->value_len, &cl->ep.cfg, &pmd))
+        return false;
+    if (wsc__conn_pmd_set(c, &pmd) != 0)
         return false;
     proto = wsc__http_find_header(h, "Sec-WebSocket-Protocol");
     cl->subprotocol[0] = '\0';
@@ -649,7 +653,7 @@ const char *ws_conn_subprotocol(const struct ws_conn *conn)
     if (conn == NULL || atomic_load(&conn->state) == WSC__CONN_CLOSED)
         return "";
     if (!conn->is_client) /* chosen by the upgrade hook (upgrade.c) */
-        return conn->subprotocol != NULL ? conn->subprotocol : "";
+        return wsc__conn_subprotocol(conn);
     return client_of(conn->ep)->subprotocol;
 }
 

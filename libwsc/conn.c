@@ -21,24 +21,15 @@
 
 #include "internal.h"
 
-static void format_remote(char *out, size_t outlen, const struct sockaddr *sa)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-
-    if (sa == NULL) {
-        snprintf(out, outlen, "unknown");
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-        snprintf(out, outlen, "[%s]:%u", ip, (unsigned)ntohs(s6->sin6_port));
-    } else if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-        snprintf(out, outlen, "%s:%u", ip, (unsigned)ntohs(s4->sin_port));
-    } else {
-        snprintf(out, outlen, "unknown");
-    }
-}
+/* Idle memory per upgraded connection (issue 14): every idle connection
+ * pays for the whole struct, so it must stay small. Budget on LP64: 216
+ * bytes, a 224-byte malloc chunk (8 more for the read event's pointer
+ * without epoll). Rarely used state goes behind pointers allocated on
+ * demand instead. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct ws_conn) <= (WSC__USE_EPOLL ? 216 : 224),
+               "struct ws_conn outgrew its idle-memory budget (issue 14)");
+#endif
 
 /* ---- release ------------------------------------------------------------- */
 
@@ -51,22 +42,21 @@ static void conn_release(struct ws_conn *c)
     atomic_store(&c->state, WSC__CONN_CLOSED);
     wsc__timers_unreserve(c);
     wsc__io_release(c); /* closes the socket */
-    free(c->msg_buf);
-    c->msg_buf = NULL;
-    c->msg_len = c->msg_cap = 0;
-    free(c->close_reason);
-    c->close_reason = NULL;
-    c->close_reason_len = 0;
-    wsc__inflater_free(c->inflater);
-    wsc__deflater_free(c->deflater);
-    c->inflater = c->deflater = NULL;
-    if (c->subs != NULL) /* a subscription ends with its connection */
+    wsc__conn_ext_free(c);
+    if (c->opened) {              /* the phase union is the open side's */
+        free(c->close_reason);
+        c->close_reason = NULL;
+        c->close_reason_len = 0;
+    }
+    if (c->opened && c->subs != NULL) /* a subscription ends with its connection */
         wsc__topic_drop_conn(c);
     if (c->opened)
         wsc__loop_remove_id(c->loop, c);
-    wsc__http_body_free(c);
-    if (c->upgrade != NULL) /* the hook's decision can no longer apply */
-        wsc__upgrade_conn_gone(c);
+    if (!c->opened) {             /* the phase union is the HTTP phase's */
+        wsc__http_body_free(c);
+        if (c->upgrade != NULL) /* the hook's decision can no longer apply */
+            wsc__upgrade_conn_gone(c);
+    }
     wsc__endpoint_unlink(ep, c);
     ws_conn_unref(c); /* the loop's reference */
 }
@@ -282,7 +272,7 @@ void wsc__conn_io_connected(struct ws_conn *c, int err)
     c->connected = true;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
-        format_remote(c->remote, sizeof(c->remote), (struct sockaddr *)&ss);
+        wsc__addr_set(&c->remote, (struct sockaddr *)&ss);
     wsc__conn_set_timeout(c, c->ep->cfg.handshake_timeout_ms);
     wsc__client_connected(c);
 }
@@ -357,7 +347,7 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     c->loop = ep->loop;
     c->is_client = ep->is_client;
     c->fd = -1;
-    format_remote(c->remote, sizeof(c->remote), sa);
+    wsc__addr_set(&c->remote, sa);
     if (wsc__timers_reserve(c) != 0) {
         if (fd >= 0)
             evutil_closesocket(fd);
@@ -420,6 +410,19 @@ int wsc__conn_open(struct ws_conn *c)
 {
     struct wsc__endpoint *ep = c->ep;
 
+    /* The HTTP phase's state ends (an upgrade has no body, its decision is
+     * detached): its bytes become the message's. */
+    wsc__http_body_free(c);
+    c->http_scanned = 0;
+    c->upgrade = NULL;
+    c->id_next = NULL;
+    c->subs = NULL;
+    c->frame_left = 0;
+    c->close_reason = NULL;
+    c->utf8_state = WSC__UTF8_ACCEPT;
+    memset(c->rx_mask, 0, sizeof(c->rx_mask));
+    c->frame_opcode = c->rx_mask_off = c->msg_opcode = c->close_reason_len = 0;
+    c->close_code = 0;
     atomic_store(&c->state, WSC__CONN_OPEN);
     c->opened = true;
     ep->num_open++;
@@ -438,12 +441,12 @@ int wsc__conn_open(struct ws_conn *c)
 static struct z_stream_s *conn_deflater(struct ws_conn *c)
 {
     struct wsc__endpoint *ep = c->ep;
-    bool shared = c->pmd.tx_no_context_takeover &&
-                  c->pmd.tx_window_bits == ep->cfg.deflate_window_bits;
-    struct z_stream_s **slot = shared ? &ep->shared_deflater : &c->deflater;
+    bool shared = c->ext->params.tx_no_context_takeover &&
+                  c->ext->params.tx_window_bits == ep->cfg.deflate_window_bits;
+    struct z_stream_s **slot = shared ? &ep->shared_deflater : &c->ext->deflater;
 
     if (*slot == NULL)
-        *slot = wsc__deflater_new(&ep->zmem, c->pmd.tx_window_bits,
+        *slot = wsc__deflater_new(&ep->zmem, c->ext->params.tx_window_bits,
                                   (int)ep->cfg.deflate_mem_level);
     return *slot;
 }
@@ -458,12 +461,12 @@ static int conn_send_compressed(struct ws_conn *c, int opcode, const void *data,
     if (zs == NULL)
         return WS_ENOMEM;
     rc = wsc__deflate(zs, data, len, &ep->zbuf, &ep->zbuf_cap, &out_len,
-                      c->pmd.tx_no_context_takeover);
+                      c->ext->params.tx_no_context_takeover);
     if (rc != 0)
         return rc;
     /* Without context takeover no state ties us to the compressed form:
      * send whichever is smaller. With it, the peer's window must see it. */
-    if (c->pmd.tx_no_context_takeover && out_len >= len)
+    if (c->ext->params.tx_no_context_takeover && out_len >= len)
         rc = wsc__conn_write_frame(c, false, opcode, data, len);
     else
         rc = wsc__conn_write_frame(c, true, opcode, ep->zbuf, out_len);
@@ -483,7 +486,7 @@ int wsc__conn_send_now(struct ws_conn *c, int opcode, const void *data, size_t l
      * is being dropped (still OPEN, but its socket is about to go). */
     if (atomic_load(&c->state) != WSC__CONN_OPEN || c->close_sent || c->close_notified)
         return WS_ECLOSED;
-    if (c->pmd.enabled && c->pmd.tx_window_bits >= 9 &&
+    if (wsc__pmd_on(c) && c->ext->params.tx_window_bits >= 9 &&
         (opcode == WS_OP_TEXT || opcode == WS_OP_BINARY) &&
         len >= c->ep->cfg.deflate_threshold)
         rc = conn_send_compressed(c, opcode, data, len);
@@ -794,7 +797,8 @@ void ws_conn_unref(struct ws_conn *conn)
     if (conn == NULL)
         return;
     if (atomic_fetch_sub_explicit(&conn->refs, 1, memory_order_acq_rel) == 1) {
-        free(conn->subprotocol); /* readable until the last reference */
+        /* remote address and subprotocol: readable until the last reference */
+        free(atomic_load_explicit(&conn->names, memory_order_relaxed));
         wsc__loop_unref(conn->loop); /* every I/O resource went at release */
         free(conn);
     }
@@ -803,11 +807,6 @@ void ws_conn_unref(struct ws_conn *conn)
 uint64_t ws_conn_id(const struct ws_conn *conn)
 {
     return conn != NULL ? conn->id : 0;
-}
-
-const char *ws_conn_remote_addr(const struct ws_conn *conn)
-{
-    return conn != NULL ? conn->remote : NULL;
 }
 
 void ws_conn_set_user(struct ws_conn *conn, void *user)

@@ -84,8 +84,10 @@ static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
     struct evbuffer *out;
     struct ws_request r;
     struct ws_response res;
+    char remote[WSC__ADDR_STRLEN]; /* the request's, formatted for it */
 
-    if (wsc__request_init(&r, req, buf + head_len, body_len, c->remote) != 0) {
+    wsc__addr_format(&c->remote, remote, sizeof(remote));
+    if (wsc__request_init(&r, req, buf + head_len, body_len, remote) != 0) {
         wsc__http_refuse(c, 500, NULL);
         return false;
     }
@@ -208,9 +210,9 @@ static int http_switch_protocols(struct ws_conn *c, const char *accept, const ch
     char ext[160] = "", head[320];
     int n;
 
-    if (c->pmd.enabled) {
+    if (wsc__pmd_on(c)) {
         memcpy(ext, "Sec-WebSocket-Extensions: ", 26);
-        if (wsc__pmd_response(&c->pmd, ext + 26, sizeof(ext) - 28) < 0)
+        if (wsc__pmd_response(&c->ext->params, ext + 26, sizeof(ext) - 28) < 0)
             return WS_ENOMEM;
         strcat(ext, "\r\n");
     }
@@ -255,6 +257,7 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
     struct wsc__http_request req = { .headers = ep->hdr_scratch };
     const struct wsc__http_header *key = NULL;
     char accept[WSC__ACCEPT_LEN + 1];
+    struct wsc__pmd pmd;
     long long used;
     int head_len;
 
@@ -307,8 +310,9 @@ static size_t http_handle_one(struct ws_conn *c, const char *buf, size_t avail)
         wsc__http_refuse(c, 400, NULL);
         return avail;
     }
-    wsc__pmd_negotiate(&req, &ep->cfg, &c->pmd);
-    if (wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
+    wsc__pmd_negotiate(&req, &ep->cfg, &pmd);
+    if (wsc__conn_pmd_set(c, &pmd) != 0 ||
+        wsc__handshake_accept(key->value, key->value_len, accept) != 0) {
         wsc__http_refuse(c, 500, NULL);
         return avail;
     }

@@ -207,7 +207,7 @@ void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req
         return;
     /* Start from the peer: a keep-alive connection's previous request may
      * have named another client. */
-    wsc__proxy_format(&who, c->remote, sizeof(c->remote));
+    wsc__addr_set_proxy(&c->remote, &who);
     if (!wsc__addr_trusted(&c->ep->cfg, who.family, who.addr))
         return;                   /* a forged header from anybody else is ignored */
     /* The last 16 lines, filled from the end: the nearest proxy's entries
@@ -224,5 +224,5 @@ void wsc__forwarded_apply(struct ws_conn *c, const struct wsc__http_request *req
                                       count, &who.family, who.addr) != WSC__XFF_OK)
         return;
     who.port = 0;                 /* the header carries no port: 0 says so */
-    wsc__proxy_format(&who, c->remote, sizeof(c->remote));
+    wsc__addr_set_proxy(&c->remote, &who);
 }

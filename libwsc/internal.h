@@ -164,6 +164,33 @@ struct wsc__pmd {                  /* what was negotiated, from our side */
     uint8_t tx_window_bits;        /* our compressor's window */
 };
 
+/* ---- slim (conn_ext.c): state most connections never need, behind one
+ * pointer allocated on demand (idle memory, issue 14): the permessage-
+ * deflate state (while negotiated) and a message being assembled (while
+ * one is: fragmented, streamed or compressed). ---- */
+struct wsc__msg_asm {
+    uint64_t wire_len;            /* compressed bytes of the message so far */
+    uint8_t *buf;
+    size_t len, cap;
+};
+struct wsc__conn_ext {
+    struct wsc__msg_asm msg;      /* all zero when no message is assembled */
+    bool pmd_on;                  /* permessage-deflate negotiated: */
+    struct wsc__pmd params;
+    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
+    struct z_stream_s *deflater;  /* own stream: server context takeover only */
+};
+struct ws_conn;
+/* Use params (not enabled: deflate off). 0 or WS_ENOMEM. */
+int wsc__conn_pmd_set(struct ws_conn *c, const struct wsc__pmd *params);
+/* c->ext, made if need be; NULL: no memory. */
+struct wsc__conn_ext *wsc__conn_ext(struct ws_conn *c);
+/* Drop the assembled message; free c->ext if nothing else is in it. */
+void wsc__conn_ext_msg_done(struct ws_conn *c);
+/* Free it all (release). */
+void wsc__conn_ext_free(struct ws_conn *c);
+/* ---- end slim ext ---- */
+
 struct ws_config;
 /* Pick the first acceptable offer; false: no compression on this conn. */
 bool wsc__pmd_negotiate(const struct wsc__http_request *req,
@@ -263,96 +290,135 @@ struct wsc__stash {
     size_t len, cap;
     uint8_t data[];
 };
+/* ---- slim (addr.c): a peer address in 20 bytes, for idle memory (issue 14) ---- */
+struct wsc__addr {
+    uint8_t family;               /* AF_INET, AF_INET6, or 0: unknown */
+    uint8_t spare;
+    uint16_t port;                /* host order */
+    uint8_t bytes[16];            /* network order; 4 used for AF_INET */
+};
+#define WSC__ADDR_STRLEN 56       /* "[v6 address]:port" fits */
+struct sockaddr;
+struct wsc__proxy_info;
+/* From an accepted / connected socket's address (NULL or another family:
+ * unknown). */
+void wsc__addr_set(struct wsc__addr *a, const struct sockaddr *sa);
+/* From what a PROXY header or X-Forwarded-For said. */
+void wsc__addr_set_proxy(struct wsc__addr *a, const struct wsc__proxy_info *info);
+/* "a.b.c.d:port", "[v6]:port" or "unknown". */
+void wsc__addr_format(const struct wsc__addr *a, char *out, size_t outlen);
+struct ws_conn;
+/* c's names with this (server) subprotocol, for wsc__conn_names_install;
+ * NULL: no memory. */
+char *wsc__conn_names_new(const struct ws_conn *c, const char *subprotocol);
+/* Before the handle is out (loop thread): names replace c's. */
+void wsc__conn_names_install(struct ws_conn *c, char *names);
+/* Server: the accepted subprotocol, or "". */
+const char *wsc__conn_subprotocol(const struct ws_conn *c);
+/* ---- end slim addr ---- */
 
 struct ws_conn {
     _Atomic int refs;
-    _Atomic int state;            /* enum wsc__conn_state */
+    _Atomic uint8_t state;        /* enum wsc__conn_state */
+    /* bytes another thread reads: each its own (no bit-fields) */
+    bool is_client;               /* copied from the endpoint: any thread */
+    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
+    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
     uint64_t id;
     struct wsc__endpoint *ep;     /* loop thread only, and never once released:
                                      the endpoint may be gone by then */
     struct wsc__loop *loop;       /* its loop (referenced): any thread */
-    struct ws_conn *id_next;      /* chain in the loop's id table */
     evutil_socket_t fd;           /* -1 once released */
     uint32_t queued_pos;          /* io.c: its index in ep->queued + 1 while dirty */
 #if !WSC__USE_EPOLL
     struct event *rev;            /* watch.c: readable (while watched) */
 #endif
     uint32_t timer_slot;          /* timers.c: heap position + 1; 0 = no deadline */
-    bool timer_reserved;          /* timers.c: holds a heap slot (until release) */
-    bool watched;                 /* watch.c: its socket is watched for input */
-    bool kicked;                  /* watch.c: queued to read once more */
+    /* ---- slim: flags only the loop thread reads or writes, as bit-fields
+     * (they share storage: a flag another thread reads must not be here) ---- */
+    bool timer_reserved : 1;      /* timers.c: holds a heap slot (until release) */
+    bool watched : 1;             /* watch.c: its socket is watched for input */
+    bool kicked : 1;              /* watch.c: queued to read once more */
+    bool lingering : 1;
+    bool shutting_down : 1;       /* 1001 sent by ws_server_stop() */
+    bool connected : 1;           /* client: TCP connect completed */
+    bool connecting : 1;          /* client: waiting for connect() */
+    bool slow : 1;                /* over max_buffered: closing by policy */
+    bool write_failed : 1;        /* the socket refused output: dropping */
+    bool dirty : 1;               /* on its endpoint's list of output to flush */
+    bool read_paused : 1;         /* the read event is removed (either reason) */
+    bool app_paused : 1;          /* ws_conn_pause_reading() */
+    bool pending : 1;             /* on the endpoint's list of handshaking sockets */
+    bool keepalive_idle : 1;      /* HTTP: between requests (keepalive timer) */
+    bool stash_handled : 1;       /* the stash is a partial frame, not unanswered input */
+    bool awaiting_pong : 1;       /* heartbeat */
+    bool got_traffic : 1;         /* any frame since the last heartbeat tick */
+    bool close_sent : 1;
+    bool close_notified : 1;
+    bool opened : 1;
+    bool frame_fin : 1;
+    bool msg_compressed : 1;      /* RSV1 on its first frame */
+    bool tls_hs : 1;              /* handshake running: output waits in the backlog */
+    bool tls_wait_write : 1;      /* OpenSSL must write before it can go on */
+    bool tls_failed : 1;          /* the handshake failed (client: WS_ETLS); implies tls_broken */
+    bool tls_broken : 1;          /* fatal TLS error: no close_notify */
+    /* ---- end slim flags ---- */
     struct wsc__backlog *bl;      /* output the socket has not taken yet */
     struct wsc__stash *stash;     /* input not parsed yet (a partial frame) */
     void *user;
     struct ws_conn *prev, *next;  /* the endpoint's list: open or pending */
-    struct wsc__sub *subs;        /* topics it subscribed to (server only) */
-    char remote[56];              /* "[v6 address]:port" fits */
-
-    /* HTTP phase */
-    size_t http_scanned;          /* bytes already scanned for the head end */
-    struct wsc__http_body *body;  /* a request body being received */
-
-    /* receive side: the frame being read and the message being assembled */
-    uint64_t frame_left;          /* payload bytes still to come; 0 = header next */
-    uint8_t frame_opcode;
-    bool frame_fin;
-    uint8_t rx_mask[4];           /* the streamed frame's masking key */
-    uint8_t rx_mask_off;          /* where in the key its next byte is */
-    uint8_t msg_opcode;           /* 0 = no fragmented message in progress */
-    bool msg_compressed;          /* RSV1 on its first frame */
-    struct wsc__pmd pmd;
-    uint32_t utf8_state;
-    uint64_t msg_wire_len;        /* compressed bytes of the message so far */
-    struct z_stream_s *inflater;  /* own stream: takeover, or a message in pieces */
-    struct z_stream_s *deflater;  /* own stream: server context takeover only */
-    uint8_t *msg_buf;
-    size_t msg_len, msg_cap;
-
-    bool is_client;               /* copied from the endpoint: any thread */
-    bool lingering;
-    bool shutting_down;           /* 1001 sent by ws_server_stop() */
-    bool connected;               /* client: TCP connect completed */
-    bool connecting;              /* client: waiting for connect() */
-    bool slow;                    /* over max_buffered: closing by policy */
-    bool write_failed;            /* the socket refused output: dropping */
-    bool dirty;                   /* on its endpoint's list of output to flush */
-    bool read_paused;             /* the read event is removed (either reason) */
-    bool app_paused;              /* ws_conn_pause_reading() */
-    bool pending;                 /* on the endpoint's list of handshaking sockets */
-    bool keepalive_idle;          /* HTTP: between requests (keepalive timer) */
-    bool stash_handled;           /* the stash is a partial frame, not unanswered input */
-    _Atomic bool want_drain;      /* a send got WS_EAGAIN: call drain when low */
-    /* heartbeat */
-    bool awaiting_pong;
-    bool got_traffic;             /* any frame since the last heartbeat tick */
-    /* close */
-    bool close_sent;
-    bool close_notified;
-    bool opened;
-    int fail_error;               /* why it ended, for a client's callbacks */
+    uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
+    int8_t fail_error;            /* why it ended (WS_E*), for a client's callbacks */
+    struct wsc__addr remote;      /* slim: the peer, binary; loop thread, set
+                                     before the handle is out */
+    struct wsc__conn_ext *ext;    /* conn_ext.c: deflate state, message assembly */
     _Atomic size_t outbuf;        /* output bytes, as last published by the loop */
     _Atomic size_t xqueued;       /* bytes admitted from other threads, not yet queued */
-    int close_code;               /* what our close frame said */
-    uint8_t close_reason_len;
-    char *close_reason;           /* allocated only for a non-empty reason */
-    /* upgrade.c */
-    struct ws_upgrade *upgrade;   /* a decision pending: input is held */
-    char *subprotocol;            /* server: the one accepted (freed at last unref) */
-    bool tls_on;                  /* over TLS: ws_conn_is_tls, ws_request_is_tls */
-    uint8_t proxy_phase;          /* proxy_protocol.c: enum wsc__proxy_phase */
+
+    /* ---- slim: each phase's state over the same bytes: the HTTP phase's
+     * until wsc__conn_open (opened false), then the open connection's
+     * (zeroed there). Check opened before touching either when the state
+     * does not already say which (release); idle memory, issue 14. ---- */
+    union {
+        struct {                  /* HTTP phase: !opened */
+            size_t http_scanned;  /* bytes already scanned for the head end */
+            struct wsc__http_body *body; /* a request body being received */
+            struct ws_upgrade *upgrade; /* upgrade.c: a decision pending: input is held */
+        };
+        struct {                  /* open: opened */
+            struct ws_conn *id_next; /* chain in the loop's id table */
+            struct wsc__sub *subs; /* topics it subscribed to (server only) */
+            /* receive side: the frame being read and the message being assembled */
+            uint64_t frame_left;  /* payload bytes still to come; 0 = header next */
+            char *close_reason;   /* allocated only for a non-empty reason */
+            uint32_t utf8_state;
+            uint8_t rx_mask[4];   /* the streamed frame's masking key */
+            uint8_t frame_opcode;
+            uint8_t rx_mask_off;  /* where in the key its next byte is */
+            uint8_t msg_opcode;   /* 0 = no fragmented message in progress */
+            uint8_t close_reason_len;
+            uint16_t close_code;  /* what our close frame said */
+        };
+    };
+    /* ---- end slim phase union ---- */
     /* ---- TLS (tls.c); ssl is NULL on a plain connection ---- */
     struct ssl_st *ssl;
-    struct wsc__tls_gen *tls_gen; /* server: the contexts its SSL came from */
-    bool tls_hs;                  /* handshake running: output waits in the backlog */
-    bool tls_wait_write;          /* OpenSSL must write before it can go on */
-    bool tls_failed;              /* the handshake failed (client: WS_ETLS); implies tls_broken */
-    bool tls_broken;              /* fatal TLS error: no close_notify */
     /* ---- end TLS ---- */
+    /* ---- slim (addr.c): "remote\0subprotocol\0", made at the first
+     * ws_conn_remote_addr() or when the upgrade hook accepts a subprotocol
+     * (server); freed at the last unref ---- */
+    _Atomic(char *) names;
 };
 
 static inline size_t wsc__stash_len(const struct ws_conn *c)
 {
     return c->stash != NULL ? c->stash->len : 0;
+}
+
+/* slim: permessage-deflate is on for c. */
+static inline bool wsc__pmd_on(const struct ws_conn *c)
+{
+    return c->ext != NULL && c->ext->pmd_on;
 }
 
 struct sockaddr;
@@ -907,6 +973,9 @@ void wsc__tls_release(struct ws_conn *c);
  * contexts; 0 or WS_ENOMEM. */
 int wsc__tls_server_attach(struct ws_conn *c, struct wsc__tls_listener *l);
 void wsc__tls_gen_unref(struct wsc__tls_gen *g);
+/* slim: the generation a server SSL came from (its ex_data), else NULL. */
+struct ssl_st;
+struct wsc__tls_gen *wsc__tls_gen_of(struct ssl_st *ssl);
 void wsc__tls_server_free(struct wsc__tls_server *ts);
 /* server.c: listen on addr for l (NULL: plain). Port or WS_E*. */
 int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,

@@ -546,7 +546,7 @@ int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t l
 
     if (t == NULL || t->cork_conn != c || len > WSC__SMALL_FRAME || c->bl != NULL ||
         c->dirty || c->is_client || c->write_failed || c->close_sent || c->close_notified ||
-        c->pmd.enabled ||
+        wsc__pmd_on(c) ||
         atomic_load_explicit(&c->state, memory_order_relaxed) != WSC__CONN_OPEN ||
         t->cork_len + WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE || t->niov == WSC__CORK_IOV)
         return 0;

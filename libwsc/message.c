@@ -21,7 +21,7 @@
 static uint8_t allowed_rsv(const struct ws_conn *c, uint8_t opcode)
 {
     bool first_data_frame = opcode == WS_OP_TEXT || opcode == WS_OP_BINARY;
-    return c->pmd.enabled && first_data_frame ? 0x40 : 0;
+    return wsc__pmd_on(c) && first_data_frame ? 0x40 : 0;
 }
 
 static bool opcode_known(uint8_t op)
@@ -81,7 +81,8 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
     if (f->opcode == WS_OP_CONTINUATION ? c->msg_compressed : (f->rsv & 0x40) != 0) {
         /* The inflated size is checked while inflating; here only bound
          * the compressed bytes (incompressible data grows slightly). */
-        uint64_t wire = (f->opcode == WS_OP_CONTINUATION ? c->msg_wire_len : 0) +
+        /* RSV1 passed: deflate is on, so c->ext exists. */
+        uint64_t wire = (f->opcode == WS_OP_CONTINUATION ? c->ext->msg.wire_len : 0) +
                         f->payload_len;
         if (wire > cfg->max_message_size + cfg->max_message_size / 64 + 64) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG,
@@ -91,7 +92,8 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
         return true;
     }
     if (f->payload_len >
-        cfg->max_message_size - (f->opcode == WS_OP_CONTINUATION ? c->msg_len : 0)) {
+        cfg->max_message_size -
+            (f->opcode == WS_OP_CONTINUATION && c->ext != NULL ? c->ext->msg.len : 0)) {
         wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
         return false;
     }
@@ -108,13 +110,13 @@ static void frame_begin(struct ws_conn *c, const struct wsc__frame_head *f)
         return;
     if (f->opcode != WS_OP_CONTINUATION) {
         c->msg_opcode = f->opcode;
-        c->msg_len = 0;
-        c->msg_wire_len = 0;
+        if (c->ext != NULL)
+            c->ext->msg.len = c->ext->msg.wire_len = 0;
         c->utf8_state = WSC__UTF8_ACCEPT;
         c->msg_compressed = (f->rsv & 0x40) != 0;
     }
-    if (c->msg_compressed)
-        c->msg_wire_len += f->payload_len;
+    if (c->msg_compressed)        /* deflate is on: c->ext exists */
+        c->ext->msg.wire_len += f->payload_len;
 }
 
 static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t len)
@@ -140,26 +142,32 @@ static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t l
 
 static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
 {
-    if (c->msg_len + len > c->msg_cap) {
+    struct wsc__conn_ext *ext = wsc__conn_ext(c);
+    struct wsc__msg_asm *m;
+
+    if (ext == NULL)
+        return false;
+    m = &ext->msg;
+    if (m->len + len > m->cap) {
         /* Grow by at least double, looking ahead into the frame by at most
          * what has arrived (64 KiB at first): a header announcing 1 GiB
          * reserves memory in step with the bytes really sent, not 1 GiB
          * per connection up front. */
-        size_t need = c->msg_len + len;
+        size_t need = m->len + len;
         size_t ahead = need > WSC__GATHER_MAX ? need : WSC__GATHER_MAX;
         size_t want = need + ((size_t)c->frame_left < ahead ? (size_t)c->frame_left : ahead);
-        size_t cap = c->msg_cap * 2 > want ? c->msg_cap * 2 : want;
+        size_t cap = m->cap * 2 > want ? m->cap * 2 : want;
         uint8_t *p;
         if (cap > c->ep->cfg.max_message_size)
             cap = c->ep->cfg.max_message_size;
-        p = realloc(c->msg_buf, cap);
+        p = realloc(m->buf, cap);
         if (p == NULL)
             return false;
-        c->msg_buf = p;
-        c->msg_cap = cap;
+        m->buf = p;
+        m->cap = cap;
     }
-    memcpy(c->msg_buf + c->msg_len, data, len);
-    c->msg_len += len;
+    memcpy(m->buf + m->len, data, len);
+    m->len += len;
     return true;
 }
 
@@ -174,32 +182,30 @@ static struct z_stream_s *pick_inflater(struct ws_conn *c, bool whole_now)
 {
     struct wsc__endpoint *ep = c->ep;
 
-    if (c->inflater == NULL && c->pmd.rx_no_context_takeover && whole_now) {
+    if (c->ext->inflater == NULL && c->ext->params.rx_no_context_takeover && whole_now) {
         if (ep->shared_inflater == NULL)
             ep->shared_inflater = wsc__inflater_new(&ep->zmem);
         else
             wsc__inflater_reset(ep->shared_inflater);
         return ep->shared_inflater;
     }
-    if (c->inflater == NULL)
-        c->inflater = wsc__inflater_new(&ep->zmem);
-    return c->inflater;
+    if (c->ext->inflater == NULL)
+        c->ext->inflater = wsc__inflater_new(&ep->zmem);
+    return c->ext->inflater;
 }
 
 static void inflater_done(struct ws_conn *c)
 {
-    if (c->pmd.rx_no_context_takeover && c->inflater != NULL) {
-        wsc__inflater_free(c->inflater);
-        c->inflater = NULL;
+    if (c->ext->params.rx_no_context_takeover && c->ext->inflater != NULL) {
+        wsc__inflater_free(c->ext->inflater);
+        c->ext->inflater = NULL;
     }
 }
 
 static void msg_release(struct ws_conn *c)
 {
     /* An idle connection should hold no payload memory. */
-    free(c->msg_buf);
-    c->msg_buf = NULL;
-    c->msg_len = c->msg_cap = 0;
+    wsc__conn_ext_msg_done(c);
 }
 
 static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
@@ -208,14 +214,15 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
     bool last = c->frame_left == 0 && c->frame_fin;
     bool whole_now = first_chunk && last && c->frame_opcode != WS_OP_CONTINUATION;
     struct z_stream_s *zs = pick_inflater(c, whole_now);
-    size_t before = c->msg_len;
+    struct wsc__msg_asm *m = &c->ext->msg; /* deflate is on: c->ext exists */
+    size_t before = m->len;
     int rc;
 
     if (zs == NULL) {
         wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
-    rc = wsc__inflate(zs, data, len, last, &c->msg_buf, &c->msg_cap, &c->msg_len,
+    rc = wsc__inflate(zs, data, len, last, &m->buf, &m->cap, &m->len,
                       c->ep->cfg.max_message_size);
     if (rc == WSC__INFLATE_TOO_BIG) {
         wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
@@ -229,9 +236,8 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
             wsc__conn_fail(c, WS_CAUSE_ERROR, WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return;
     }
-    if (c->msg_opcode == WS_OP_TEXT && c->msg_len > before) {
-        c->utf8_state = wsc__utf8_feed(c->utf8_state, c->msg_buf + before,
-                                       c->msg_len - before);
+    if (c->msg_opcode == WS_OP_TEXT && m->len > before) {
+        c->utf8_state = wsc__utf8_feed(c->utf8_state, m->buf + before, m->len - before);
         if (c->utf8_state == WSC__UTF8_REJECT) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
             return;
@@ -245,7 +251,7 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
         return;
     inflater_done(c);
     c->msg_compressed = false;
-    deliver(c, c->msg_opcode, c->msg_buf, c->msg_len);
+    deliver(c, c->msg_opcode, m->buf, m->len);
     msg_release(c);
 }
 
@@ -260,7 +266,7 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
         return;
     }
     /* Fast path: a whole single-frame message in one chunk. */
-    if (first_chunk && frame_done && c->frame_fin && c->msg_len == 0 &&
+    if (first_chunk && frame_done && c->frame_fin && (c->ext == NULL || c->ext->msg.len == 0) &&
         c->frame_opcode != WS_OP_CONTINUATION) {
         if (text && !wsc__utf8_valid(data, len)) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
@@ -287,7 +293,10 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
                        "truncated UTF-8");
         return;
     }
-    deliver(c, c->msg_opcode, c->msg_buf, c->msg_len);
+    if (c->ext != NULL)
+        deliver(c, c->msg_opcode, c->ext->msg.buf, c->ext->msg.len);
+    else                          /* every fragment was empty */
+        deliver(c, c->msg_opcode, NULL, 0);
     msg_release(c);
 }
 

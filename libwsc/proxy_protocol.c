@@ -255,7 +255,7 @@ size_t wsc__proxy_input(struct ws_conn *c, const uint8_t *buf, size_t len)
         return len;
     }
     if (!info.local)
-        wsc__proxy_format(&info, c->remote, sizeof(c->remote));
+        wsc__addr_set_proxy(&c->remote, &info);
     c->proxy_phase = info.local ? WSC__PROXY_NONE : WSC__PROXY_DONE;
     return (size_t)rc;
 }
@@ -312,7 +312,7 @@ bool wsc__proxy_tls_input(struct ws_conn *c)
     }
     wsc__io_stash_free(c);
     if (!info.local)
-        wsc__proxy_format(&info, c->remote, sizeof(c->remote));
+        wsc__addr_set_proxy(&c->remote, &info);
     c->proxy_phase = info.local ? WSC__PROXY_NONE : WSC__PROXY_DONE;
     return true;
 

@@ -157,12 +157,12 @@ void wsc__tls_close_notify(struct ws_conn *c)
 void wsc__tls_release(struct ws_conn *c)
 {
     if (c->ssl != NULL) {
+        struct wsc__tls_gen *g = wsc__tls_gen_of(c->ssl); /* server: its reference */
+
         SSL_free(c->ssl);
         c->ssl = NULL;
-    }
-    if (c->tls_gen != NULL) {
-        wsc__tls_gen_unref(c->tls_gen);
-        c->tls_gen = NULL;
+        if (g != NULL)
+            wsc__tls_gen_unref(g);
     }
     c->tls_hs = c->tls_wait_write = false;
 }

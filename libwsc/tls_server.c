@@ -270,11 +270,27 @@ void wsc__tls_gen_unref(struct wsc__tls_gen *g)
         tls_gen_free(g);
 }
 
+/* ---- slim: a server SSL's generation (referenced) rides in the SSL's own
+ * ex_data rather than in struct ws_conn (idle memory, issue 14) ---- */
+static pthread_once_t gen_index_once = PTHREAD_ONCE_INIT;
+static int gen_index = -1;
+
+static void gen_index_init(void)
+{
+    gen_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+struct wsc__tls_gen *wsc__tls_gen_of(SSL *ssl)
+{
+    pthread_once(&gen_index_once, gen_index_init);
+    return gen_index >= 0 ? SSL_get_ex_data(ssl, gen_index) : NULL;
+}
+/* ---- end slim ---- */
+
 /* ClientHello's server name picks the certificate. */
 static int tls_on_servername(SSL *ssl, int *alert, void *arg)
 {
-    struct ws_conn *c = SSL_get_app_data(ssl);
-    struct wsc__tls_gen *g = c != NULL ? c->tls_gen : NULL;
+    struct wsc__tls_gen *g = wsc__tls_gen_of(ssl);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 
     (void)arg;
@@ -497,14 +513,15 @@ int wsc__tls_server_attach(struct ws_conn *c, struct wsc__tls_listener *l)
     atomic_fetch_add(&g->refs, 1);
     pthread_mutex_unlock(&l->ts->lock);
     ssl = SSL_new(g->ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1) {
+    pthread_once(&gen_index_once, gen_index_init);
+    if (ssl == NULL || SSL_set_fd(ssl, c->fd) != 1 || gen_index < 0 ||
+        SSL_set_ex_data(ssl, gen_index, g) != 1) {
         SSL_free(ssl);
         wsc__tls_gen_unref(g);
         ERR_clear_error();
         return WS_ENOMEM;
     }
-    wsc__tls_adopt(c, ssl, true);
-    c->tls_gen = g;
+    wsc__tls_adopt(c, ssl, true); /* the SSL holds the reference to g */
     return 0;
 }
 

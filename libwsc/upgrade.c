@@ -200,7 +200,7 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
 {
     struct evbuffer *tail;
     struct ws_conn *c;
-    char *proto = NULL;
+    char *proto = NULL;           /* the connection's names, with the subprotocol */
     bool held, ok;
     int rc = decision_check(up);
 
@@ -209,9 +209,10 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
     if (subprotocol != NULL && !offered(&up->req, subprotocol))
         return WS_EINVAL;
     tail = evbuffer_new();
-    if (tail == NULL || (subprotocol != NULL && (proto = strdup(subprotocol)) == NULL) ||
+    if (tail == NULL ||
+        (subprotocol != NULL && (proto = wsc__conn_names_new(up->conn, subprotocol)) == NULL) ||
         (proto != NULL &&
-         evbuffer_add_printf(tail, "Sec-WebSocket-Protocol: %s\r\n", proto) < 0) ||
+         evbuffer_add_printf(tail, "Sec-WebSocket-Protocol: %s\r\n", subprotocol) < 0) ||
         evbuffer_add_buffer(tail, up->res.headers) != 0 || evbuffer_add(tail, "\r\n", 2) != 0) {
         if (tail != NULL)
             evbuffer_free(tail);
@@ -219,8 +220,8 @@ int ws_upgrade_accept(struct ws_upgrade *up, const char *subprotocol, void *user
         return WS_ENOMEM;
     }
     c = upgrade_detach(up, UP_ACCEPTED);
-    free(c->subprotocol);
-    c->subprotocol = proto;
+    if (proto != NULL)
+        wsc__conn_names_install(c, proto);
     c->user = user; /* before the open callback */
     held = wsc__stash_len(c) > 0;
     ok = wsc__conn_http_upgrade(c, up->accept, (const char *)evbuffer_pullup(tail, -1),
@@ -338,7 +339,7 @@ void wsc__upgrade_start(struct ws_conn *c, const struct wsc__http_request *req,
         wsc__http_refuse(c, 500, NULL);
         return;
     }
-    memcpy(up->remote, c->remote, sizeof(up->remote));
+    wsc__addr_format(&c->remote, up->remote, sizeof(up->remote));
     memcpy(up->accept, accept, sizeof(up->accept));
     if (wsc__request_init(&up->req, req, NULL, 0, up->remote) != 0) {
         free(up);
