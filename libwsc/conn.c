@@ -47,14 +47,12 @@ static void conn_release(struct ws_conn *c)
         free(c->close_reason);
         c->close_reason = NULL;
         c->close_reason_len = 0;
-    }
-    if (c->opened && c->subs != NULL) /* a subscription ends with its connection */
-        wsc__topic_drop_conn(c);
-    if (c->opened)
+        if (c->subs != NULL)      /* a subscription ends with its connection */
+            wsc__topic_drop_conn(c);
         wsc__loop_remove_id(c->loop, c);
-    if (!c->opened) {             /* the phase union is the HTTP phase's */
+    } else {                      /* the phase union is the HTTP phase's */
         wsc__http_body_free(c);
-        if (c->upgrade != NULL) /* the hook's decision can no longer apply */
+        if (c->upgrade != NULL)   /* the hook's decision can no longer apply */
             wsc__upgrade_conn_gone(c);
     }
     wsc__endpoint_unlink(ep, c);
@@ -372,8 +370,6 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     return c;
 }
 
-/* Frames up to this payload are built in place in the cork. */
-
 int wsc__conn_write_frame(struct ws_conn *c, bool rsv1, int opcode, const void *data,
                           size_t len)
 {
@@ -594,12 +590,9 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
     if (owner) {
         size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed) +
                         wsc__io_pending(c);
-        if (queued + need > cap)
-            return conn_over_cap(c, true);
-        if (loop->budget > 0 &&
-            atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget)
-            return conn_over_budget(c, true);
-        return 0;
+        if (wsc__loop_admits(loop, queued, need))
+            return 0;
+        return queued + need > cap ? conn_over_cap(c, true) : conn_over_budget(c, true);
     }
     size_t x = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
     for (;;) {

@@ -657,6 +657,16 @@ int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t l
 #define WSC__SMALL_FRAME 256
 /* io.c: c's socket is readable (or kicked). */
 void wsc__io_on_readable(struct ws_conn *c);
+/* Admission on the loop's own thread: a message occupying need bytes fits
+ * when the connection's pending output (queued) leaves room under
+ * max_buffered and the loop's budget share has room too. */
+static inline bool wsc__loop_admits(const struct wsc__loop *loop, size_t queued, size_t need)
+{
+    return queued + need <= loop->max_buffered &&
+           (loop->budget == 0 ||
+            atomic_load_explicit(&((struct wsc__loop *)loop)->buffered, memory_order_relaxed) +
+                    need <= loop->budget);
+}
 int wsc__timers_init(struct wsc__loop *loop);
 void wsc__timers_free(struct wsc__loop *loop);
 

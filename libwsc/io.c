@@ -541,7 +541,6 @@ int wsc__io_cork_frame(struct ws_conn *c, bool rsv1, int opcode, const void *dat
 int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t len)
 {
     struct io_thread *t = io_tls;
-    struct wsc__loop *loop = c->loop;
     size_t need;
 
     if (t == NULL || t->cork_conn != c || len > WSC__SMALL_FRAME || c->bl != NULL ||
@@ -550,11 +549,11 @@ int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t l
         atomic_load_explicit(&c->state, memory_order_relaxed) != WSC__CONN_OPEN ||
         t->cork_len + WSC__FRAME_HEADER_MAX + len > WSC__CORK_SIZE || t->niov == WSC__CORK_IOV)
         return 0;
+    /* conn_admit's test: with no backlog or chain, the cork is all that is pending */
     need = len + wsc__frame_header_len(len, false);
-    if (atomic_load_explicit(&c->xqueued, memory_order_relaxed) + t->cork_bytes + need >
-            loop->max_buffered ||
-        (loop->budget > 0 &&
-         atomic_load_explicit(&loop->buffered, memory_order_relaxed) + need > loop->budget))
+    if (!wsc__loop_admits(c->loop,
+                          atomic_load_explicit(&c->xqueued, memory_order_relaxed) + t->cork_bytes,
+                          need))
         return 0;
     cork_put_frame(t, false, opcode, data, len);
     return 1;

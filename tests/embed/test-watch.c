@@ -135,14 +135,20 @@ static int wait_flag(atomic_int *flag, int want, double seconds)
     return atomic_load(flag) == want;
 }
 
-static int commands(void)
+/* One of the loop's counters in ev, read under its lock. */
+static int counter(const int *which)
 {
     int n;
 
     pthread_mutex_lock(&mu);
-    n = ev.commands;
+    n = *which;
     pthread_mutex_unlock(&mu);
     return n;
+}
+
+static int commands(void)
+{
+    return counter(&ev.commands);
 }
 
 /* Send one command on A and wait (bounded) until the loop has handled it. */
@@ -353,12 +359,7 @@ static void many_ready(int port, int hold_fd)
 
 static int afters(void)
 {
-    int n;
-
-    pthread_mutex_lock(&mu);
-    n = ev.afters;
-    pthread_mutex_unlock(&mu);
-    return n;
+    return counter(&ev.afters);
 }
 
 /* Two frames in one write: B pauses itself on "stop", "after" stays in
