@@ -657,6 +657,8 @@ int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t l
 #define WSC__SMALL_FRAME 256
 /* io.c: c's socket is readable (or kicked). */
 void wsc__io_on_readable(struct ws_conn *c);
+/* io.c: the socket is unusable: stop I/O, tear down on the next pass. */
+void wsc__io_fail(struct ws_conn *c);
 /* Admission on the loop's own thread: a message occupying need bytes fits
  * when the connection's pending output (queued) leaves room under
  * max_buffered and the loop's budget share has room too. */

@@ -260,6 +260,11 @@ static void io_failed(struct ws_conn *c)
     wsc__conn_arm_timer(c, 0);
 }
 
+void wsc__io_fail(struct ws_conn *c)
+{
+    io_failed(c);
+}
+
 static bool io_would_block(int err)
 {
     return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
@@ -273,9 +278,13 @@ static bool io_direct(const struct ws_conn *c)
     return !io_backlogged(c) && !c->connecting && !c->tls_hs;
 }
 
+/* recv()/send() rather than read()/write(): a connection's fd is always a
+ * socket, and the socket calls skip the VFS layer (and send() the iovec
+ * copy of a one-piece writev()), which shows in the kernel's share at one
+ * small message per wake-up. */
 static ssize_t io_read(struct ws_conn *c, uint8_t *buf, size_t len)
 {
-    return c->ssl != NULL ? wsc__tls_read(c, buf, len) : read(c->fd, buf, len);
+    return c->ssl != NULL ? wsc__tls_read(c, buf, len) : recv(c->fd, buf, len, 0);
 }
 
 /* TLS: write buf whole record by record until it is done or would block. */
@@ -356,7 +365,11 @@ out:
 
 static ssize_t io_sys_writev(struct ws_conn *c, struct iovec *iov, int n)
 {
-    return c->ssl != NULL ? io_tls_writev(c, iov, n) : writev(c->fd, iov, n);
+    if (c->ssl != NULL)
+        return io_tls_writev(c, iov, n);
+    if (n == 1)
+        return send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+    return writev(c->fd, iov, n);
 }
 
 /* Write from the front of buf: bytes written, or -1 with errno. */
@@ -1101,7 +1114,7 @@ void wsc__io_on_readable(struct ws_conn *c)
     if (!io_still_reading(c)) {
         /* Lingering or flushing: the peer's bytes no longer matter (TLS
          * records too: they are dropped undecrypted). */
-        n = read(fd, t->rbuf, WSC__READ_SIZE);
+        n = recv(fd, t->rbuf, WSC__READ_SIZE, 0);
         if (n == 0 || (n < 0 && !io_would_block(errno)))
             wsc__conn_io_closed(c);
         return;

@@ -69,7 +69,10 @@ void wsc__watch_kick(struct ws_conn *c)
         size_t cap = loop->kicked_cap ? loop->kicked_cap * 2 : 16;
         struct ws_conn **q = realloc(loop->kicked, cap * sizeof(*q));
         if (q == NULL) {
-            /* No room to remember it: the next socket event reads. */
+            /* Input that no socket event may ever announce (a stash, bytes
+             * OpenSSL holds) would wait unseen: fail the connection rather
+             * than stall it. */
+            wsc__io_fail(c);
             return;
         }
         loop->kicked = q;
