@@ -130,7 +130,8 @@ static void burst_cap(struct ws_conn *a, struct ws_conn *b)
 }
 
 /* MODE_BUDGET, in A's pass: fill B (which does not read) until the
- * budget's room is about 150 bytes, then A's sends on both sides of it. */
+ * budget's room is 150..200 bytes (each step aims at 150; B's backlog
+ * grows by at most the frame), then A's sends on both sides of it. */
 static void burst_budget(struct ws_conn *a, struct ws_conn *b)
 {
     static char big[BIG + 4];
@@ -428,8 +429,8 @@ static void test_budget(void)
     na = st.na;
     memcpy(a, st.a, sizeof(a));
     pthread_mutex_unlock(&st.mu);
-    printf("# budget room left by the slow peer: %ld bytes; A's sends: %zu -> %d, %zu -> %d\n", room,
-           a[0].len, a[0].rc, a[1].len, a[1].rc);
+    printf("# budget room left by the slow peer: %ld bytes; A's sends: %zu -> %d, %zu -> %d\n",
+           room, a[0].len, a[0].rc, a[1].len, a[1].rc);
     check(fill_ok && room >= 130 && room <= 200,
           "budget: the slow peer's backlog fills the budget");
     if (na != 2)
@@ -441,7 +442,10 @@ static void test_budget(void)
     payload(1, buf, a[1].len);
     check(read_expect(fa, buf, a[1].len), "budget: the client reads exactly the accepted frame");
 
-    /* B reads everything: the loop's output falls, A's drain follows. */
+    /* A's drain, and B reads meanwhile. (Today A's drain comes at the end
+     * of its own read pass, once its cork left in one write, while B's
+     * backlog still fills the budget: the "#" line below says how much.
+     * wsc.h promises it once the loop's output is down to half its share.) */
     {
         double deadline = now_s() + 5;
         int drains = 0;
