@@ -210,9 +210,10 @@ WS_EXTERN int ws_config_set_threads(struct ws_config *cfg, unsigned n);
  * connection that hit it is back at or below half of it. */
 WS_EXTERN int ws_config_set_max_buffered(struct ws_config *cfg, size_t bytes);
 WS_EXTERN int ws_config_set_close_slow_consumers(struct ws_config *cfg, int on);
-/* Server-wide output budget (sum of every connection's queued bytes; 0 or
- * >= 1024). Over it a send gets WS_EAGAIN (drain follows when the loop's
- * output is down to half its share), or with close_slow_consumers the
+/* Server-wide output budget (sum of every connection's queued bytes, those
+ * corked in the current read pass included; 0 or >= 1024). Over it a send
+ * gets WS_EAGAIN (drain follows when the loop's output is down to half its
+ * share), or with close_slow_consumers the
  * connection with the largest backlog on that loop is closed first. */
 WS_EXTERN int ws_config_set_max_buffered_total(struct ws_config *cfg, size_t bytes);
 /* Cap on sockets still in their handshake (slowloris defence). */
@@ -434,7 +435,9 @@ typedef void (*ws_control_cb)(struct ws_conn *conn, const void *data,
  * (longer only if referenced with ws_conn_ref()). */
 typedef void (*ws_close_cb)(struct ws_conn *conn,
                             const struct ws_close_info *info, void *arg);
-/* A connection that got WS_EAGAIN is back at or below half of max_buffered. */
+/* A connection that got WS_EAGAIN is back at or below half of max_buffered
+ * (and, with max_buffered_total set, its loop's output at or below half of
+ * its share). */
 typedef void (*ws_drain_cb)(struct ws_conn *conn, void *arg);
 /* A request that is not a WebSocket upgrade. Respond with ws_response_send();
  * without a response the client gets 404. Request strings are borrowed. */

@@ -203,6 +203,19 @@ void wsc__conn_io_closed(struct ws_conn *c)
     conn_drop(c, WS_CAUSE_DISCONNECT);
 }
 
+/* A drain invites more sends, so it waits for the loop's output as well as
+ * the connection's: a send refused for the budget must not be called back
+ * into a budget still over half full. Then the budget's own pass
+ * (wsc__conn_budget_drained) calls it once the loop is down to half. */
+static bool loop_output_low(struct wsc__loop *loop)
+{
+    if (loop->budget == 0 ||
+        atomic_load_explicit(&loop->buffered, memory_order_relaxed) <= loop->budget / 2)
+        return true;
+    atomic_store(&loop->budget_waiting, true);
+    return false;
+}
+
 /* Output fell to len bytes: linger when flushing is done, and tell a
  * waiting sender once it is down to the low watermark (half the cap). */
 void wsc__conn_io_drained(struct ws_conn *c, size_t len)
@@ -218,8 +231,8 @@ void wsc__conn_io_drained(struct ws_conn *c, size_t len)
         return;
     }
     if (st == WSC__CONN_OPEN && len <= ep->cfg.max_buffered / 2 &&
-        atomic_load(&c->want_drain) && atomic_exchange(&c->want_drain, false) &&
-        ep->on_drain != NULL)
+        atomic_load(&c->want_drain) && loop_output_low(c->loop) &&
+        atomic_exchange(&c->want_drain, false) && ep->on_drain != NULL)
         ep->on_drain(c, ep->drain_arg);
 }
 
@@ -590,7 +603,7 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
     if (owner) {
         size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed) +
                         wsc__io_pending(c);
-        if (wsc__loop_admits(loop, queued, need))
+        if (wsc__loop_admits(loop, queued, wsc__io_corked(c), need))
             return 0;
         return queued + need > cap ? conn_over_cap(c, true) : conn_over_budget(c, true);
     }

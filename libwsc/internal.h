@@ -576,6 +576,8 @@ void wsc__io_stash_free(struct ws_conn *c);
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused);
 /* Bytes waiting for the socket (corked or backlogged). */
 size_t wsc__io_pending(const struct ws_conn *c);
+/* Of those, the bytes corked for c in the current read pass. */
+size_t wsc__io_corked(const struct ws_conn *c);
 /* Half-close (after our last byte), then read and discard. */
 void wsc__io_shutdown_write(struct ws_conn *c);
 
@@ -660,14 +662,17 @@ void wsc__io_on_readable(struct ws_conn *c);
 /* io.c: the socket is unusable: stop I/O, tear down on the next pass. */
 void wsc__io_fail(struct ws_conn *c);
 /* Admission on the loop's own thread: a message occupying need bytes fits
- * when the connection's pending output (queued) leaves room under
- * max_buffered and the loop's budget share has room too. */
-static inline bool wsc__loop_admits(const struct wsc__loop *loop, size_t queued, size_t need)
+ * when the connection's pending output (queued, its cork included) leaves
+ * room under max_buffered and the loop's budget share has room too. The
+ * loop's sum (buffered) holds only what waits in backlogs, so the bytes
+ * corked for this connection in the current pass (corked) count on top. */
+static inline bool wsc__loop_admits(const struct wsc__loop *loop, size_t queued, size_t corked,
+                                    size_t need)
 {
     return queued + need <= loop->max_buffered &&
            (loop->budget == 0 ||
             atomic_load_explicit(&((struct wsc__loop *)loop)->buffered, memory_order_relaxed) +
-                    need <= loop->budget);
+                    corked + need <= loop->budget);
 }
 int wsc__timers_init(struct wsc__loop *loop);
 void wsc__timers_free(struct wsc__loop *loop);

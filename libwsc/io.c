@@ -566,7 +566,7 @@ int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t l
     need = len + wsc__frame_header_len(len, false);
     if (!wsc__loop_admits(c->loop,
                           atomic_load_explicit(&c->xqueued, memory_order_relaxed) + t->cork_bytes,
-                          need))
+                          t->cork_bytes, need))
         return 0;
     cork_put_frame(t, false, opcode, data, len);
     return 1;
@@ -883,6 +883,13 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
     ep->num_qitems = 0;
     if (atomic_load_explicit(&ep->loop->budget_waiting, memory_order_relaxed))
         wsc__conn_budget_drained(ep);
+}
+
+size_t wsc__io_corked(const struct ws_conn *c)
+{
+    const struct io_thread *t = io_tls;
+
+    return t != NULL && t->cork_conn == c ? t->cork_bytes : 0;
 }
 
 size_t wsc__io_pending(const struct ws_conn *c)
