@@ -46,7 +46,7 @@
 #define MAX_USERS 32
 #define ROOM_MAX 32
 #define DEFAULT_ROOM "general"
-#define ORIGINS_MAX 2047
+#define ORIGINS_MAX 2047 /* the --allowed-origin list, as ws_config_set_allowed_origins allows */
 
 struct user {
     char name[OTP_NAME_MAX + 1];
@@ -413,8 +413,8 @@ static void usage(FILE *f)
             "A chat: log in (POST /login) for a one-time password, then open /ws?otp=...\n"
             "  --user NAME:PASSWORD     a demo account (repeatable, at least one)\n"
             "  --listen HOST:PORT       where to listen (default " DEFAULT_ADDR ")\n"
-            "  --allowed-origin ORIGIN  browsers from this Origin only (repeatable;\n"
-            "                           default: any)\n"
+            "  --allowed-origin ORIGIN  browsers from this Origin only (repeatable, at\n"
+            "                           most %d characters in all; default: any)\n"
             "  --otp-ttl MS             one-time password lifetime, 100..600000\n"
             "                           (default 5000)\n"
             "  --ping-interval MS       heartbeat, 0..3600000, 0 = off (default 30000)\n"
@@ -422,7 +422,8 @@ static void usage(FILE *f)
             "                           (default 10000)\n"
             "  --cert FILE --key FILE   serve https/wss (certificate chain, key)\n"
             "  --redis HOST:PORT        rooms span every chat process on this Redis\n"
-            "  --help                   show this help\n");
+            "  --help                   show this help\n",
+            ORIGINS_MAX);
 }
 
 static int add_user(struct chat *chat, const char *arg)
@@ -484,9 +485,14 @@ int main(int argc, char **argv)
             redis = optarg;
             break;
         case 'o':
-            if (strpbrk(optarg, ", \r\n") != NULL || optarg[0] == '\0' ||
-                strlen(origins) + strlen(optarg) + 2 > ORIGINS_MAX) {
+            if (strpbrk(optarg, ", \r\n") != NULL || optarg[0] == '\0') {
                 fprintf(stderr, "chat: bad --allowed-origin '%s'\n", optarg);
+                return 2;
+            }
+            /* The comma-joined list, as ws_config_set_allowed_origins takes it. */
+            if (strlen(origins) + (origins[0] != '\0') + strlen(optarg) > ORIGINS_MAX) {
+                fprintf(stderr, "chat: the --allowed-origin list is over %d characters "
+                                "(joined with commas)\n", ORIGINS_MAX);
                 return 2;
             }
             if (origins[0] != '\0')
