@@ -3,7 +3,8 @@
  *
  *   GET  /              the chat page (chat-page.c, embedded)
  *   POST /login         {"username","password"} as JSON or a form ->
- *                       {"otp":"..."} (valid --otp-ttl ms, usable once) or 401
+ *                       {"otp":"..."} (valid --otp-ttl ms, usable once) or 401;
+ *                       503 + Retry-After while OTP_MAX (4096) are unused
  *   GET  /ws?otp=...    the WebSocket; the upgrade hook refuses a missing,
  *                       spent or expired OTP with 401
  *
@@ -220,6 +221,7 @@ static void handle_login(struct chat *chat, const struct ws_request *req,
                          struct ws_response *res)
 {
     char name[OTP_NAME_MAX + 1], pass[128], otp[OTP_HEX_LEN + 1];
+    int rc;
 
     if (!login_fields(req, name, sizeof(name), pass, sizeof(pass)) ||
         !credentials_ok(chat, name, pass)) {
@@ -228,7 +230,16 @@ static void handle_login(struct chat *chat, const struct ws_request *req,
         return;
     }
     OPENSSL_cleanse(pass, sizeof(pass));
-    if (otp_issue(chat->otps, name, otp) != 0) {
+    rc = otp_issue(chat->otps, name, otp);
+    if (rc == OTP_FULL) {
+        /* A slot frees when an OTP is spent or expires: a retry soon may do. */
+        printf("LOGIN refused: too many unused one-time passwords\n");
+        ws_response_add_header(res, "Retry-After", "1");
+        reply_json(res, 503, json_pack("{s:s}", "error",
+                                       "too many unused one-time passwords; try again soon"));
+        return;
+    }
+    if (rc != 0) {
         reply_json(res, 503, json_pack("{s:s}", "error", "try again"));
         return;
     }
