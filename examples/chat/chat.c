@@ -47,6 +47,7 @@
 #define MAX_USERS 32
 #define ROOM_MAX 32
 #define DEFAULT_ROOM "general"
+#define PASSWORD_MAX 127 /* what a login can carry (handle_login) */
 #define ORIGINS_MAX 2047 /* the --allowed-origin list, as ws_config_set_allowed_origins allows */
 
 struct user {
@@ -220,7 +221,7 @@ static void reply_json(struct ws_response *res, int status, json_t *doc)
 static void handle_login(struct chat *chat, const struct ws_request *req,
                          struct ws_response *res)
 {
-    char name[OTP_NAME_MAX + 1], pass[128], otp[OTP_HEX_LEN + 1];
+    char name[OTP_NAME_MAX + 1], pass[PASSWORD_MAX + 1], otp[OTP_HEX_LEN + 1];
     int rc;
 
     if (!login_fields(req, name, sizeof(name), pass, sizeof(pass)) ||
@@ -422,7 +423,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: chat --user NAME:PASSWORD [--user ...] [options]\n"
             "A chat: log in (POST /login) for a one-time password, then open /ws?otp=...\n"
-            "  --user NAME:PASSWORD     a demo account (repeatable, at least one)\n"
+            "  --user NAME:PASSWORD     a demo account (repeatable, at least one;\n"
+            "                           PASSWORD at most %d bytes)\n"
             "  --listen HOST:PORT       where to listen (default " DEFAULT_ADDR ")\n"
             "  --allowed-origin ORIGIN  browsers from this Origin only (repeatable, at\n"
             "                           most %d characters in all; default: any)\n"
@@ -434,7 +436,7 @@ static void usage(FILE *f)
             "  --cert FILE --key FILE   serve https/wss (certificate chain, key)\n"
             "  --redis HOST:PORT        rooms span every chat process on this Redis\n"
             "  --help                   show this help\n",
-            ORIGINS_MAX);
+            PASSWORD_MAX, ORIGINS_MAX);
 }
 
 static int add_user(struct chat *chat, const char *arg)
@@ -442,8 +444,9 @@ static int add_user(struct chat *chat, const char *arg)
     const char *colon = strchr(arg, ':');
     struct user *u;
 
+    /* A longer password would be accepted here but could never log in. */
     if (colon == NULL || chat->nusers == MAX_USERS || (size_t)(colon - arg) > OTP_NAME_MAX ||
-        colon[1] == '\0')
+        colon[1] == '\0' || strlen(colon + 1) > PASSWORD_MAX)
         return -1;
     u = &chat->users[chat->nusers];
     memcpy(u->name, arg, (size_t)(colon - arg));
@@ -487,8 +490,9 @@ int main(int argc, char **argv)
         case 'u':
             if (add_user(&chat, optarg) != 0) {
                 fprintf(stderr, "chat: bad --user '%s' (NAME:PASSWORD, NAME 1-32 of "
-                                "letters, digits, . _ -; at most %d users)\n",
-                        optarg, MAX_USERS);
+                                "letters, digits, . _ -; PASSWORD 1-%d bytes; at most %d "
+                                "users)\n",
+                        optarg, PASSWORD_MAX, MAX_USERS);
                 return 2;
             }
             break;
