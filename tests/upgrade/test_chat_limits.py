@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 import websockets
@@ -54,12 +55,17 @@ class Logins:
         body = self.rd.read(int(headers["content-length"]))
         return int(status.split()[1]), headers, json.loads(body)
 
-    def run(self, n, user="alice", password="secret"):
+    def run(self, n, user="alice", password="secret", form=False):
         """[(status, headers, json body)] for n logins, in order."""
-        body = json.dumps({"username": user, "password": password}).encode()
+        if form:
+            ctype = b"application/x-www-form-urlencoded"
+            body = urllib.parse.urlencode({"username": user, "password": password}).encode()
+        else:
+            ctype = b"application/json"
+            body = json.dumps({"username": user, "password": password}).encode()
         req = (b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               b"Content-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+               b"Content-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+               % (ctype, len(body), body))
         out = []
         while len(out) < n:
             k = min(BATCH, n - len(out))
@@ -81,10 +87,10 @@ def fill(port, n):
     return otps
 
 
-def login_once(port, user="alice", password="secret"):
+def login_once(port, user="alice", password="secret", form=False):
     c = Logins(port)
     try:
-        return c.run(1, user, password)[0]
+        return c.run(1, user, password, form)[0]
     finally:
         c.close()
 
@@ -180,8 +186,9 @@ def test_password_length_both_sides(start):
     be carried by a login, so --user refuses it at startup."""
     pw = "p" * 127
     chat = start(CHAT, "--user", "carol:" + pw)
-    status, _, body = login_once(chat.port, "carol", pw)
-    assert status == 200 and len(body["otp"]) == 32
+    for form in (False, True):
+        status, _, body = login_once(chat.port, "carol", pw, form)
+        assert status == 200 and len(body["otp"]) == 32
     assert login_once(chat.port, "carol", pw[:-1])[0] == 401
     r = subprocess.run([CHAT, "--listen", "127.0.0.1:0", "--user", "carol:" + pw + "p"],
                        capture_output=True, timeout=10)
