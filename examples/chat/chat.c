@@ -3,7 +3,8 @@
  *
  *   GET  /              the chat page (chat-page.c, embedded)
  *   POST /login         {"username","password"} as JSON or a form ->
- *                       {"otp":"..."} (valid --otp-ttl ms, usable once) or 401
+ *                       {"otp":"..."} (valid --otp-ttl ms, usable once) or 401;
+ *                       503 + Retry-After while OTP_MAX (4096) are unused
  *   GET  /ws?otp=...    the WebSocket; the upgrade hook refuses a missing,
  *                       spent or expired OTP with 401
  *
@@ -46,7 +47,8 @@
 #define MAX_USERS 32
 #define ROOM_MAX 32
 #define DEFAULT_ROOM "general"
-#define ORIGINS_MAX 2047
+#define PASSWORD_MAX 127 /* what a login can carry (handle_login) */
+#define ORIGINS_MAX 2047 /* the --allowed-origin list, as ws_config_set_allowed_origins allows */
 
 struct user {
     char name[OTP_NAME_MAX + 1];
@@ -219,7 +221,8 @@ static void reply_json(struct ws_response *res, int status, json_t *doc)
 static void handle_login(struct chat *chat, const struct ws_request *req,
                          struct ws_response *res)
 {
-    char name[OTP_NAME_MAX + 1], pass[128], otp[OTP_HEX_LEN + 1];
+    char name[OTP_NAME_MAX + 1], pass[PASSWORD_MAX + 1], otp[OTP_HEX_LEN + 1];
+    int rc;
 
     if (!login_fields(req, name, sizeof(name), pass, sizeof(pass)) ||
         !credentials_ok(chat, name, pass)) {
@@ -228,7 +231,16 @@ static void handle_login(struct chat *chat, const struct ws_request *req,
         return;
     }
     OPENSSL_cleanse(pass, sizeof(pass));
-    if (otp_issue(chat->otps, name, otp) != 0) {
+    rc = otp_issue(chat->otps, name, otp);
+    if (rc == OTP_FULL) {
+        /* A slot frees when an OTP is spent or expires: a retry soon may do. */
+        printf("LOGIN refused: too many unused one-time passwords\n");
+        ws_response_add_header(res, "Retry-After", "1");
+        reply_json(res, 503, json_pack("{s:s}", "error",
+                                       "too many unused one-time passwords; try again soon"));
+        return;
+    }
+    if (rc != 0) {
         reply_json(res, 503, json_pack("{s:s}", "error", "try again"));
         return;
     }
@@ -411,10 +423,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: chat --user NAME:PASSWORD [--user ...] [options]\n"
             "A chat: log in (POST /login) for a one-time password, then open /ws?otp=...\n"
-            "  --user NAME:PASSWORD     a demo account (repeatable, at least one)\n"
+            "  --user NAME:PASSWORD     a demo account (repeatable, at least one;\n"
+            "                           PASSWORD at most %d bytes)\n"
             "  --listen HOST:PORT       where to listen (default " DEFAULT_ADDR ")\n"
-            "  --allowed-origin ORIGIN  browsers from this Origin only (repeatable;\n"
-            "                           default: any)\n"
+            "  --allowed-origin ORIGIN  browsers from this Origin only (repeatable, at\n"
+            "                           most %d characters in all; default: any)\n"
             "  --otp-ttl MS             one-time password lifetime, 100..600000\n"
             "                           (default 5000)\n"
             "  --ping-interval MS       heartbeat, 0..3600000, 0 = off (default 30000)\n"
@@ -422,7 +435,8 @@ static void usage(FILE *f)
             "                           (default 10000)\n"
             "  --cert FILE --key FILE   serve https/wss (certificate chain, key)\n"
             "  --redis HOST:PORT        rooms span every chat process on this Redis\n"
-            "  --help                   show this help\n");
+            "  --help                   show this help\n",
+            PASSWORD_MAX, ORIGINS_MAX);
 }
 
 static int add_user(struct chat *chat, const char *arg)
@@ -430,8 +444,9 @@ static int add_user(struct chat *chat, const char *arg)
     const char *colon = strchr(arg, ':');
     struct user *u;
 
+    /* A longer password would be accepted here but could never log in. */
     if (colon == NULL || chat->nusers == MAX_USERS || (size_t)(colon - arg) > OTP_NAME_MAX ||
-        colon[1] == '\0')
+        colon[1] == '\0' || strlen(colon + 1) > PASSWORD_MAX)
         return -1;
     u = &chat->users[chat->nusers];
     memcpy(u->name, arg, (size_t)(colon - arg));
@@ -475,8 +490,9 @@ int main(int argc, char **argv)
         case 'u':
             if (add_user(&chat, optarg) != 0) {
                 fprintf(stderr, "chat: bad --user '%s' (NAME:PASSWORD, NAME 1-32 of "
-                                "letters, digits, . _ -; at most %d users)\n",
-                        optarg, MAX_USERS);
+                                "letters, digits, . _ -; PASSWORD 1-%d bytes; at most %d "
+                                "users)\n",
+                        optarg, PASSWORD_MAX, MAX_USERS);
                 return 2;
             }
             break;
@@ -484,9 +500,14 @@ int main(int argc, char **argv)
             redis = optarg;
             break;
         case 'o':
-            if (strpbrk(optarg, ", \r\n") != NULL || optarg[0] == '\0' ||
-                strlen(origins) + strlen(optarg) + 2 > ORIGINS_MAX) {
+            if (strpbrk(optarg, ", \r\n") != NULL || optarg[0] == '\0') {
                 fprintf(stderr, "chat: bad --allowed-origin '%s'\n", optarg);
+                return 2;
+            }
+            /* The comma-joined list, as ws_config_set_allowed_origins takes it. */
+            if (strlen(origins) + (origins[0] != '\0') + strlen(optarg) > ORIGINS_MAX) {
+                fprintf(stderr, "chat: the --allowed-origin list is over %d characters "
+                                "(joined with commas)\n", ORIGINS_MAX);
                 return 2;
             }
             if (origins[0] != '\0')

@@ -66,7 +66,7 @@ int otp_issue(struct otp_store *s, const char *user, char out[OTP_HEX_LEN + 1])
     if (strlen(user) > OTP_NAME_MAX)
         return -1;
     if (s->n == OTP_MAX && otp_purge(s) == 0)
-        return -1;
+        return OTP_FULL;
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return -1;
     o = &s->items[s->n++];

@@ -15,7 +15,9 @@ struct otp_store;
 
 struct otp_store *otp_store_new(unsigned ttl_ms);
 void otp_store_free(struct otp_store *s);
-/* A new password for user into out (OTP_HEX_LEN + NUL). 0 or -1. */
+#define OTP_FULL (-2) /* otp_issue: OTP_MAX (4096) unspent, unexpired passwords */
+
+/* A new password for user into out (OTP_HEX_LEN + NUL). 0, OTP_FULL or -1. */
 int otp_issue(struct otp_store *s, const char *user, char out[OTP_HEX_LEN + 1]);
 /* Spend otp: true (and the user's name into user) when it was issued,
  * has not expired and was not spent before. Constant time in the value. */
