@@ -16,7 +16,8 @@
  * answered; --trusted-proxies and --proxy-protocol let it see the real
  * client address (--log prints it per connection). Without a tag it is a
  * plain echo (conformance suites use it).
- * With --cert and --key it serves wss:// (TLS); SIGHUP re-reads the files.
+ * With --cert and --key it serves wss:// (TLS); SIGHUP re-reads the files;
+ * --tls-min-version 1.3 turns TLS 1.2 clients away.
  * --proxy-protocol and --reuseport apply to it too: behind HAProxy in TCP
  * mode (send-proxy-v2) the PROXY header comes before the TLS handshake.
  *
@@ -63,6 +64,7 @@ _Noreturn static void usage(FILE *out, int status)
             "  --cert FILE --key FILE serve wss:// with this PEM certificate chain\n"
             "                         and key (SIGHUP reloads them)\n"
             "  --ca FILE              require client certificates signed by this CA\n"
+            "  --tls-min-version V    oldest TLS version accepted: 1.2 (default) or 1.3\n"
             "  --help                 show this help\n",
             DEFAULT_ADDR);
     exit(status);
@@ -279,11 +281,14 @@ int main(int argc, char **argv)
         {"proxy-protocol", no_argument, NULL, 'x'},
         {"reuseport", no_argument, NULL, 'R'},
         {"log", no_argument, NULL, 'l'},
+        {"tls-min-version", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     unsigned long long max_message = 1 << 20, max_buffered = 4 << 20;
     const char *cert = NULL, *key = NULL, *ca = NULL;
     struct ws_tls *tls = NULL;
+    enum ws_tls_version tls_min = WS_TLS_V1_2;
+    int tls_min_set = 0;
     sigset_t hup;
     struct ws_config *cfg;
     int opt, rc;
@@ -347,12 +352,23 @@ int main(int argc, char **argv)
         case 'a':
             ca = optarg;
             break;
+        case 'V':
+            if (strcmp(optarg, "1.2") != 0 && strcmp(optarg, "1.3") != 0) {
+                fprintf(stderr, "echo: --tls-min-version: expected 1.2 or 1.3, got \"%s\"\n",
+                        optarg);
+                ws_config_free(cfg);
+                return 2;
+            }
+            tls_min = optarg[2] == '3' ? WS_TLS_V1_3 : WS_TLS_V1_2;
+            tls_min_set = 1;
+            break;
         default:
             ws_config_free(cfg);
             usage(opt == 'h' ? stdout : stderr, opt == 'h' ? 0 : 2);
         }
     }
-    if (argc - optind > 1 || (cert == NULL) != (key == NULL) || (ca != NULL && cert == NULL)) {
+    if (argc - optind > 1 || (cert == NULL) != (key == NULL) || (ca != NULL && cert == NULL) ||
+        (tls_min_set && cert == NULL)) {
         ws_config_free(cfg);
         usage(stderr, 2);
     }
@@ -368,7 +384,8 @@ int main(int argc, char **argv)
     if (cert != NULL) { /* the listener copies the options */
         tls = ws_tls_new();
         if (tls == NULL || ws_tls_set_cert_file(tls, cert, key) != 0 ||
-            (ca != NULL && ws_tls_set_ca_file(tls, ca) != 0)) {
+            (ca != NULL && ws_tls_set_ca_file(tls, ca) != 0) ||
+            ws_tls_set_min_version(tls, tls_min) != 0) {
             fprintf(stderr, "echo: %s\n", ws_strerror(WS_ENOMEM));
             ws_config_free(cfg);
             return 1;

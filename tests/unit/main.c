@@ -236,6 +236,7 @@ int main(int argc, char **argv)
     static const struct unit_test *const tables[] = {
         http_tests, handshake_tests, utf8_tests, utf8_vector_tests, error_tests, deflate_tests, frame_tests,
         proxy_tests, /* scale-out: PROXY protocol, trusted proxies */
+        tls_options_tests, /* wss: ws_tls_set_min_version arguments */
     };
     const char *filter = argc > 1 ? argv[1] : NULL;
     const char *nofork = getenv("WSC_UNIT_NOFORK");

@@ -29,6 +29,8 @@ extern const struct unit_test error_tests[];
 extern const struct unit_test deflate_tests[];
 extern const struct unit_test frame_tests[];
 extern const struct unit_test proxy_tests[];
+/* wss: ws_tls_* argument checks */
+extern const struct unit_test tls_options_tests[];
 
 /* Plain truth. */
 #define CHECK(expr) unit_check((expr) ? true : false, __FILE__, __LINE__, #expr)
