@@ -489,10 +489,13 @@ int main(int argc, char **argv)
             break;
         case 'u':
             if (add_user(&chat, optarg) != 0) {
-                fprintf(stderr, "chat: bad --user '%s' (NAME:PASSWORD, NAME 1-32 of "
+                /* Only the name: error output goes to logs, passwords must not. */
+                int name_len = (int)strcspn(optarg, ":");
+                fprintf(stderr, "chat: bad --user '%.*s%s' (NAME:PASSWORD, NAME 1-32 of "
                                 "letters, digits, . _ -; PASSWORD 1-%d bytes; at most %d "
                                 "users)\n",
-                        optarg, PASSWORD_MAX, MAX_USERS);
+                        name_len > 64 ? 64 : name_len, optarg,
+                        optarg[name_len] == ':' ? ":..." : "", PASSWORD_MAX, MAX_USERS);
                 return 2;
             }
             break;
