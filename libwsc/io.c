@@ -250,7 +250,7 @@ void wsc__io_unqueue(struct ws_conn *c)
 /* The socket refused output: what is queued can never arrive. The drop is
  * deferred to the connection's timer, because we may be deep inside a
  * callback that still uses the connection. */
-static void io_failed(struct ws_conn *c)
+void wsc__io_fail(struct ws_conn *c)
 {
     if (c->write_failed)
         return;
@@ -258,11 +258,6 @@ static void io_failed(struct ws_conn *c)
     wsc__io_unqueue(c);
     backlog_free(c); /* nothing queued can arrive; no write event either */
     wsc__conn_arm_timer(c, 0);
-}
-
-void wsc__io_fail(struct ws_conn *c)
-{
-    io_failed(c);
 }
 
 static bool io_would_block(int err)
@@ -419,7 +414,7 @@ static int io_writev(struct ws_conn *c, struct iovec *iov, int n)
         ssize_t w = io_sys_writev(c, iov, n);
         if (w < 0) {
             if (!io_would_block(errno)) {
-                io_failed(c);
+                wsc__io_fail(c);
                 return WS_ECLOSED;
             }
             w = 0;
@@ -435,12 +430,12 @@ static int io_writev(struct ws_conn *c, struct iovec *iov, int n)
     }
     bl = backlog_get(c);
     if (bl == NULL) {
-        io_failed(c);
+        wsc__io_fail(c);
         return WS_ENOMEM;
     }
     for (int i = 0; i < n; i++)
         if (iov[i].iov_len > 0 && evbuffer_add(bl->buf, iov[i].iov_base, iov[i].iov_len) != 0) {
-            io_failed(c);
+            wsc__io_fail(c);
             return WS_ENOMEM;
         }
     backlog_arm(c);
@@ -635,7 +630,7 @@ int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf)
             int w = io_buf_write(c, buf);
             if (w < 0 && !io_would_block(errno)) {
                 evbuffer_drain(buf, evbuffer_get_length(buf));
-                io_failed(c);
+                wsc__io_fail(c);
                 return WS_ECLOSED;
             }
             if (w <= 0)
@@ -654,7 +649,7 @@ int wsc__io_send_buffer(struct ws_conn *c, struct evbuffer *buf)
         (len <= WSC__SMALL_COPY ? evbuffer_add(bl->buf, evbuffer_pullup(buf, -1), len)
                                 : evbuffer_add_buffer(bl->buf, buf)) != 0) {
         evbuffer_drain(buf, evbuffer_get_length(buf));
-        io_failed(c);
+        wsc__io_fail(c);
         return WS_ENOMEM;
     }
     evbuffer_drain(buf, evbuffer_get_length(buf));
@@ -720,7 +715,7 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
         ssize_t w = io_sys_writev(c, &one, 1);
         if (w < 0) {
             if (!io_would_block(errno)) {
-                io_failed(c);
+                wsc__io_fail(c);
                 return WS_ECLOSED;
             }
             w = 0;
@@ -731,7 +726,7 @@ int wsc__io_send_shared(struct ws_conn *c, struct wsc__shared *s)
     }
     bl = backlog_get(c);
     if (bl == NULL || backlog_add_shared(bl, s, off) != 0) {
-        io_failed(c);
+        wsc__io_fail(c);
         return WS_ENOMEM;
     }
     backlog_arm(c);
@@ -767,7 +762,7 @@ int wsc__io_queue_shared(struct ws_conn *c, struct wsc__shared *s)
     }
     if (c->bl != NULL) { /* output is waiting already: the frame goes behind it */
         if (backlog_add_shared(c->bl, s, 0) != 0) {
-            io_failed(c);
+            wsc__io_fail(c);
             return WS_ENOMEM;
         }
         io_publish(c, evbuffer_get_length(c->bl->buf));
@@ -817,7 +812,7 @@ static void flush_chain(struct ws_conn *c, uint32_t item)
         w = io_sys_writev(c, iov, n);
         if (w < 0 && !io_would_block(errno)) {
             chain_release(ep, item);
-            io_failed(c);
+            wsc__io_fail(c);
             return;
         }
         done = w > 0 ? (size_t)w : 0;
@@ -830,9 +825,9 @@ static void flush_chain(struct ws_conn *c, uint32_t item)
             struct wsc__backlog *bl = backlog_get(c);
             if (bl == NULL) {
                 chain_release(ep, item);
-                io_failed(c);
+                wsc__io_fail(c);
             } else if (chain_to_backlog(ep, bl, item, done) != 0) {
-                io_failed(c);
+                wsc__io_fail(c);
             } else {
                 backlog_arm(c);
             }
@@ -868,7 +863,7 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
                    !c->tls_hs) {
             size_t left;
             if (io_buf_write(c, c->bl->buf) < 0 && !io_would_block(errno)) {
-                io_failed(c);
+                wsc__io_fail(c);
             } else if ((left = evbuffer_get_length(c->bl->buf)) == 0) {
                 backlog_free(c);
                 wsc__conn_io_drained(c, 0);
@@ -942,7 +937,7 @@ static void io_resume_reading(struct ws_conn *c)
         return;
     c->read_paused = false;
     if (wsc__watch_start(c) != 0) {
-        io_failed(c);
+        wsc__io_fail(c);
         return;
     }
     /* Bytes kept in the stash (input not handled yet) may be all the
@@ -984,7 +979,7 @@ static void io_tls_want_write(struct ws_conn *c, bool on)
     if (on) {
         bl = backlog_get(c);
         if (bl == NULL) {
-            io_failed(c);
+            wsc__io_fail(c);
             return;
         }
         if (!bl->armed && event_add(&bl->wev, NULL) == 0)
@@ -1058,7 +1053,7 @@ static void io_on_writable(evutil_socket_t fd, short what, void *arg)
     if (bl == NULL || !bl->armed)
         return;
     if ((w = io_buf_write(c, bl->buf)) < 0 && !io_would_block(errno)) {
-        io_failed(c);
+        wsc__io_fail(c);
         return;
     }
     if (w > 0)
@@ -1115,7 +1110,7 @@ void wsc__io_on_readable(struct ws_conn *c)
 
     wsc__loop_enter(c->loop);
     if (t == NULL) {
-        io_failed(c);
+        wsc__io_fail(c);
         return;
     }
     if (!io_still_reading(c)) {
@@ -1143,7 +1138,7 @@ void wsc__io_on_readable(struct ws_conn *c)
         cap = stashed + WSC__READ_SIZE;
         own = realloc(c->stash, sizeof(*own) + cap);
         if (own == NULL) {
-            io_failed(c);
+            wsc__io_fail(c);
             return;
         }
         own->cap = cap;
@@ -1184,7 +1179,7 @@ void wsc__io_on_readable(struct ws_conn *c)
     t->pass_len = 0;
     if (used < have && io_still_reading(c)) {
         if (!wsc__io_stash(c, buf + used, have - used))
-            io_failed(c);
+            wsc__io_fail(c);
     }
     /* A stash left because input is blocked (output over the cap, or the
      * application paused reading) is unhandled input, not a partial

@@ -229,8 +229,13 @@ static int start(size_t max_buffered, size_t total, pthread_t *loop)
     return port;
 }
 
-static void stop(pthread_t loop)
+/* The clients' sockets (-1: not open), then the server. */
+static void stop(pthread_t loop, int fa, int fb)
 {
+    if (fa >= 0)
+        close(fa);
+    if (fb >= 0)
+        close(fb);
     ws_server_stop(srv);
     pthread_join(loop, NULL);
     for (int i = 0; i < st.nconns; i++)
@@ -396,11 +401,7 @@ static void test_cap(size_t cap)
              cap);
     check(ok, what);
 out:
-    if (fa >= 0)
-        close(fa);
-    if (fb >= 0)
-        close(fb);
-    stop(loop);
+    stop(loop, fa, fb);
 }
 
 /* Part 2: the server-wide budget (one loop: its share is all of it). */
@@ -482,11 +483,7 @@ static void test_budget(void)
     check(read_expect(fa, "drained", 7) && read_end(fa),
           "budget: the drain callback's send arrives, nothing else");
 out:
-    if (fa >= 0)
-        close(fa);
-    if (fb >= 0)
-        close(fb);
-    stop(loop);
+    stop(loop, fa, fb);
 }
 
 int main(void)
