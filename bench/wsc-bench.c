@@ -646,7 +646,11 @@ static int send_batch(struct conn *c, size_t k)
     return (size_t)n == len ? 1 : 0;
 }
 
-static void try_send(struct conn *c)
+/* Flush what is queued, then send what this connection may send now.
+ * In rate mode new messages go out on the tick only (on_tick): sending
+ * from every read event too would clock the load by the server's replies,
+ * a write per echo received whatever --tick-ms says. */
+static void try_send(struct conn *c, int on_tick)
 {
     uint64_t allow;
     int r;
@@ -658,7 +662,7 @@ static void try_send(struct conn *c)
             conn_ended(c);
         return;
     }
-    if (!g.sending || !c->sender || c->state != C_OPEN)
+    if (!g.sending || !c->sender || c->state != C_OPEN || (g.o.rate > 0 && !on_tick))
         return;
     allow = send_allowance(c, now_ns());
     while (allow > 0) {
@@ -1016,7 +1020,7 @@ static void on_event(struct conn *c, uint32_t ev)
         (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         read_frames(c, ev);
     if (c->state == C_OPEN || c->state == C_CLOSING)
-        try_send(c);
+        try_send(c, 0);
     if (c->state == C_DONE && g.restart)
         conn_start(c); /* connect mode: the slot goes round again */
 }
@@ -1052,7 +1056,7 @@ static void tick(uint64_t now)
     if (g.sending && g.o.rate > 0)
         for (i = 0; i < g.nslots; i++)
             if (g.conns[i].sender && g.conns[i].state == C_OPEN)
-                try_send(&g.conns[i]);
+                try_send(&g.conns[i], 1);
     if (g.o.mode == MODE_CONNECT)
         reap_closing(now);
     else
@@ -1309,7 +1313,7 @@ static int run_traffic(void)
     g.sending = 1;
     g.next_tick = 0;
     for (i = 0; i < g.nslots; i++)
-        try_send(&g.conns[i]);
+        try_send(&g.conns[i], 1);
     timed_out = loop_until(g.t_end, NULL);
     g.sending = 0;
     if (!timed_out)
