@@ -131,7 +131,7 @@ void wsc__conn_flush_and_close(struct ws_conn *c)
         return;
     atomic_store(&c->state, WSC__CONN_FLUSHING);
     wsc__io_flush(c); /* replies gathered in the cork go first */
-    if (wsc__io_pending(c) == 0) {
+    if (wsc__io_pending(c, NULL) == 0) {
         conn_start_linger(c);
         return;
     }
@@ -247,7 +247,7 @@ void wsc__conn_budget_drained(struct wsc__endpoint *ep)
     /* Collect first: a drain callback may close any connection. */
     for (c = ep->conns; c != NULL; c = c->next) {
         if (!atomic_load(&c->want_drain) || atomic_load(&c->state) != WSC__CONN_OPEN ||
-            wsc__io_pending(c) > ep->cfg.max_buffered / 2)
+            wsc__io_pending(c, NULL) > ep->cfg.max_buffered / 2)
             continue;
         if (n == cap) {
             struct ws_conn **grown = realloc(wait, (cap = cap ? cap * 2 : 16) * sizeof(*wait));
@@ -569,7 +569,7 @@ static int conn_over_budget(struct ws_conn *c, bool owner)
         struct ws_conn *big = NULL, *it;
         size_t most = 0;
         for (it = c->ep->conns; it != NULL; it = it->next) {
-            size_t n = wsc__io_pending(it);
+            size_t n = wsc__io_pending(it, NULL);
             if (n > most && atomic_load(&it->state) == WSC__CONN_OPEN && !it->slow) {
                 most = n;
                 big = it;
@@ -601,11 +601,14 @@ static int conn_admit(struct ws_conn *c, size_t len, bool owner)
     if (need > cap) /* could never fit, even into an empty output */
         return WS_ETOOBIG;
     if (owner) {
-        size_t queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed) +
-                        wsc__io_pending(c);
-        if (wsc__loop_admits(loop, queued, wsc__io_corked(c), need))
-            return 0;
-        return queued + need > cap ? conn_over_cap(c, true) : conn_over_budget(c, true);
+        size_t corked, queued = atomic_load_explicit(&c->xqueued, memory_order_relaxed) +
+                                wsc__io_pending(c, &corked);
+        switch (wsc__loop_admit(loop, queued, corked, need)) {
+        case WSC__ADMITTED: return 0;
+        case WSC__OVER_CAP: return conn_over_cap(c, true);
+        case WSC__OVER_BUDGET: break;
+        }
+        return conn_over_budget(c, true);
     }
     size_t x = atomic_load_explicit(&c->xqueued, memory_order_relaxed);
     for (;;) {
@@ -788,7 +791,7 @@ size_t ws_conn_buffered_amount(const struct ws_conn *conn)
         return 0;
     n = atomic_load_explicit(&conn->xqueued, memory_order_relaxed);
     if (wsc__loop_is_owner(conn->loop))
-        return n + wsc__io_pending(conn);
+        return n + wsc__io_pending(conn, NULL);
     return n + atomic_load_explicit(&conn->outbuf, memory_order_relaxed);
 }
 

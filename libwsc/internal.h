@@ -574,10 +574,9 @@ bool wsc__io_stash(struct ws_conn *c, const uint8_t *buf, size_t len);
 void wsc__io_stash_free(struct ws_conn *c);
 /* ws_conn_pause_reading / resume_reading on the loop thread. */
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused);
-/* Bytes waiting for the socket (corked or backlogged). */
-size_t wsc__io_pending(const struct ws_conn *c);
-/* Of those, the bytes corked for c in the current read pass. */
-size_t wsc__io_corked(const struct ws_conn *c);
+/* Bytes waiting for the socket (corked or backlogged); of those, the bytes
+ * corked for c in the current read pass go to *corked unless it is NULL. */
+size_t wsc__io_pending(const struct ws_conn *c, size_t *corked);
 /* Half-close (after our last byte), then read and discard. */
 void wsc__io_shutdown_write(struct ws_conn *c);
 
@@ -666,13 +665,18 @@ void wsc__io_fail(struct ws_conn *c);
  * room under max_buffered and the loop's budget share has room too. The
  * loop's sum (buffered) holds only what waits in backlogs, so the bytes
  * corked for this connection in the current pass (corked) count on top. */
-static inline bool wsc__loop_admits(const struct wsc__loop *loop, size_t queued, size_t corked,
-                                    size_t need)
+enum wsc__admit { WSC__ADMITTED, WSC__OVER_CAP, WSC__OVER_BUDGET };
+static inline enum wsc__admit wsc__loop_admit(const struct wsc__loop *loop, size_t queued,
+                                              size_t corked, size_t need)
 {
-    return queued + need <= loop->max_buffered &&
-           (loop->budget == 0 ||
-            atomic_load_explicit(&((struct wsc__loop *)loop)->buffered, memory_order_relaxed) +
-                    corked + need <= loop->budget);
+    if (queued + need > loop->max_buffered)
+        return WSC__OVER_CAP;
+    if (loop->budget > 0 &&
+        atomic_load_explicit(&((struct wsc__loop *)loop)->buffered, memory_order_relaxed) + corked +
+                need >
+            loop->budget)
+        return WSC__OVER_BUDGET;
+    return WSC__ADMITTED;
 }
 int wsc__timers_init(struct wsc__loop *loop);
 void wsc__timers_free(struct wsc__loop *loop);

@@ -559,9 +559,9 @@ int wsc__io_send_short(struct ws_conn *c, int opcode, const void *data, size_t l
         return 0;
     /* conn_admit's test: with no backlog or chain, the cork is all that is pending */
     need = len + wsc__frame_header_len(len, false);
-    if (!wsc__loop_admits(c->loop,
-                          atomic_load_explicit(&c->xqueued, memory_order_relaxed) + t->cork_bytes,
-                          t->cork_bytes, need))
+    if (wsc__loop_admit(c->loop,
+                        atomic_load_explicit(&c->xqueued, memory_order_relaxed) + t->cork_bytes,
+                        t->cork_bytes, need) != WSC__ADMITTED)
         return 0;
     cork_put_frame(t, false, opcode, data, len);
     return 1;
@@ -880,21 +880,15 @@ void wsc__io_flush_queued(evutil_socket_t fd, short what, void *arg)
         wsc__conn_budget_drained(ep);
 }
 
-size_t wsc__io_corked(const struct ws_conn *c)
-{
-    const struct io_thread *t = io_tls;
-
-    return t != NULL && t->cork_conn == c ? t->cork_bytes : 0;
-}
-
-size_t wsc__io_pending(const struct ws_conn *c)
+size_t wsc__io_pending(const struct ws_conn *c, size_t *corked)
 {
     const struct io_thread *t = io_tls;
     size_t n = (c->bl != NULL ? evbuffer_get_length(c->bl->buf) : 0) + io_chained(c);
+    size_t k = t != NULL && t->cork_conn == c ? t->cork_bytes : 0;
 
-    if (t != NULL && t->cork_conn == c)
-        n += t->cork_bytes;
-    return n;
+    if (corked != NULL)
+        *corked = k;
+    return n + k;
 }
 
 /* ---- read throttling and flow control ------------------------------------------ */
