@@ -1,22 +1,15 @@
 """Fixtures for the attack-class tests: the integration suite's `server`
 factory (tests/servers/wsc-test-server, checked for a clean exit and no
-sanitizer report on teardown) and its watchdog, loaded from
-tests/integration/conftest.py under a name of its own."""
-import importlib.util
+sanitizer report on teardown) and its watchdog, imported from the
+tests.integration package (which also puts wsutil on sys.path)."""
 import os
 import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATION = os.path.join(HERE, "..", "integration")
-sys.path.insert(0, INTEGRATION)
-sys.path.insert(0, HERE)
+from ..integration import conftest as _fixtures
 
-_spec = importlib.util.spec_from_file_location(
-    "wsc_integration_fixtures", os.path.join(INTEGRATION, "conftest.py"))
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 server = _fixtures.server
 watchdog = _fixtures.watchdog

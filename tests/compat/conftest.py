@@ -12,7 +12,7 @@ sanitizer report. Binaries come from $TOP_BUILDDIR (default: the source tree).
 
 import pytest
 
-from compatutil import Echo, MODES
+from .compatutil import Echo, MODES
 
 
 @pytest.fixture(scope="module", params=sorted(MODES))

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from compatutil import SLOW, node_modules
+from .compatutil import SLOW, node_modules
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "node-client.js")

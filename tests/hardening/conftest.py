@@ -2,26 +2,20 @@
 
 The `server` fixture (tests/servers/wsc-test-server, checked for a clean
 exit and no sanitizer report) and the watchdog are the integration
-suite's, loaded from tests/integration/conftest.py so both suites start
-servers the same way. `proc(argv)` starts any other binary (an example, the
+suite's, imported from the tests.integration package (which also puts
+wsutil on sys.path) so both suites start servers the same way. `proc(argv)` starts any other binary (an example, the
 test client) the same way: stdout lines collected, stopped on teardown,
 stderr checked for sanitizer reports.
 """
 
-import importlib.util
 import os
 import sys
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from ..integration import conftest as _integration
 
-_spec = importlib.util.spec_from_file_location(
-    "integration_conftest", os.path.join(HERE, "..", "integration", "conftest.py"))
-_integration = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_integration)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 server = _integration.server      # noqa: F811 (re-exported fixture)
 watchdog = _integration.watchdog  # noqa: F811

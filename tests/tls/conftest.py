@@ -6,27 +6,19 @@ secret is committed): a CA, server certificates for localhost/127.0.0.1
 an expired one, one for the wrong host, one from an unknown CA, and a
 client certificate (CN=alice).
 
-`server` is tests/integration's wsc-test-server factory (TLS options are
-passed as arguments); `tls_client` runs tests/servers/wsc-test-client.
+`server` is tests/integration's wsc-test-server factory, imported from the
+tests.integration package, which also puts wsutil on sys.path (TLS options
+are passed as arguments); `tls_client` runs tests/servers/wsc-test-client.
 """
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-INTEGRATION = os.path.join(HERE, "..", "integration")
-sys.path.insert(0, INTEGRATION)
-
-_spec = importlib.util.spec_from_file_location(
-    "wsc_integration_conftest", os.path.join(INTEGRATION, "conftest.py"))
-_integ = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_integ)
+from ..integration import conftest as _integ
 
 server = _integ.server
 watchdog = _integ.watchdog

@@ -23,8 +23,8 @@ import threading
 
 import pytest
 
-from conftest import tls_args
-from tlsraw import TlsRaw
+from .conftest import tls_args
+from .tlsraw import TlsRaw
 from wsutil import close_payload, frame, t
 
 THREADS = 4

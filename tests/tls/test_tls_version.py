@@ -22,7 +22,7 @@ import warnings
 import pytest
 import websockets
 
-from conftest import ECHO_BIN
+from .conftest import ECHO_BIN
 from wsutil import HOST, run, t
 
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "ThreadSanitizer", "LeakSanitizer")

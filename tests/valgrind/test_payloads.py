@@ -28,7 +28,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import wsutil  # noqa: E402
 from wsutil import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT  # noqa: E402
-from memcheck import Memchecked  # noqa: E402
+from .memcheck import Memchecked  # noqa: E402
 
 SRC = os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BUILD = os.environ.get("TOP_BUILDDIR", "/work/main")

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import wsutil  # noqa: E402
-from memcheck import Memchecked  # noqa: E402
+from .memcheck import Memchecked  # noqa: E402
 
 BUILD = os.environ.get("TOP_BUILDDIR", "/work/main")
 SERVER = os.path.join(BUILD, "tests", "servers", "wsc-test-server")
