@@ -27,6 +27,8 @@ import websockets
 from scaleutil import (ECHO_BIN, HOST, SERVER_BIN, free_port, start_peer, start_server,
                        stop_all, t)
 
+from ..common.sockio import recv_until_eof
+
 TRUSTED = "127.0.0.1/32"
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -179,15 +181,7 @@ def echo_works(tls, text):
 
 def assert_refused(s):
     """The server closes without sending a byte (not even a TLS alert)."""
-    got = b""
-    try:
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-    except ConnectionResetError:
-        pass
+    got = recv_until_eof(s)
     assert got == b""
     s.close()
 

@@ -21,9 +21,10 @@ import pytest
 import websockets
 import websockets.exceptions
 
+from wsutil import frame, close_payload, run, t, wait_for_eof
+
 from .conftest import ECHO_BIN, TOP_BUILDDIR, run_client, tls_args
 from .tlsraw import TlsRaw, ws_text
-from wsutil import frame, close_payload, run, t, wait_for_eof
 
 SRC = os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 

@@ -23,9 +23,10 @@ import threading
 
 import pytest
 
+from wsutil import close_payload, frame, t
+
 from .conftest import tls_args
 from .tlsraw import TlsRaw
-from wsutil import close_payload, frame, t
 
 THREADS = 4
 TRUSTED = "127.0.0.1/32"

@@ -22,8 +22,10 @@ import warnings
 import pytest
 import websockets
 
-from .conftest import ECHO_BIN
 from wsutil import HOST, run, t
+
+from ..common.sockio import recv_until_eof
+from .conftest import ECHO_BIN
 
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "ThreadSanitizer", "LeakSanitizer")
 
@@ -113,15 +115,7 @@ def refused_handshake(port, ctx, client_version=None):
         assert hello[9:11] == client_version, hello[:16]
     with socket.create_connection((HOST, port), timeout=t(5)) as s:
         s.sendall(hello)
-        got = b""
-        try:
-            while len(got) < 7:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                got += chunk
-        except ConnectionResetError:
-            pass
+        got = recv_until_eof(s, at_least=7)
     # the Python side agrees: its handshake fails on what the server sent
     inc.write(got)
     if not got:

@@ -11,6 +11,8 @@ import time
 
 from wsutil import HOST, frame, new_key, t, upgrade_request
 
+from ..common.sockio import recv_until_eof
+
 
 class TlsRaw:
     def __init__(self, port, ctx=None, server_hostname="localhost", timeout=5.0):
@@ -87,16 +89,7 @@ class TlsRaw:
     def read_until_eof(self, timeout=5.0):
         """Every raw byte until the server's FIN (or reset)."""
         self.sock.settimeout(t(timeout))
-        raw = b""
-        try:
-            while True:
-                d = self.sock.recv(65536)
-                if not d:
-                    break
-                raw += d
-        except ConnectionResetError:
-            pass
-        return raw
+        return recv_until_eof(self.sock)
 
     def reset(self):
         """Close with a TCP RST (SO_LINGER 0)."""
