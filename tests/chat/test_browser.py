@@ -8,24 +8,20 @@ timing budget is too slow and adds nothing to the library's checks)."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 
 import pytest
 
+from ..common.sockio import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "upgrade"))
 from hookutil import make_cert  # noqa: E402  (tests/upgrade's helpers)
+
 BUILD = os.environ.get("TOP_BUILDDIR", os.path.dirname(os.path.dirname(HERE)))
 CHAT = os.path.join(BUILD, "examples", "chat", "chat")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ subprocess and returns a Peer whose JSON events can be waited for with
 Binaries are found through $TOP_BUILDDIR (default /work/main).
 """
 
-import ctypes
 import faulthandler
 import json
 import os
@@ -30,6 +29,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from rawpeer import SCALE, RawServer, t  # noqa: E402
+
+from ..common.children import die_with_parent, sanitizer_env
 
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", "/work/main")
 CLIENT_BIN = os.path.join(TOP_BUILDDIR, "tests", "servers", "wsc-test-client")
@@ -49,14 +50,6 @@ VALGRIND_CMD = ["valgrind", "--leak-check=full", "--error-exitcode=99",
                 "--show-leak-kinds=definite,indirect,possible"]
 
 
-def _die_with_parent():
-    # If pytest itself dies, its children get SIGTERM instead of lingering.
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class Proc:
     """A child process whose stdout lines are collected by a thread."""
 
@@ -64,13 +57,9 @@ class Proc:
 
     def __init__(self, argv):
         self.argv = list(argv)
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent)
+            stderr=subprocess.PIPE, env=sanitizer_env(), preexec_fn=die_with_parent)
         self.pid = self.proc.pid
         self.started = time.monotonic()
         self.lines = []          # (monotonic time, line)

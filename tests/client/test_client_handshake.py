@@ -11,6 +11,8 @@ import pytest
 
 from rawpeer import accept_for, t
 
+from ..common.sockio import free_port
+
 WS_EADDR, WS_ECONNECT, WS_EHANDSHAKE = -6, -13, -14
 WS_ETIMEDOUT, WS_EDNS, WS_EUNSUPPORTED = -15, -16, -17
 
@@ -27,14 +29,6 @@ def header(ev, name):
     vals = [v for k, v in headers_of(ev) if k == name.lower()]
     assert len(vals) <= 1, "header %s repeated: %r" % (name, vals)
     return vals[0] if vals else None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def expect_giveup(cl, error, timeout=5.0):

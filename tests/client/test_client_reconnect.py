@@ -4,22 +4,15 @@ that keep failing the handshake."""
 
 import re
 import signal
-import socket
 import time
 
 from rawpeer import t
 
+from ..common.sockio import free_port
+
 WS_ECONNECT, WS_EHANDSHAKE = -13, -14
 
 RECONNECT_RX = r"^RECONNECT attempt=(\d+) delay=(\d+) error=(-?\d+)$"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def nominal(min_ms, max_ms, n):

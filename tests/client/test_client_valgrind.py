@@ -4,12 +4,13 @@ Skipped in sanitizer builds and when valgrind is missing."""
 
 import os
 import shutil
-import socket
 import threading
 
 import pytest
 
 from rawpeer import OP_CLOSE, accept_for, server_frame, t
+
+from ..common.sockio import free_port
 
 
 def valgrind_usable():
@@ -27,14 +28,6 @@ VG_TIMEOUT = 20
 
 def url(port):
     return "ws://127.0.0.1:%d/" % port
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_valgrind_wrong_accept(client, raw_server):

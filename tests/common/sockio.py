@@ -1,4 +1,6 @@
-"""Raw socket reads shared by the suites that speak bytes to a server."""
+"""Raw sockets shared by the suites that speak bytes to a server."""
+
+import socket
 
 
 def recv_until_eof(sock, at_least=None):
@@ -16,3 +18,11 @@ def recv_until_eof(sock, at_least=None):
     except ConnectionResetError:
         pass
     return got
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a program
+    that must be given its port, or a connect that must be refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

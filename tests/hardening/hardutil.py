@@ -10,6 +10,10 @@ import time
 
 from wsutil import SCALE, cpu_seconds, fd_count, rss_kib, t  # noqa: F401 (re-exported)
 
+# hardutil is imported as a top-level module (tests/hardening is on
+# sys.path), so the shared helpers come by their package name.
+from tests.common.children import sanitizer_env
+
 BUILD = os.environ.get("TOP_BUILDDIR", "/work/main")
 SANITIZER = os.environ.get("SANITIZER", "none") or "none"
 SANITIZED = SANITIZER != "none"
@@ -29,13 +33,9 @@ class Proc:
 
     def __init__(self, argv):
         self.argv = [str(a) for a in argv]
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env)
+                                  env=sanitizer_env())
         self.pid = self.p.pid
         self.lines = []
         self.err = []

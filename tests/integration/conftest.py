@@ -8,7 +8,6 @@ SIGTERM and must exit 0 within 10 s with no sanitizer report on stderr.
 Binaries are found through $TOP_BUILDDIR (default /work/main).
 """
 
-import ctypes
 import faulthandler
 import os
 import re
@@ -24,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsutil import SCALE, t  # noqa: E402
 
+from ..common.children import die_with_parent, sanitizer_env
+
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", "/work/main")
 SERVER_BIN = os.path.join(TOP_BUILDDIR, "tests", "servers", "wsc-test-server")
 
@@ -35,26 +36,13 @@ SANITIZER_MARKERS = (
 )
 
 
-def _die_with_parent():
-    # If pytest itself dies, its servers get SIGTERM instead of lingering.
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class Server:
     def __init__(self, args):
         self.args = list(args)
-        env = dict(os.environ)
-        # Make sanitizers fail loudly and predictably.
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
         self.proc = subprocess.Popen(
             [SERVER_BIN, "--listen", "127.0.0.1:0"] + self.args,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, preexec_fn=_die_with_parent)
+            env=sanitizer_env(), preexec_fn=die_with_parent)
         self.pid = self.proc.pid
         self.lines = []
         self._consumed = set()

@@ -7,7 +7,7 @@ import struct
 import zlib
 
 import wsutil
-from wsutil import run, t, ws_connect
+from wsutil import recv_threads_in_order, run, t, ws_connect
 
 PMD = ("Sec-WebSocket-Extensions", "permessage-deflate")
 
@@ -89,12 +89,7 @@ def test_broadcast_from_threads_keeps_each_threads_order(server):
                    .__aenter__() for i in range(conns)]
         try:
             for ws in clients:
-                last = {}
-                for _ in range(threads * count):
-                    msg = await asyncio.wait_for(ws.recv(), t(20))
-                    th, seq = msg[1:].split(":")
-                    assert int(seq) == last.get(th, -1) + 1, (msg, last)
-                    last[th] = int(seq)
+                last = await recv_threads_in_order(ws, threads, count)
                 assert last == {str(i): count - 1 for i in range(threads)}
         finally:
             for ws in clients:

@@ -29,6 +29,8 @@ import wsutil
 from wsutil import (HOST, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
                     Conn, frame, t)
 
+from ..common.children import die_with_parent, sanitizer_env
+
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", "/work/main")
 ECHO_BIN = os.path.join(TOP_BUILDDIR, "examples", "echo", "echo")
 BROADCAST_BIN = os.path.join(TOP_BUILDDIR, "examples", "broadcast", "broadcast")
@@ -50,27 +52,15 @@ SANITIZER_MARKERS = (
 
 # ---- the echo example as a server ----------------------------------------------
 
-def _die_with_parent():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class EchoServer:
     """examples/echo/echo on 127.0.0.1, port 0; stderr is collected."""
 
     def __init__(self, args, binary=None):
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-        env.setdefault("TSAN_OPTIONS", "second_deadlock_stack=1")
         self.args = [str(a) for a in args]
         self.proc = subprocess.Popen(
             [binary or ECHO_BIN] + self.args + ["127.0.0.1:0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, preexec_fn=_die_with_parent)
+            env=sanitizer_env(), preexec_fn=die_with_parent)
         self.pid = self.proc.pid
         self.allow_stderr = False
         self._stderr = []

@@ -2,10 +2,8 @@
 their connection, and publishing from other threads keeps each thread's
 order."""
 
-import asyncio
-
 import wsutil
-from wsutil import run, t, ws_connect
+from wsutil import recv_threads_in_order, run, ws_connect
 
 
 def text(c):
@@ -76,11 +74,7 @@ def test_publish_from_threads_keeps_each_threads_order(server):
                    .__aenter__() for i in range(conns)]
         try:
             for ws in clients:
-                last = {}
-                for _ in range(threads * count):
-                    th, seq = (await asyncio.wait_for(ws.recv(), t(20)))[1:].split(":")
-                    assert int(seq) == last.get(th, -1) + 1
-                    last[th] = int(seq)
+                last = await recv_threads_in_order(ws, threads, count)
                 assert last == {str(i): count - 1 for i in range(threads)}
         finally:
             for ws in clients:

@@ -2,13 +2,12 @@
 callbacks on its own loop, and broadcast, publish, cross-thread sends,
 limits and the graceful stop spanning every loop."""
 
-import asyncio
 import collections
 import re
 import signal
 
 import wsutil
-from wsutil import run, t, ws_connect
+from wsutil import recv_threads_in_order, run, ws_connect
 
 THREADS = 3
 
@@ -68,11 +67,7 @@ def test_cross_thread_sends_to_connections_on_every_loop(server):
         clients = [await ws_connect(srv.port).__aenter__() for _ in range(conns)]
         try:
             for ws in clients:
-                last = {}
-                for _ in range(threads * count):
-                    th, seq = (await asyncio.wait_for(ws.recv(), t(20)))[1:].split(":")
-                    assert int(seq) == last.get(th, -1) + 1
-                    last[th] = int(seq)
+                await recv_threads_in_order(ws, threads, count)
         finally:
             for ws in clients:
                 await ws.close()

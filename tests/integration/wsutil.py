@@ -321,6 +321,20 @@ def ws_connect(port, path="/", **kw):
     return websockets.connect("ws://%s:%d%s" % (HOST, port, path), **kw)
 
 
+async def recv_threads_in_order(ws, threads, count, timeout=20.0):
+    """Receive the threads * count messages "<tag><thread>:<seq>" of the test
+    server's sender threads (--send-threads/--send-count) and check that each
+    thread's seqs come 0, 1, 2, ... with no gap; returns {thread: last seq}."""
+    import asyncio
+    last = {}
+    for _ in range(threads * count):
+        msg = await asyncio.wait_for(ws.recv(), t(timeout))
+        th, seq = msg[1:].split(":")
+        assert int(seq) == last.get(th, -1) + 1, (msg, last)
+        last[th] = int(seq)
+    return last
+
+
 # ---- a process's figures, from /proc (the resource-bound tests) ----------
 
 def proc_status_kib(pid, field):

@@ -16,6 +16,11 @@ import time
 
 import pytest
 
+# scaleutil is imported as a top-level module (tests/scale is on sys.path),
+# so the shared helpers come by their package name, not relatively.
+from tests.common.children import sanitizer_env
+from tests.common.sockio import free_port  # noqa: F401 (the scale tests take it from here)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP_SRCDIR = os.environ.get("TOP_SRCDIR", os.path.dirname(os.path.dirname(HERE)))
 TOP_BUILDDIR = os.environ.get("TOP_BUILDDIR", TOP_SRCDIR)
@@ -35,12 +40,6 @@ def t(seconds):
     return seconds * SCALE
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def wait_port(port, timeout):
     """True once something accepts on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout
@@ -57,9 +56,7 @@ class Proc:
     """A child process whose stdout lines can be waited for."""
 
     def __init__(self, argv, cwd=None, env=None):
-        e = dict(os.environ)
-        e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        e = sanitizer_env()
         if env:
             e.update(env)
         self.argv = argv
