@@ -7,7 +7,7 @@ import struct
 import zlib
 
 import wsutil
-from wsutil import recv_threads_in_order, run, t, ws_connect
+from wsutil import check_sender_threads, run, t, ws_connect
 
 PMD = ("Sec-WebSocket-Extensions", "permessage-deflate")
 
@@ -83,19 +83,7 @@ def test_broadcast_from_threads_keeps_each_threads_order(server):
     threads, conns, count = 3, 5, 300
     srv = server("--send-threads", threads, "--send-conns", conns, "--send-count", count,
                  "--send-broadcast")
-
-    async def go():
-        clients = [await ws_connect(srv.port, compression="deflate" if i % 2 else None)
-                   .__aenter__() for i in range(conns)]
-        try:
-            for ws in clients:
-                last = await recv_threads_in_order(ws, threads, count)
-                assert last == {str(i): count - 1 for i in range(threads)}
-        finally:
-            for ws in clients:
-                await ws.close()
-    run(go(), timeout=60)
-    srv.expect(r"^SENDERS DONE$", 20)
+    check_sender_threads(srv, conns, threads, count, deflate=True)
     assert srv.count(r"^SEND ERROR") == 0
 
 

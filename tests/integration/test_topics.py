@@ -3,7 +3,7 @@ their connection, and publishing from other threads keeps each thread's
 order."""
 
 import wsutil
-from wsutil import recv_threads_in_order, run, ws_connect
+from wsutil import check_sender_threads
 
 
 def text(c):
@@ -68,17 +68,5 @@ def test_publish_from_threads_keeps_each_threads_order(server):
     threads, conns, count = 3, 4, 300
     srv = server("--send-threads", threads, "--send-conns", conns, "--send-count", count,
                  "--send-topic", "feed")
-
-    async def go():
-        clients = [await ws_connect(srv.port, compression="deflate" if i % 2 else None)
-                   .__aenter__() for i in range(conns)]
-        try:
-            for ws in clients:
-                last = await recv_threads_in_order(ws, threads, count)
-                assert last == {str(i): count - 1 for i in range(threads)}
-        finally:
-            for ws in clients:
-                await ws.close()
-    run(go(), timeout=60)
-    srv.expect(r"^SENDERS DONE$", 20)
+    check_sender_threads(srv, conns, threads, count, deflate=True)
     assert srv.count(r"^SEND ERROR|^SUBSCRIBE ERROR") == 0

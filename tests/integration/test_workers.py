@@ -7,7 +7,7 @@ import re
 import signal
 
 import wsutil
-from wsutil import recv_threads_in_order, run, ws_connect
+from wsutil import check_sender_threads
 
 THREADS = 3
 
@@ -62,17 +62,7 @@ def test_cross_thread_sends_to_connections_on_every_loop(server):
     threads, conns, count = 3, 6, 300
     srv = server("--threads", THREADS, "--send-threads", threads, "--send-conns", conns,
                  "--send-count", count)
-
-    async def go():
-        clients = [await ws_connect(srv.port).__aenter__() for _ in range(conns)]
-        try:
-            for ws in clients:
-                await recv_threads_in_order(ws, threads, count)
-        finally:
-            for ws in clients:
-                await ws.close()
-    run(go(), timeout=60)
-    srv.expect(r"^SENDERS DONE$", 20)
+    check_sender_threads(srv, conns, threads, count)
     assert srv.count(r"^SEND ERROR") == 0
     assert len(set(loops_of(srv).values())) == THREADS
 

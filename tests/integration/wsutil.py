@@ -321,18 +321,34 @@ def ws_connect(port, path="/", **kw):
     return websockets.connect("ws://%s:%d%s" % (HOST, port, path), **kw)
 
 
-async def recv_threads_in_order(ws, threads, count, timeout=20.0):
-    """Receive the threads * count messages "<tag><thread>:<seq>" of the test
-    server's sender threads (--send-threads/--send-count) and check that each
-    thread's seqs come 0, 1, 2, ... with no gap; returns {thread: last seq}."""
+def check_sender_threads(srv, conns, threads, count, deflate=False):
+    """The test server's sender threads (--send-threads/--send-conns/
+    --send-count) each send count messages "<tag><thread>:<seq>" to every one
+    of conns clients: each client gets all threads * count, every thread's
+    in order (seq 0, 1, 2, ... with no gap), and the server says SENDERS
+    DONE. With deflate, every other client takes permessage-deflate."""
     import asyncio
-    last = {}
-    for _ in range(threads * count):
-        msg = await asyncio.wait_for(ws.recv(), t(timeout))
-        th, seq = msg[1:].split(":")
-        assert int(seq) == last.get(th, -1) + 1, (msg, last)
-        last[th] = int(seq)
-    return last
+
+    async def receive(ws):
+        last = {}
+        for _ in range(threads * count):
+            msg = await asyncio.wait_for(ws.recv(), t(20))
+            th, seq = msg[1:].split(":")
+            assert int(seq) == last.get(th, -1) + 1, (msg, last)
+            last[th] = int(seq)
+        assert last == {str(i): count - 1 for i in range(threads)}
+
+    async def go():
+        clients = [await ws_connect(srv.port, compression="deflate" if deflate and i % 2 else None)
+                   .__aenter__() for i in range(conns)]
+        try:
+            for ws in clients:
+                await receive(ws)
+        finally:
+            for ws in clients:
+                await ws.close()
+    run(go(), timeout=60)
+    srv.expect(r"^SENDERS DONE$", 20)
 
 
 # ---- a process's figures, from /proc (the resource-bound tests) ----------
