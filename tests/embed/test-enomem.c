@@ -1,0 +1,378 @@
+/*
+ * test-enomem.c - libwsc's out-of-memory paths, with allocation failures
+ * injected into libwsc's own calls (enomem-wrap.c; libevent's and
+ * OpenSSL's allocations are not reached, see enomem.h). Each scenario runs
+ * over real sockets on 127.0.0.1 against a server on its own loop thread,
+ * once with the failure and once without (so an injection that did
+ * nothing fails the first's checks), and checks that libwsc's blocks all
+ * come back after the server is freed:
+ *  1. the kick queue cannot grow: the connection resumed with a stash is
+ *     closed (peer sees EOF/RST), another one keeps echoing;
+ *  2. the timer slot cannot be reserved at accept: the new connection is
+ *     closed before any response byte, existing ones carry on;
+ *  3. broadcast cannot encode its frame: WS_ENOMEM, nobody gets a partial
+ *     message, every connection keeps working; the queue array cannot
+ *     grow: it degrades to direct writes and everyone gets the message;
+ *  4. ws_conn_remote_addr cannot format: "unknown", then the address once
+ *     memory is back.
+ * Then the sweep (enomem-sweep.c). Prints PASS:/FAIL: lines.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wsc.h>
+
+#define EMBEDTEST_NAME "enomem"
+#include "embedtest.h"
+#include "rawws.h"
+#include "enomem-srv.h"
+#include "internal.h" /* the loop's timer slots, read on the loop thread */
+
+#define NAMED 4
+#define TIMER_CAP0 64 /* timers.c's first slot array */
+
+static struct ws_conn *named[NAMED]; /* loop thread only */
+static atomic_long last_injected;
+static atomic_int last_rc;
+
+static void reply(struct ws_conn *c, const char *s)
+{
+    ws_conn_send(c, WS_OP_TEXT, s, strlen(s));
+}
+
+/* The commands the raw peers send; anything else is echoed. */
+static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size_t len,
+                    void *arg)
+{
+    char cmd[64], out[128];
+    int n = 0, f = 0;
+
+    (void)arg;
+    snprintf(cmd, sizeof(cmd), "%.*s", (int)(len < 63 ? len : 63), (const char *)data);
+    if (sscanf(cmd, "id:%d", &n) == 1 && n >= 0 && n < NAMED) {
+        named[n] = c;
+        reply(c, "ok");
+    } else if (strcmp(cmd, "stop") == 0) {
+        ws_conn_pause_reading(c); /* what follows in this read waits in the stash */
+        reply(c, "stop");
+    } else if (sscanf(cmd, "resume:%d:%d", &n, &f) == 2 && n >= 0 && n < NAMED) {
+        if (f)
+            enomem_arm(ENOMEM_REALLOC, 1, 0); /* the kick queue's first array */
+        ws_conn_resume_reading(named[n]);
+        atomic_store(&last_injected, f ? enomem_disarm() : 0);
+        reply(c, "done");
+    } else if (strcmp(cmd, "stats") == 0) {
+        const struct wsc__loop *l = c->loop;
+        snprintf(out, sizeof(out), "cap=%zu reserved=%zu conns=%zu", l->cap_timers,
+                 l->timers_reserved, ws_server_connection_count(ws_conn_server(c)));
+        reply(c, out);
+    } else if (sscanf(cmd, "bcast:%d", &n) == 1) {
+        int rc;
+        if (n > 0)
+            enomem_arm(ENOMEM_ANY, n, 0);
+        rc = ws_server_broadcast(ws_conn_server(c), WS_OP_TEXT, "all", 3);
+        atomic_store(&last_injected, n > 0 ? enomem_disarm() : 0);
+        atomic_store(&last_rc, rc);
+        reply(c, "done");
+    } else if (sscanf(cmd, "addr:%d", &f) == 1) {
+        const char *addr;
+        if (f)
+            enomem_arm(ENOMEM_ANY, 1, 0);
+        addr = ws_conn_remote_addr(c);
+        atomic_store(&last_injected, f ? enomem_disarm() : 0);
+        reply(c, addr != NULL ? addr : "(null)");
+    } else {
+        ws_conn_send(c, op, data, len);
+    }
+}
+
+/* A text reply on fd equal to want. */
+static int expect(int fd, const char *want)
+{
+    char buf[128];
+    int op = 0;
+    long n = rawws_read_frame(fd, &op, buf, sizeof(buf) - 1);
+
+    if (n >= 0 && n < (long)sizeof(buf))
+        buf[n] = '\0';
+    if (op == WS_OP_TEXT && n == (long)strlen(want) && memcmp(buf, want, (size_t)n) == 0)
+        return 1;
+    printf("# expected \"%s\", got %ld bytes \"%s\"\n", want, n, n > 0 ? buf : "");
+    return 0;
+}
+
+static int command(int fd, const char *cmd, const char *want)
+{
+    return rawws_send(fd, WS_OP_TEXT, cmd, strlen(cmd)) == 0 && expect(fd, want);
+}
+
+static int named_peer(int port, int k)
+{
+    char id[16];
+    int fd = rawws_open(port, 2);
+
+    snprintf(id, sizeof(id), "id:%d", k);
+    if (fd >= 0 && !command(fd, id, "ok")) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void label(char *out, size_t n, int inject, const char *what)
+{
+    snprintf(out, n, "%s: %s", inject ? "allocation failed" : "allocation allowed", what);
+}
+
+/* Frame n bytes of payload as a client would (n < 126). */
+static size_t client_frame(unsigned char *out, int op, const char *payload, size_t n)
+{
+    static const unsigned char mask[4] = { 0x21, 0x9e, 0x04, 0x7c };
+
+    out[0] = (unsigned char)(0x80 | op);
+    out[1] = (unsigned char)(0x80 | n);
+    memcpy(out + 2, mask, 4);
+    for (size_t i = 0; i < n; i++)
+        out[6 + i] = (unsigned char)payload[i] ^ mask[i % 4];
+    return 6 + n;
+}
+
+/* ---- 1. the kick queue cannot grow ----------------------------------------- */
+
+static void kick_case(int inject)
+{
+    struct srv s;
+    unsigned char wire[64];
+    char what[160], cmd[32];
+    int a, b;
+    long got;
+    size_t n;
+
+    if (srv_start(&s, on_data, NULL, NULL, 0) != 0) {
+        check(0, "kick: server started");
+        return;
+    }
+    a = named_peer(s.port, 0);
+    b = named_peer(s.port, 1);
+    /* "stop" pauses B; "after", read in the same recv, waits in the stash. */
+    n = client_frame(wire, WS_OP_TEXT, "stop", 4);
+    n += client_frame(wire + n, WS_OP_TEXT, "after", 5);
+    check(a >= 0 && b >= 0 && write(b, wire, n) == (ssize_t)n && expect(b, "stop"),
+          "kick: B paused itself with a frame in the stash (the setup)");
+    snprintf(cmd, sizeof(cmd), "resume:1:%d", inject);
+    check(command(a, cmd, "done"), "kick: A resumed B");
+    label(what, sizeof(what), inject, "the kick queue's growth was the one allocation failed");
+    check(atomic_load(&last_injected) == inject, what);
+    if (inject) {
+        enum peer_end end = peer_wait_end(b, &got);
+        check(end == PEER_ENDED && got == 0,
+              "kick: allocation failed: B is closed (EOF/RST), its stashed frame never "
+              "handled");
+        if (end != PEER_ENDED || got != 0)
+            printf("# B: %s after %ld bytes\n", end == PEER_ENDED ? "ended" : "timed out", got);
+    } else {
+        check(expect(b, "after") && peer_echoes(b, "more"),
+              "kick: allocation allowed: the resume handles B's stashed frame, B echoes");
+    }
+    label(what, sizeof(what), inject, "kick: A on the same loop keeps echoing");
+    check(peer_echoes(a, "still here"), what);
+    close(a);
+    close(b);
+    label(what, sizeof(what), inject, "kick: every libwsc block freed with the server");
+    check(srv_stop(&s) == 0, what);
+}
+
+/* ---- 2. the timer slot cannot be reserved at accept ------------------------ */
+
+static int stats_are(int fd, size_t cap, size_t reserved, size_t conns)
+{
+    char want[96];
+
+    snprintf(want, sizeof(want), "cap=%zu reserved=%zu conns=%zu", cap, reserved, conns);
+    return command(fd, "stats", want);
+}
+
+/* Connect and send an upgrade request without reading the answer. */
+static int raw_request(int port)
+{
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct timeval tv = { 2, 0 };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return -1;
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void timer_case(int inject)
+{
+    struct srv s;
+    int fd[TIMER_CAP0], opened = 0, extra;
+    char what[160];
+    long got;
+
+    if (srv_start(&s, on_data, NULL, NULL, 0) != 0) {
+        check(0, "timer: server started");
+        return;
+    }
+    while (opened < TIMER_CAP0 && (fd[opened] = rawws_open(s.port, 2)) >= 0)
+        opened++;
+    check(opened == TIMER_CAP0 && stats_are(fd[0], TIMER_CAP0, TIMER_CAP0, TIMER_CAP0),
+          "timer: 64 connections fill the first slot array (the setup)");
+    if (opened < TIMER_CAP0)
+        goto out;
+    if (inject) /* all idle: the next realloc is the 65th's slot array growth */
+        enomem_arm(ENOMEM_REALLOC, 1, 0);
+    extra = raw_request(s.port);
+    if (inject) {
+        enum peer_end end = peer_wait_end(extra, &got);
+        check(end == PEER_ENDED && got == 0,
+              "timer: allocation failed: the new connection is closed before any "
+              "response byte (EOF/RST)");
+        if (end != PEER_ENDED || got != 0)
+            printf("# new connection: %s after %ld bytes\n",
+                   end == PEER_ENDED ? "ended" : "timed out", got);
+        check(enomem_disarm() == 1, "timer: allocation failed: it was the one failed");
+        check(stats_are(fd[0], TIMER_CAP0, TIMER_CAP0, TIMER_CAP0),
+              "timer: allocation failed: no slot taken, no connection left behind");
+    } else {
+        char head[256] = "";
+        ssize_t r = extra >= 0 ? read(extra, head, sizeof(head) - 1) : -1;
+        check(r >= 12 && memcmp(head, "HTTP/1.1 101", 12) == 0,
+              "timer: allocation allowed: the new connection is upgraded");
+        check(stats_are(fd[0], 2 * TIMER_CAP0, TIMER_CAP0 + 1, TIMER_CAP0 + 1),
+              "timer: allocation allowed: the slot array grew for it");
+    }
+    if (extra >= 0)
+        close(extra);
+    label(what, sizeof(what), inject, "timer: existing connections keep echoing");
+    check(peer_echoes(fd[0], "first") && peer_echoes(fd[TIMER_CAP0 - 1], "last"), what);
+out:
+    for (int i = 0; i < opened; i++)
+        close(fd[i]);
+    label(what, sizeof(what), inject, "timer: every libwsc block freed with the server");
+    check(srv_stop(&s) == 0, what);
+}
+
+/* ---- 3. broadcast ------------------------------------------------------------ */
+
+/* Read text frames until want; *all set if "all" came on the way. */
+static int until(int fd, const char *want, int *all)
+{
+    char buf[128];
+    int op;
+
+    *all = 0;
+    for (int i = 0; i < 4; i++) {
+        long n = rawws_read_frame(fd, &op, buf, sizeof(buf));
+        if (n < 0)
+            return 0;
+        if (n == 3 && memcmp(buf, "all", 3) == 0)
+            *all = 1;
+        else if (n == (long)strlen(want) && memcmp(buf, want, (size_t)n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* fail_nth: 0 none, 1 the frame's buffer, 2 the endpoint's queue array. */
+static void bcast_case(int fail_nth)
+{
+    static const char *const name[] = { "allocation allowed", "frame allocation failed",
+                                        "queue array growth failed" };
+    static const int want_rc[] = { 0, WS_ENOMEM, 0 };
+    struct srv s;
+    char what[160], cmd[32];
+    int a, b, all_a = 0, all_b = 0, got_a, got_b, rc;
+
+    if (srv_start(&s, on_data, NULL, NULL, 0) != 0) {
+        check(0, "broadcast: server started");
+        return;
+    }
+    a = named_peer(s.port, 0);
+    b = named_peer(s.port, 1);
+    snprintf(cmd, sizeof(cmd), "bcast:%d", fail_nth);
+    got_a = a >= 0 && rawws_send(a, WS_OP_TEXT, cmd, strlen(cmd)) == 0 && until(a, "done", &all_a);
+    /* B's own echo comes after anything broadcast before it. */
+    got_b = b >= 0 && rawws_send(b, WS_OP_TEXT, "x", 1) == 0 && until(b, "x", &all_b);
+    rc = atomic_load(&last_rc);
+    snprintf(what, sizeof(what), "broadcast: %s: returns %d (%s), %d allocation(s) failed",
+             name[fail_nth], want_rc[fail_nth], ws_strerror(want_rc[fail_nth]),
+             fail_nth > 0);
+    check(got_a && got_b && rc == want_rc[fail_nth] &&
+              atomic_load(&last_injected) == (fail_nth > 0), what);
+    if (rc != want_rc[fail_nth])
+        printf("# it returned %d\n", rc);
+    snprintf(what, sizeof(what), "broadcast: %s: %s", name[fail_nth],
+             want_rc[fail_nth] == 0 ? "both connections get the message"
+                                    : "no connection gets any of it");
+    check(want_rc[fail_nth] == 0 ? all_a && all_b : !all_a && !all_b, what);
+    snprintf(what, sizeof(what), "broadcast: %s: both connections keep echoing",
+             name[fail_nth]);
+    check(peer_echoes(a, "a again") && peer_echoes(b, "b again"), what);
+    close(a);
+    close(b);
+    snprintf(what, sizeof(what), "broadcast: %s: every libwsc block freed with the server",
+             name[fail_nth]);
+    check(srv_stop(&s) == 0, what);
+}
+
+/* ---- 4. ws_conn_remote_addr -------------------------------------------------- */
+
+static void addr_case(void)
+{
+    struct srv s;
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof(sin);
+    char mine[64];
+    int a;
+
+    if (srv_start(&s, on_data, NULL, NULL, 0) != 0) {
+        check(0, "addr: server started");
+        return;
+    }
+    a = rawws_open(s.port, 2);
+    getsockname(a, (struct sockaddr *)&sin, &slen);
+    snprintf(mine, sizeof(mine), "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+    check(a >= 0 && command(a, "addr:1", "unknown") && atomic_load(&last_injected) == 1,
+          "addr: allocation failed: ws_conn_remote_addr returns \"unknown\"");
+    check(command(a, "addr:0", mine) && atomic_load(&last_injected) == 0,
+          "addr: allocation allowed: the peer's address, made then");
+    check(command(a, "addr:1", mine) && atomic_load(&last_injected) == 0,
+          "addr: once made it is kept: no allocation to fail");
+    check(peer_echoes(a, "still here"), "addr: the connection keeps echoing");
+    close(a);
+    check(srv_stop(&s) == 0, "addr: every libwsc block freed with the server");
+}
+
+int main(int argc, char **argv)
+{
+    int only_sweep = argc > 1 && strcmp(argv[1], "--sweep") == 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (!only_sweep) {
+        kick_case(0);
+        kick_case(1);
+        timer_case(0);
+        timer_case(1);
+        bcast_case(0);
+        bcast_case(1);
+        bcast_case(2);
+        addr_case();
+    }
+    failures += enomem_sweep();
+    return failures != 0;
+}
