@@ -5,9 +5,14 @@
  * land here, i.e. libwsc's own calls (and the test's, which makes none
  * while armed). Counters are atomics: the loop thread allocates while the
  * test's main thread arms and reads.
+ *
+ * ENOMEM_TRACE=1 in the environment prints every call number, its kind,
+ * size and caller to stderr (addr2line -f -e test-enomem, minus the load
+ * address): which allocation a sweep run failed.
  */
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,11 +68,22 @@ long enomem_live(void)
     return atomic_load(&live);
 }
 
-static bool fail_this(unsigned kind)
+static void trace(long call, unsigned kind, size_t n, const void *caller)
+{
+    static int on = -1;
+
+    if (on < 0)
+        on = getenv("ENOMEM_TRACE") != NULL;
+    if (on)
+        fprintf(stderr, "enomem: call %ld kind %u size %zu from %p (enomem_calls at %p)\n", call,
+                kind, n, caller, (const void *)enomem_calls);
+}
+
+static bool fail_this(unsigned kind, size_t n, const void *caller)
 {
     long k, nth;
 
-    atomic_fetch_add(&calls, 1);
+    trace(atomic_fetch_add(&calls, 1) + 1, kind, n, caller);
     if ((atomic_load(&armed_kinds) & kind) == 0)
         return false;
     k = atomic_fetch_add(&seen, 1) + 1;
@@ -88,19 +104,19 @@ static void *counted(void *p)
 
 void *__wrap_malloc(size_t n)
 {
-    return fail_this(ENOMEM_MALLOC) ? NULL : counted(__real_malloc(n));
+    return fail_this(ENOMEM_MALLOC, n, __builtin_return_address(0)) ? NULL : counted(__real_malloc(n));
 }
 
 void *__wrap_calloc(size_t k, size_t n)
 {
-    return fail_this(ENOMEM_CALLOC) ? NULL : counted(__real_calloc(k, n));
+    return fail_this(ENOMEM_CALLOC, k * n, __builtin_return_address(0)) ? NULL : counted(__real_calloc(k, n));
 }
 
 void *__wrap_realloc(void *p, size_t n)
 {
     void *q;
 
-    if (fail_this(ENOMEM_REALLOC))
+    if (fail_this(ENOMEM_REALLOC, n, __builtin_return_address(0)))
         return NULL; /* like a real failure: p stays valid */
     q = __real_realloc(p, n);
     if (p == NULL)
@@ -112,12 +128,14 @@ void *__wrap_realloc(void *p, size_t n)
 
 char *__wrap_strdup(const char *s)
 {
-    return fail_this(ENOMEM_STRDUP) ? NULL : counted(__real_strdup(s));
+    return fail_this(ENOMEM_STRDUP, strlen(s) + 1, __builtin_return_address(0))
+               ? NULL : counted(__real_strdup(s));
 }
 
 char *__wrap_strndup(const char *s, size_t n)
 {
-    return fail_this(ENOMEM_STRDUP) ? NULL : counted(__real_strndup(s, n));
+    return fail_this(ENOMEM_STRDUP, n, __builtin_return_address(0))
+               ? NULL : counted(__real_strndup(s, n));
 }
 
 void __wrap_free(void *p)
