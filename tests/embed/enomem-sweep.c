@@ -5,8 +5,8 @@
  *
  * The session (a raw client, the server on its own loop thread): upgrade
  * (with permessage-deflate in the second variant), a text, a 300-byte
- * binary, a text in two fragments, a ping, a broadcast, the peer's
- * address, a clean close. It runs once to count libwsc's allocations K,
+ * binary, a text in two fragments, a ping, a broadcast, a send by the
+ * connection's id, the peer's address, a clean close. It runs once to count libwsc's allocations K,
  * then for N = 1..K (with a stride if K is large) with the Nth failing.
  * Each run must end either complete or with an error the user can see:
  * an error return to the server's code, its close callback, or on the
@@ -37,6 +37,7 @@
 
 static atomic_int user_errors; /* error returns the server's code saw */
 static atomic_int user_closes; /* close callbacks */
+static atomic_int lost_ids;    /* an open connection its id did not find */
 
 static void sweep_on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size_t len,
                           void *arg)
@@ -49,6 +50,10 @@ static void sweep_on_data(struct ws_conn *c, enum ws_opcode op, const void *data
     } else if (len == 4 && memcmp(data, "addr", 4) == 0) {
         const char *a = ws_conn_remote_addr(c);
         rc = a != NULL ? ws_conn_send(c, WS_OP_TEXT, a, strlen(a)) : WS_EINVAL;
+    } else if (len == 6 && memcmp(data, "sendto", 6) == 0) {
+        rc = ws_server_send_to(ws_conn_server(c), ws_conn_id(c), WS_OP_TEXT, "sent-to", 7);
+        if (rc == WS_ENOTFOUND) /* c is open: wsc.h promises this only for no open one */
+            atomic_fetch_add(&lost_ids, 1);
     } else {
         rc = ws_conn_send(c, op, data, len);
     }
@@ -277,6 +282,7 @@ static enum outcome session(struct session *s, int port, int deflate)
     if ((o = round_trip(s, WS_OP_CONTINUATION, "ment", 4, WS_OP_TEXT, "fragment", 8, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_PING, "p", 1, WS_OP_PONG, "p", 1, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_TEXT, "bcast", 5, WS_OP_TEXT, "all:bcast", 9, NULL)) != DONE ||
+        (o = round_trip(s, WS_OP_TEXT, "sendto", 6, WS_OP_TEXT, "sent-to", 7, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_TEXT, "addr", 4, WS_OP_TEXT, mine, strlen(mine),
                         "unknown")) != DONE)
         return o;
@@ -306,7 +312,7 @@ static struct run one_run(int deflate, long nth)
     struct session s = { .fd = -1 };
     struct srv srv;
     long calls;
-    int fd;
+    int fd, lost = atomic_load(&lost_ids);
 
     if (srv_start(&srv, sweep_on_data, sweep_on_close, NULL, deflate) != 0)
         return r;
@@ -316,6 +322,10 @@ static struct run one_run(int deflate, long nth)
     r.outcome = session(&s, srv.port, deflate);
     r.allocations = enomem_calls() - calls;
     r.injected = enomem_disarm();
+    if (atomic_load(&lost_ids) != lost) {
+        printf("# ws_server_send_to: WS_ENOTFOUND for its own open connection\n");
+        r.outcome = WRONG;
+    }
     r.deflate = s.deflate;
     if (s.fd >= 0)
         close(s.fd);
