@@ -110,6 +110,8 @@ static void loop_on_wake(evutil_socket_t fd, short what, void *arg)
     wsc__io_uncork();
 }
 
+static void id_grow(struct wsc__loop *loop);
+
 struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config *cfg,
                                 unsigned index)
 {
@@ -132,10 +134,16 @@ struct wsc__loop *wsc__loop_new(struct event_base *base, const struct ws_config 
     }
     loop->watch_fd = -1;
     loop->wake = event_new(base, -1, EV_PERSIST, loop_on_wake, loop);
-    if (loop->wake == NULL || wsc__timers_init(loop) != 0 || wsc__watch_init(loop) != 0) {
+    /* The id table exists before any connection: a later growth that
+     * fails only lengthens chains, but with no table at all a connection
+     * could not be entered and ws_server_send_to() would not find it. */
+    id_grow(loop);
+    if (loop->wake == NULL || loop->id_buckets == 0 || wsc__timers_init(loop) != 0 ||
+        wsc__watch_init(loop) != 0) {
         if (loop->wake != NULL)
             event_free(loop->wake);
         wsc__timers_free(loop);
+        free(loop->ids);
         free(loop->watch_batch);
         pthread_mutex_destroy(&loop->lock);
         free(loop);
