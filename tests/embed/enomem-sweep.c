@@ -398,8 +398,73 @@ static void sweep_variant(int deflate)
     check(visible > 0, what);
 }
 
+/* ws_config_new, ws_server_new and ws_server_listen with each of their
+ * allocations failing: an error return (NULL, a negative code), nothing
+ * leaked, and a server that did come up serves a connection. */
+static int setup_with_failure(long nth, long *injected)
+{
+    long live = enomem_live();
+    struct ws_config *cfg;
+    struct ws_server *srv = NULL;
+    pthread_t loop;
+    int port = WS_ENOMEM, ok = 1;
+
+    if (nth > 0)
+        enomem_arm(ENOMEM_ANY, nth, 0);
+    cfg = ws_config_new();
+    ws_config_set_handle_signals(cfg, 0); /* WS_EINVAL if cfg is NULL */
+    if (cfg != NULL)
+        srv = ws_server_new(cfg);
+    ws_config_free(cfg);
+    if (srv != NULL)
+        port = ws_server_listen(srv, "127.0.0.1:0");
+    *injected = enomem_disarm();
+    if (srv != NULL && port > 0) {
+        ws_server_handle_data(srv, sweep_on_data, NULL);
+        ok = pthread_create(&loop, NULL, srv_loop_main, srv) == 0;
+        if (ok) {
+            int fd = rawws_open(port, 2);
+            ok = fd >= 0 && peer_echoes(fd, "up");
+            if (fd >= 0)
+                close(fd);
+            ws_server_stop(srv);
+            pthread_join(loop, NULL);
+        }
+    } else if (srv != NULL && port != WS_ENOMEM) {
+        printf("# allocation %ld failed: ws_server_listen returned %d\n", nth, port);
+        ok = 0;
+    }
+    ws_server_free(srv);
+    if (enomem_live() != live) {
+        printf("# allocation %ld failed: %ld blocks not freed\n", nth, enomem_live() - live);
+        ok = 0;
+    }
+    return ok;
+}
+
+static void sweep_setup(void)
+{
+    long calls = enomem_calls(), k, injected, bad = 0, failed = 0;
+    int base_ok = setup_with_failure(0, &injected);
+    char what[160];
+
+    k = enomem_calls() - calls;
+    for (long nth = 1; nth <= k && nth <= MAX_RUNS; nth++) {
+        if (!setup_with_failure(nth, &injected))
+            bad++;
+        failed += injected > 0;
+    }
+    snprintf(what, sizeof(what), "sweep setup: with nothing failed a server comes up and "
+             "echoes (%ld libwsc allocations, the echo included)", k);
+    check(base_ok && k > 0, what);
+    check(bad == 0 && failed > 0, "sweep setup: each failed allocation of ws_config_new, "
+          "ws_server_new or ws_server_listen gives NULL or WS_ENOMEM, leaks nothing, or "
+          "is absorbed by a server that works");
+}
+
 int enomem_sweep(void)
 {
+    sweep_setup();
     sweep_variant(0);
     sweep_variant(1);
     return failures;
