@@ -38,5 +38,7 @@ long enomem_live(void);
 
 /* The sweep (enomem-sweep.c): PASS:/FAIL: lines on stdout; the failures. */
 int enomem_sweep(void);
+/* The same with libwsc's client (enomem-client.c). */
+int enomem_client_sweep(void);
 
 #endif

@@ -15,7 +15,8 @@
  *     grow: it degrades to direct writes and everyone gets the message;
  *  4. ws_conn_remote_addr cannot format: "unknown", then the address once
  *     memory is back.
- * Then the sweep (enomem-sweep.c). Prints PASS:/FAIL: lines.
+ * Then the sweeps (enomem-sweep.c with a raw client, enomem-client.c with
+ * libwsc's). Prints PASS:/FAIL: lines.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -374,5 +375,6 @@ int main(int argc, char **argv)
         addr_case();
     }
     failures += enomem_sweep();
+    failures += enomem_client_sweep();
     return failures != 0;
 }
