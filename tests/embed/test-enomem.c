@@ -122,9 +122,10 @@ static int named_peer(int port, int k)
     return fd;
 }
 
-static void label(char *out, size_t n, int inject, const char *what)
+static void label(char *out, size_t n, const char *scenario, int inject, const char *what)
 {
-    snprintf(out, n, "%s: %s", inject ? "allocation failed" : "allocation allowed", what);
+    snprintf(out, n, "%s: %s: %s", scenario,
+             inject ? "allocation failed" : "allocation allowed", what);
 }
 
 /* Frame n bytes of payload as a client would (n < 126). */
@@ -160,12 +161,14 @@ static void kick_case(int inject)
     /* "stop" pauses B; "after", read in the same recv, waits in the stash. */
     n = client_frame(wire, WS_OP_TEXT, "stop", 4);
     n += client_frame(wire + n, WS_OP_TEXT, "after", 5);
-    check(a >= 0 && b >= 0 && write(b, wire, n) == (ssize_t)n && expect(b, "stop"),
-          "kick: B paused itself with a frame in the stash (the setup)");
+    label(what, sizeof(what), "kick", inject,
+          "B paused itself with a frame in the stash, then A resumed it (the setup)");
     snprintf(cmd, sizeof(cmd), "resume:1:%d", inject);
-    check(command(a, cmd, "done"), "kick: A resumed B");
-    label(what, sizeof(what), inject, "the kick queue's growth was the one allocation failed");
-    check(atomic_load(&last_injected) == inject, what);
+    check(a >= 0 && b >= 0 && write(b, wire, n) == (ssize_t)n && expect(b, "stop") &&
+              command(a, cmd, "done"), what);
+    check(atomic_load(&last_injected) == inject,
+          inject ? "kick: allocation failed: the kick queue's growth was the one failed"
+                 : "kick: allocation allowed: nothing failed");
     if (inject) {
         enum peer_end end = peer_wait_end(b, &got);
         check(end == PEER_ENDED && got == 0,
@@ -177,11 +180,11 @@ static void kick_case(int inject)
         check(expect(b, "after") && peer_echoes(b, "more"),
               "kick: allocation allowed: the resume handles B's stashed frame, B echoes");
     }
-    label(what, sizeof(what), inject, "kick: A on the same loop keeps echoing");
+    label(what, sizeof(what), "kick", inject, "A on the same loop keeps echoing");
     check(peer_echoes(a, "still here"), what);
     close(a);
     close(b);
-    label(what, sizeof(what), inject, "kick: every libwsc block freed with the server");
+    label(what, sizeof(what), "kick", inject, "every libwsc block freed with the server");
     check(srv_stop(&s) == 0, what);
 }
 
@@ -231,8 +234,9 @@ static void timer_case(int inject)
     }
     while (opened < TIMER_CAP0 && (fd[opened] = rawws_open(s.port, 2)) >= 0)
         opened++;
-    check(opened == TIMER_CAP0 && stats_are(fd[0], TIMER_CAP0, TIMER_CAP0, TIMER_CAP0),
-          "timer: 64 connections fill the first slot array (the setup)");
+    label(what, sizeof(what), "timer", inject,
+          "64 connections fill the first slot array (the setup)");
+    check(opened == TIMER_CAP0 && stats_are(fd[0], TIMER_CAP0, TIMER_CAP0, TIMER_CAP0), what);
     if (opened < TIMER_CAP0)
         goto out;
     if (inject) /* all idle: the next realloc is the 65th's slot array growth */
@@ -259,12 +263,12 @@ static void timer_case(int inject)
     }
     if (extra >= 0)
         close(extra);
-    label(what, sizeof(what), inject, "timer: existing connections keep echoing");
+    label(what, sizeof(what), "timer", inject, "existing connections keep echoing");
     check(peer_echoes(fd[0], "first") && peer_echoes(fd[TIMER_CAP0 - 1], "last"), what);
 out:
     for (int i = 0; i < opened; i++)
         close(fd[i]);
-    label(what, sizeof(what), inject, "timer: every libwsc block freed with the server");
+    label(what, sizeof(what), "timer", inject, "every libwsc block freed with the server");
     check(srv_stop(&s) == 0, what);
 }
 
