@@ -25,9 +25,10 @@ static void *srv_loop_main(void *arg)
 }
 
 /* A server on 127.0.0.1:0 (signals left alone, close timeout 200 ms,
- * permessage-deflate if asked) run by its own thread; 0 or -1. */
-static inline int srv_start(struct srv *s, ws_data_cb on_data, ws_close_cb on_close,
-                            void *arg, int deflate)
+ * permessage-deflate if asked, an HTTP handler if given) run by its own
+ * thread; 0 or -1. */
+static inline int srv_start_http(struct srv *s, ws_data_cb on_data, ws_close_cb on_close,
+                                 ws_http_cb on_http, void *arg, int deflate)
 {
     struct ws_config *cfg;
 
@@ -42,6 +43,8 @@ static inline int srv_start(struct srv *s, ws_data_cb on_data, ws_close_cb on_cl
     if (s->ws == NULL)
         return -1;
     ws_server_handle_data(s->ws, on_data, arg);
+    if (on_http != NULL)
+        ws_server_handle_http(s->ws, on_http, arg);
     if (on_close != NULL)
         ws_server_handle_close(s->ws, on_close, arg);
     s->port = ws_server_listen(s->ws, "127.0.0.1:0");
@@ -51,6 +54,12 @@ static inline int srv_start(struct srv *s, ws_data_cb on_data, ws_close_cb on_cl
         return -1;
     }
     return 0;
+}
+
+static inline int srv_start(struct srv *s, ws_data_cb on_data, ws_close_cb on_close,
+                            void *arg, int deflate)
+{
+    return srv_start_http(s, on_data, on_close, NULL, arg, deflate);
 }
 
 /* Stop and free it; the blocks libwsc still holds that it did not hold

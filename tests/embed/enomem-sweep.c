@@ -3,10 +3,12 @@
  * scripted session and check that nothing worse than a clear error comes
  * of it.
  *
- * The session (a raw client, the server on its own loop thread): upgrade
+ * The session (a raw client, the server on its own loop thread): a plain
+ * HTTP request answered by the server's HTTP handler, then an upgrade
  * (with permessage-deflate in the second variant), a text, a 300-byte
- * binary, a text in two fragments, a ping, a broadcast, a send by the
- * connection's id, the peer's address, a clean close. It runs once to count libwsc's allocations K,
+ * binary, a text in two fragments, a ping, a broadcast, a subscription
+ * and a publish to it, a send by the connection's id, the peer's address,
+ * a clean close. It runs once to count libwsc's allocations K,
  * then for N = 1..K (with a stride if K is large) with the Nth failing.
  * Each run must end either complete or with an error the user can see:
  * an error return to the server's code, its close callback, or on the
@@ -50,6 +52,10 @@ static void sweep_on_data(struct ws_conn *c, enum ws_opcode op, const void *data
     } else if (len == 4 && memcmp(data, "addr", 4) == 0) {
         const char *a = ws_conn_remote_addr(c);
         rc = a != NULL ? ws_conn_send(c, WS_OP_TEXT, a, strlen(a)) : WS_EINVAL;
+    } else if (len == 3 && memcmp(data, "sub", 3) == 0) {
+        rc = ws_conn_subscribe(c, "news");
+        if (rc == 0)
+            rc = ws_server_publish(ws_conn_server(c), "news", WS_OP_TEXT, "pub:news", 8);
     } else if (len == 6 && memcmp(data, "sendto", 6) == 0) {
         rc = ws_server_send_to(ws_conn_server(c), ws_conn_id(c), WS_OP_TEXT, "sent-to", 7);
         if (rc == WS_ENOTFOUND) /* c is open: wsc.h promises this only for no open one */
@@ -58,6 +64,16 @@ static void sweep_on_data(struct ws_conn *c, enum ws_opcode op, const void *data
         rc = ws_conn_send(c, op, data, len);
     }
     if (rc < 0)
+        atomic_fetch_add(&user_errors, 1);
+}
+
+/* A plain HTTP request: a small response with a header of our own. */
+static void sweep_on_http(const struct ws_request *req, struct ws_response *res, void *arg)
+{
+    (void)req;
+    (void)arg;
+    if (ws_response_add_header(res, "X-Sweep", "1") < 0 ||
+        ws_response_send(res, 200, "text/plain", "ok", 2) < 0)
         atomic_fetch_add(&user_errors, 1);
 }
 
@@ -256,6 +272,47 @@ static enum outcome open_session(struct session *s, int port, int deflate)
     return DONE;
 }
 
+/* A plain HTTP GET on its own socket: DONE for 200 with body "ok". */
+static enum outcome http_exchange(struct session *s, int port)
+{
+    static const char req[] = "GET /plain HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct timeval tv = { 2, 0 };
+    char resp[1024];
+    size_t got = 0;
+    enum outcome o = DONE;
+
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (s->fd < 0)
+        return WRONG;
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(s->fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        write(s->fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
+        o = ENDED;
+    while (o == DONE && got < sizeof(resp) - 1) { /* until "ok" or the end */
+        ssize_t r;
+        if ((o = wait_input(s)) != DONE)
+            break;
+        r = read(s->fd, resp + got, sizeof(resp) - 1 - got);
+        if (r <= 0) {
+            o = r < 0 && errno == EAGAIN ? HANG : ENDED;
+            break;
+        }
+        got += (size_t)r;
+        resp[got] = '\0';
+        if (strstr(resp, "\r\n\r\nok") != NULL)
+            break;
+    }
+    close(s->fd);
+    s->fd = -1;
+    if (o != DONE)
+        return o == ENDED && got > 0 && strncmp(resp, "HTTP/1.1 200", 12) == 0 ? WRONG : o;
+    return strncmp(resp, "HTTP/1.1 200", 12) == 0 && strstr(resp, "X-Sweep: 1") != NULL
+               ? DONE
+               : got >= 12 && strncmp(resp, "HTTP/1.1 ", 9) == 0 ? ENDED : WRONG;
+}
+
 /* The script, up to its first step that is not DONE. */
 static enum outcome session(struct session *s, int port, int deflate)
 {
@@ -268,7 +325,7 @@ static enum outcome session(struct session *s, int port, int deflate)
     int op = 0;
 
     s->errors_before = atomic_load(&user_errors) + atomic_load(&user_closes);
-    if ((o = open_session(s, port, deflate)) != DONE)
+    if ((o = http_exchange(s, port)) != DONE || (o = open_session(s, port, deflate)) != DONE)
         return o;
     for (size_t i = 0; i < sizeof(bin); i++)
         bin[i] = (unsigned char)(i * 7);
@@ -282,6 +339,7 @@ static enum outcome session(struct session *s, int port, int deflate)
     if ((o = round_trip(s, WS_OP_CONTINUATION, "ment", 4, WS_OP_TEXT, "fragment", 8, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_PING, "p", 1, WS_OP_PONG, "p", 1, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_TEXT, "bcast", 5, WS_OP_TEXT, "all:bcast", 9, NULL)) != DONE ||
+        (o = round_trip(s, WS_OP_TEXT, "sub", 3, WS_OP_TEXT, "pub:news", 8, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_TEXT, "sendto", 6, WS_OP_TEXT, "sent-to", 7, NULL)) != DONE ||
         (o = round_trip(s, WS_OP_TEXT, "addr", 4, WS_OP_TEXT, mine, strlen(mine),
                         "unknown")) != DONE)
@@ -314,7 +372,7 @@ static struct run one_run(int deflate, long nth)
     long calls;
     int fd, lost = atomic_load(&lost_ids);
 
-    if (srv_start(&srv, sweep_on_data, sweep_on_close, NULL, deflate) != 0)
+    if (srv_start_http(&srv, sweep_on_data, sweep_on_close, sweep_on_http, NULL, deflate) != 0)
         return r;
     calls = enomem_calls();
     if (nth > 0)
