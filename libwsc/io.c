@@ -1089,7 +1089,10 @@ static bool io_still_reading(const struct ws_conn *c)
 {
     int st = atomic_load(&c->state);
 
-    return c->fd >= 0 && !c->lingering &&
+    /* After wsc__io_fail nothing more is handled: input could re-arm the
+     * timer that tears the connection down (a request read after a failed
+     * read buffer set the keep-alive timer, and nothing was ever sent). */
+    return c->fd >= 0 && !c->lingering && !c->write_failed &&
            (st == WSC__CONN_HTTP || st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING);
 }
 
