@@ -123,30 +123,11 @@ static enum outcome wait_input(const struct session *s)
     return HANG;
 }
 
-/* One client frame (masked), fin or not; payload at most 512 bytes. A
- * failed write shows in the read that follows. */
+/* One client frame (masked), fin or not. A failed write shows in the read
+ * that follows. */
 static void send_frame(int fd, int fin, int op, const void *payload, size_t n)
 {
-    unsigned char f[8 + 512];
-    const unsigned char mask[4] = { 0x37, 0xfa, 0x21, 0x3d };
-    size_t h = 2;
-
-    if (n > 512)
-        return;
-    f[0] = (unsigned char)((fin ? 0x80 : 0) | op);
-    if (n < 126) {
-        f[1] = (unsigned char)(0x80 | n);
-    } else {
-        f[1] = 0x80 | 126;
-        f[2] = (unsigned char)(n >> 8);
-        f[3] = (unsigned char)n;
-        h = 4;
-    }
-    memcpy(f + h, mask, 4);
-    for (size_t i = 0; i < n; i++)
-        f[h + 4 + i] = ((const unsigned char *)payload)[i] ^ mask[i % 4];
-    if (write(fd, f, h + 4 + n) != (ssize_t)(h + 4 + n))
-        return;
+    (void)rawws_send_frame(fd, fin, op, payload, n);
 }
 
 /* Inflate one message sent with server_no_context_takeover; its length,

@@ -106,28 +106,44 @@ static inline long rawws_read_frame(int fd, int *op, void *payload, size_t cap)
     return (long)n;
 }
 
-/* One masked frame with a payload of at most 65535 bytes; 0 or -1. */
-static inline int rawws_send(int fd, int op, const void *payload, size_t n)
+/* One masked client frame, fin or not, of payload[0..n) (n <= 65535) into
+ * out, which has room for 8 + n bytes; returns the frame's length. */
+static inline size_t rawws_frame(unsigned char *out, int fin, int op, const void *payload, size_t n)
 {
-    unsigned char f[4 + 4 + 65535]; /* on the stack: any thread */
     const unsigned char mask[4] = { 0x5a, 0x13, 0xc7, 0x01 };
     size_t h = 2;
 
-    if (n > 65535)
-        return -1;
-    f[0] = (unsigned char)(0x80 | op);
+    out[0] = (unsigned char)((fin ? 0x80 : 0) | op);
     if (n < 126) {
-        f[1] = (unsigned char)(0x80 | n);
+        out[1] = (unsigned char)(0x80 | n);
     } else {
-        f[1] = 0x80 | 126;
-        f[2] = (unsigned char)(n >> 8);
-        f[3] = (unsigned char)n;
+        out[1] = 0x80 | 126;
+        out[2] = (unsigned char)(n >> 8);
+        out[3] = (unsigned char)n;
         h = 4;
     }
-    memcpy(f + h, mask, 4);
+    memcpy(out + h, mask, 4);
     for (size_t i = 0; i < n; i++)
-        f[h + 4 + i] = ((const unsigned char *)payload)[i] ^ mask[i % 4];
-    return write(fd, f, h + 4 + n) == (ssize_t)(h + 4 + n) ? 0 : -1;
+        out[h + 4 + i] = ((const unsigned char *)payload)[i] ^ mask[i % 4];
+    return h + 4 + n;
+}
+
+/* Write one such frame (n <= 65535); 0 or -1. */
+static inline int rawws_send_frame(int fd, int fin, int op, const void *payload, size_t n)
+{
+    unsigned char f[4 + 4 + 65535]; /* on the stack: any thread */
+    size_t len;
+
+    if (n > 65535)
+        return -1;
+    len = rawws_frame(f, fin, op, payload, n);
+    return write(fd, f, len) == (ssize_t)len ? 0 : -1;
+}
+
+/* One final masked frame with a payload of at most 65535 bytes; 0 or -1. */
+static inline int rawws_send(int fd, int op, const void *payload, size_t n)
+{
+    return rawws_send_frame(fd, 1, op, payload, n);
 }
 
 #endif

@@ -128,19 +128,6 @@ static void label(char *out, size_t n, const char *scenario, int inject, const c
              inject ? "allocation failed" : "allocation allowed", what);
 }
 
-/* Frame n bytes of payload as a client would (n < 126). */
-static size_t client_frame(unsigned char *out, int op, const char *payload, size_t n)
-{
-    static const unsigned char mask[4] = { 0x21, 0x9e, 0x04, 0x7c };
-
-    out[0] = (unsigned char)(0x80 | op);
-    out[1] = (unsigned char)(0x80 | n);
-    memcpy(out + 2, mask, 4);
-    for (size_t i = 0; i < n; i++)
-        out[6 + i] = (unsigned char)payload[i] ^ mask[i % 4];
-    return 6 + n;
-}
-
 /* ---- 1. the kick queue cannot grow ----------------------------------------- */
 
 static void kick_case(int inject)
@@ -159,8 +146,8 @@ static void kick_case(int inject)
     a = named_peer(s.port, 0);
     b = named_peer(s.port, 1);
     /* "stop" pauses B; "after", read in the same recv, waits in the stash. */
-    n = client_frame(wire, WS_OP_TEXT, "stop", 4);
-    n += client_frame(wire + n, WS_OP_TEXT, "after", 5);
+    n = rawws_frame(wire, 1, WS_OP_TEXT, "stop", 4);
+    n += rawws_frame(wire + n, 1, WS_OP_TEXT, "after", 5);
     label(what, sizeof(what), "kick", inject,
           "B paused itself with a frame in the stash, then A resumed it (the setup)");
     snprintf(cmd, sizeof(cmd), "resume:1:%d", inject);

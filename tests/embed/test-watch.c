@@ -199,19 +199,6 @@ static long server_unread(int port, int fd)
     return found;
 }
 
-/* Frame payload[0..n) (n < 126) as a client would, into out; its length. */
-static size_t client_frame(unsigned char *out, int op, const char *payload, size_t n)
-{
-    static const unsigned char mask[4] = { 0x21, 0x9e, 0x04, 0x7c };
-
-    out[0] = (unsigned char)(0x80 | op);
-    out[1] = (unsigned char)(0x80 | n);
-    memcpy(out + 2, mask, 4);
-    for (size_t i = 0; i < n; i++)
-        out[6 + i] = (unsigned char)payload[i] ^ mask[i % 4];
-    return 6 + n;
-}
-
 static int expect_echo(int fd, const char *want)
 {
     char buf[64];
@@ -367,10 +354,10 @@ static int afters(void)
 static int stop_and_stash(int port, int fd)
 {
     unsigned char wire[64];
-    size_t n = client_frame(wire, WS_OP_TEXT, "stop", 4);
+    size_t n = rawws_frame(wire, 1, WS_OP_TEXT, "stop", 4);
     long unread;
 
-    n += client_frame(wire + n, WS_OP_TEXT, "after", 5);
+    n += rawws_frame(wire + n, 1, WS_OP_TEXT, "after", 5);
     if (write(fd, wire, n) != (ssize_t)n || !expect_echo(fd, "stop"))
         return 0;
     sleep_ms(100);
