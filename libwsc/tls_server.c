@@ -16,7 +16,9 @@
 #include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "internal.h"
 
@@ -200,8 +202,95 @@ static void tls_reason(char *out, size_t len, const char *what, const char *file
     ERR_clear_error();
 }
 
-static SSL_CTX *tls_ctx_new(const struct ws_tls *o, const char *chain, const char *key,
-                            char *err, size_t errlen)
+/* ---- the CA file: read once per generation ---------------------------------------- */
+
+/*
+ * Whom client certificates must chain to: the CA file's certificates in one
+ * store that every context of a generation shares, and their subjects as the
+ * acceptable-CA list each context sends. The file is read once per
+ * generation (it was read twice per context: the list, then the store), so
+ * a file replaced during a reload cannot give one generation's contexts, or
+ * one context's list and store, different CAs.
+ */
+struct tls_ca {
+    X509_STORE *store;
+    STACK_OF(X509_NAME) *names;
+};
+
+static int tls_name_cmp(const X509_NAME *const *a, const X509_NAME *const *b)
+{
+    return X509_NAME_cmp(*a, *b);
+}
+
+static void tls_ca_clear(struct tls_ca *ca)
+{
+    X509_STORE_free(ca->store);
+    sk_X509_NAME_pop_free(ca->names, X509_NAME_free);
+    ca->store = NULL;
+    ca->names = NULL;
+}
+
+static int tls_ca_load(struct tls_ca *ca, const char *file, char *err, size_t errlen)
+{
+    BIO *in;
+    X509 *x;
+    unsigned long e;
+    size_t n = 0;
+
+    ERR_clear_error();
+    in = BIO_new_file(file, "r");
+    ca->store = X509_STORE_new();
+    ca->names = sk_X509_NAME_new(tls_name_cmp);
+    if (in == NULL || ca->store == NULL || ca->names == NULL)
+        goto fail;
+    while ((x = PEM_read_bio_X509_AUX(in, NULL, NULL, NULL)) != NULL) {
+        X509_NAME *name = X509_NAME_dup(X509_get_subject_name(x));
+        bool stored = name != NULL && X509_STORE_add_cert(ca->store, x) == 1;
+
+        X509_free(x);
+        if (stored && sk_X509_NAME_find(ca->names, name) >= 0) {
+            X509_NAME_free(name); /* listed once, as SSL_load_client_CA_file does */
+        } else if (!stored || sk_X509_NAME_push(ca->names, name) == 0) {
+            X509_NAME_free(name);
+            goto fail;
+        }
+        n++;
+    }
+    /* The end of the file shows as "no start line"; anything else is a
+     * broken certificate. */
+    e = ERR_peek_last_error();
+    if (n == 0 || (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
+                               ERR_GET_REASON(e) == PEM_R_NO_START_LINE)))
+        goto fail;
+    ERR_clear_error();
+    BIO_free(in);
+    return 0;
+fail:
+    tls_reason(err, errlen, "CA file", file);
+    BIO_free(in);
+    tls_ca_clear(ca);
+    return -1;
+}
+
+/* Client certificates are required, and must chain to ca. */
+static int tls_ca_apply(SSL_CTX *ctx, const struct tls_ca *ca)
+{
+    STACK_OF(X509_NAME) *names = SSL_dup_CA_list(ca->names);
+
+    if (names == NULL || X509_STORE_up_ref(ca->store) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        return -1;
+    }
+    SSL_CTX_set_cert_store(ctx, ca->store); /* takes the reference */
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    return 0;
+}
+
+/* ---- contexts and generations -------------------------------------------------------- */
+
+static SSL_CTX *tls_ctx_new(const struct ws_tls *o, const struct tls_ca *ca, const char *chain,
+                            const char *key, char *err, size_t errlen)
 {
     SSL_CTX *ctx;
     static const unsigned char sid[] = "libwsc";
@@ -237,15 +326,9 @@ static SSL_CTX *tls_ctx_new(const struct ws_tls *o, const char *chain, const cha
         tls_reason(err, errlen, "key does not match certificate", chain);
         goto fail;
     }
-    if (o->ca != NULL) {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca);
-        if (names == NULL || SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
-            sk_X509_NAME_pop_free(names, X509_NAME_free);
-            tls_reason(err, errlen, "CA file", o->ca);
-            goto fail;
-        }
-        SSL_CTX_set_client_CA_list(ctx, names);
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if (ca->store != NULL && tls_ca_apply(ctx, ca) != 0) {
+        tls_reason(err, errlen, "CA file", o->ca);
+        goto fail;
     }
     return ctx;
 fail:
@@ -315,6 +398,7 @@ static int tls_on_servername(SSL *ssl, int *alert, void *arg)
 static struct wsc__tls_gen *tls_gen_build(const struct ws_tls *o, char *err, size_t errlen)
 {
     struct wsc__tls_gen *g = calloc(1, sizeof(*g));
+    struct tls_ca ca = {NULL, NULL};
 
     if (g == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -331,7 +415,9 @@ static struct wsc__tls_gen *tls_gen_build(const struct ws_tls *o, char *err, siz
         snprintf(err, errlen, "no certificate (ws_tls_set_cert_file)");
         goto fail;
     }
-    g->ctx = tls_ctx_new(o, o->chain, o->key, err, errlen);
+    if (o->ca != NULL && tls_ca_load(&ca, o->ca, err, errlen) != 0)
+        goto fail;
+    g->ctx = tls_ctx_new(o, &ca, o->chain, o->key, err, errlen);
     if (g->ctx == NULL)
         goto fail;
     if (o->nsni > 0 || o->sni_strict)
@@ -347,12 +433,14 @@ static struct wsc__tls_gen *tls_gen_build(const struct ws_tls *o, char *err, siz
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        g->sni[i].ctx = tls_ctx_new(o, o->sni[i].chain, o->sni[i].key, err, errlen);
+        g->sni[i].ctx = tls_ctx_new(o, &ca, o->sni[i].chain, o->sni[i].key, err, errlen);
         if (g->sni[i].ctx == NULL)
             goto fail;
     }
+    tls_ca_clear(&ca); /* the contexts hold the store */
     return g;
 fail:
+    tls_ca_clear(&ca);
     tls_gen_free(g);
     return NULL;
 }
