@@ -193,6 +193,8 @@ void wsc__conn_arm_timer(struct ws_conn *c, unsigned ms)
 
     if (!c->timer_reserved || l->timer_ev == NULL)
         return; /* released, or the loop is dead: nothing would fire it */
+    if (c->write_failed)
+        d.due_us = now; /* the teardown wsc__io_fail asked for: no state change delays it */
     if (l->timer_walk_now != 0 && d.due_us <= l->timer_walk_now)
         d.due_us = l->timer_walk_now + 1;
     if (c->timer_slot != 0) {
@@ -222,7 +224,7 @@ void wsc__conn_disarm_timer(struct ws_conn *c)
 
 void wsc__conn_set_timeout(struct ws_conn *c, unsigned ms)
 {
-    if (ms > 0)
+    if (ms > 0 || c->write_failed)
         wsc__conn_arm_timer(c, ms);
     else
         wsc__conn_disarm_timer(c);

@@ -11,6 +11,11 @@
 
 #include "enomem.h"
 
+/* The close timeout and max_buffered srv_start gives the server (a case
+ * may change them; 0: the library's default). */
+static unsigned srv_close_timeout_ms = 200; /* raw peers may never answer a close */
+static size_t srv_max_buffered;
+
 struct srv {
     struct ws_server *ws;
     pthread_t loop;
@@ -35,7 +40,9 @@ static inline int srv_start_http(struct srv *s, ws_data_cb on_data, ws_close_cb 
     s->live_before = enomem_live(); /* before the config, freed in between */
     cfg = ws_config_new();
     ws_config_set_handle_signals(cfg, 0);
-    ws_config_set_close_timeout(cfg, 200); /* raw peers may never answer a close */
+    ws_config_set_close_timeout(cfg, srv_close_timeout_ms);
+    if (srv_max_buffered > 0)
+        ws_config_set_max_buffered(cfg, srv_max_buffered);
     ws_config_set_deflate(cfg, deflate);
     ws_config_set_deflate_threshold(cfg, 0);
     s->ws = ws_server_new(cfg);

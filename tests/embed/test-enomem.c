@@ -14,7 +14,10 @@
  *     message, every connection keeps working; the queue array cannot
  *     grow: it degrades to direct writes and everyone gets the message;
  *  4. ws_conn_remote_addr cannot format: "unknown", then the address once
- *     memory is back.
+ *     memory is back;
+ *  5. a large send cannot get its backlog, then the application closes the
+ *     connection in the same callback: the teardown the failed send asked
+ *     for is not pushed back to the close timeout (5 s here).
  * Then the sweeps (enomem-sweep.c with a raw client, enomem-client.c with
  * libwsc's). Prints PASS:/FAIL: lines.
  */
@@ -32,6 +35,10 @@
 #include "internal.h" /* the loop's timer slots, read on the loop thread */
 
 #define NAMED 4
+/* Over what the kernel takes in one write to a peer that does not read
+ * (at most tcp_wmem's 4 MiB of send buffer and the peer's window), under
+ * the case's max_buffered. */
+#define BIG_SEND (8u << 20)
 #define TIMER_CAP0 64 /* timers.c's first slot array */
 
 static struct ws_conn *named[NAMED]; /* loop thread only */
@@ -77,6 +84,13 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
         atomic_store(&last_injected, n > 0 ? enomem_disarm() : 0);
         atomic_store(&last_rc, rc);
         reply(c, "done");
+    } else if (sscanf(cmd, "bigclose:%d", &f) == 1) {
+        static char big[BIG_SEND]; /* zeros */
+        if (f)
+            enomem_arm(ENOMEM_ANY, 1, 1); /* the backlog, and the close reason */
+        atomic_store(&last_rc, ws_conn_send(c, WS_OP_BINARY, big, sizeof(big)));
+        ws_conn_close(c, WS_CLOSE_NORMAL, "bye");
+        atomic_store(&last_injected, f ? enomem_disarm() : 0);
     } else if (sscanf(cmd, "addr:%d", &f) == 1) {
         const char *addr;
         if (f)
@@ -350,6 +364,90 @@ static void addr_case(void)
     check(srv_stop(&s) == 0, "addr: every libwsc block freed with the server");
 }
 
+/* ---- 5. a failed send, then a close in the same callback --------------------- */
+
+/* One server frame of up to 64 MiB, its payload discarded: its length, the
+ * opcode in *op, the first bytes in head[0..2); -1 on EOF or timeout. */
+static long read_any_frame(int fd, int *op, unsigned char head[2])
+{
+    unsigned char h[8], sink[65536];
+    uint64_t n, left;
+
+    if (rawws_read_exact(fd, h, 2) != 0)
+        return -1;
+    *op = h[0] & 0x0f;
+    n = h[1] & 0x7f;
+    if (n >= 126) {
+        size_t k = n == 126 ? 2 : 8;
+        if (rawws_read_exact(fd, h, k) != 0)
+            return -1;
+        n = 0;
+        for (size_t i = 0; i < k; i++)
+            n = (n << 8) | h[i];
+    }
+    if (n > (64u << 20))
+        return -1;
+    for (left = n; left > 0;) {
+        size_t k = left < sizeof(sink) ? (size_t)left : sizeof(sink);
+        if (rawws_read_exact(fd, sink, k) != 0)
+            return -1;
+        if (left == n && k >= 2)
+            memcpy(head, sink, 2);
+        left -= k;
+    }
+    return (long)n;
+}
+
+static void send_close_case(int inject)
+{
+    struct srv s;
+    char what[160], cmd[32];
+    unsigned char head[2] = {0, 0};
+    int a, b, op = 0, started;
+    long got, n;
+
+    srv_close_timeout_ms = 5000; /* longer than the peer's 2 s wait */
+    srv_max_buffered = 16u << 20;
+    started = srv_start(&s, on_data, NULL, NULL, 0) == 0;
+    srv_close_timeout_ms = 200;
+    srv_max_buffered = 0;
+    if (!started) {
+        check(0, "send+close: server started");
+        return;
+    }
+    a = named_peer(s.port, 0);
+    b = named_peer(s.port, 1);
+    snprintf(cmd, sizeof(cmd), "bigclose:%d", inject);
+    label(what, sizeof(what), "send+close", inject,
+          "A asks for an 8 MiB message and a close in one callback (not reading meanwhile)");
+    check(a >= 0 && b >= 0 && rawws_send(a, WS_OP_TEXT, cmd, strlen(cmd)) == 0, what);
+    if (inject) {
+        enum peer_end end = peer_wait_end(a, &got);
+        check(atomic_load(&last_injected) > 0,
+              "send+close: allocation failed: the backlog's allocation was failed");
+        check(end == PEER_ENDED && got < (long)BIG_SEND,
+              "send+close: allocation failed: A is closed at once (EOF/RST), not after the "
+              "5 s close timeout");
+        if (end != PEER_ENDED || got >= (long)BIG_SEND)
+            printf("# A: %s after %ld bytes\n", end == PEER_ENDED ? "ended" : "timed out", got);
+    } else {
+        n = read_any_frame(a, &op, head);
+        check(atomic_load(&last_rc) == 0 && op == WS_OP_BINARY && n == (long)BIG_SEND,
+              "send+close: allocation allowed: A reads the whole 8 MiB message");
+        n = read_any_frame(a, &op, head);
+        check(op == WS_OP_CLOSE && n >= 2 && head[0] == 0x03 && head[1] == 0xe8,
+              "send+close: allocation allowed: then the close frame (1000)");
+    }
+    label(what, sizeof(what), "send+close", inject, "B on the same loop keeps echoing");
+    check(peer_echoes(b, "still here"), what);
+    if (a >= 0)
+        close(a);
+    if (b >= 0)
+        close(b);
+    label(what, sizeof(what), "send+close", inject, "every libwsc block freed with the server");
+    check(srv_stop(&s) == 0, what);
+}
+
 int main(int argc, char **argv)
 {
     int only_sweep = argc > 1 && strcmp(argv[1], "--sweep") == 0;
@@ -364,6 +462,8 @@ int main(int argc, char **argv)
         bcast_case(1);
         bcast_case(2);
         addr_case();
+        send_close_case(0);
+        send_close_case(1);
     }
     failures += enomem_sweep();
     failures += enomem_client_sweep();
