@@ -649,6 +649,7 @@ int wsc__watch_init(struct wsc__loop *loop);
 void wsc__watch_free(struct wsc__loop *loop); /* keeps watch_batch: freed with the struct */
 int wsc__watch_start(struct ws_conn *c);      /* watch c->fd for input */
 void wsc__watch_stop(struct ws_conn *c);      /* stop (pause, release), drop a kick */
+void wsc__watch_release(struct ws_conn *c);   /* stop for good: free what watching held */
 /* Run the read handler on the next pass even without new input. */
 void wsc__watch_kick(struct ws_conn *c);
 /* io.c: a small data frame from inside c's own read pass straight into

@@ -1256,7 +1256,7 @@ void wsc__io_release(struct ws_conn *c)
         t->tail_open = false;
     }
     if (c->fd >= 0) {
-        wsc__watch_stop(c);
+        wsc__watch_release(c);
         wsc__io_unqueue(c);
         backlog_free(c);
         evutil_closesocket(c->fd);

@@ -10,7 +10,8 @@
  * (reading paused) is reported again on the next pass.
  *
  * Elsewhere, or with ./configure --disable-epoll, a connection gets a
- * libevent read event of its own, allocated while it is watched.
+ * libevent read event of its own, made when it is first watched and kept
+ * through pauses until its socket closes.
  *
  * Either way wsc__watch_kick() runs the read handler on the next pass with
  * nothing new on the socket (a stash to handle, bytes OpenSSL holds): the
@@ -163,6 +164,11 @@ void wsc__watch_stop(struct ws_conn *c)
     watch_forget(c);
 }
 
+void wsc__watch_release(struct ws_conn *c)
+{
+    wsc__watch_stop(c);
+}
+
 #else /* one libevent read event per watched connection */
 
 static void watch_on_readable(evutil_socket_t fd, short what, void *arg)
@@ -194,15 +200,24 @@ int wsc__watch_start(struct ws_conn *c)
     return 0;
 }
 
+/* A pause keeps the event (a connection under backpressure pauses and
+ * resumes often); the release frees it. */
 void wsc__watch_stop(struct ws_conn *c)
 {
     if (c->kicked)
         c->kicked = false;
+    if (c->watched)
+        event_del(c->rev); /* an activation waiting is dropped too */
+    c->watched = false;
+}
+
+void wsc__watch_release(struct ws_conn *c)
+{
+    wsc__watch_stop(c);
     if (c->rev != NULL) {
-        event_free(c->rev); /* deletes it: an activation waiting is dropped too */
+        event_free(c->rev);
         c->rev = NULL;
     }
-    c->watched = false;
 }
 
 #endif
