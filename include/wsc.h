@@ -334,8 +334,8 @@ WS_EXTERN struct event_base *ws_server_event_base(struct ws_server *srv);
  * connection over max_buffered is skipped (and gets a drain callback later)
  * or closed, by the same policy as ws_conn_send(). On the loop thread
  * returns the number of connections skipped (0: all got it); from other
- * threads 0. Errors: WS_EINVAL, WS_EUTF8, WS_ENOMEM (on the loop thread the
- * connections reached before memory ran out have the message).
+ * threads 0. Errors: WS_EINVAL, WS_EUTF8, WS_ENOMEM (the connections, or
+ * worker loops, reached before memory ran out keep the message).
  */
 WS_EXTERN int ws_server_broadcast(struct ws_server *srv, enum ws_opcode op,
                                   const void *data, size_t len);
@@ -506,7 +506,7 @@ WS_EXTERN void ws_conn_unref(struct ws_conn *conn);
 /* Unique within the process for its lifetime, never 0. Any thread. */
 WS_EXTERN uint64_t ws_conn_id(const struct ws_conn *conn);
 /* Peer address as "1.2.3.4:port" or "[::1]:port", made on the first call
- * ("unknown" if no memory was left for it). Any thread. */
+ * that finds memory for it ("unknown" until then). Any thread. */
 WS_EXTERN const char *ws_conn_remote_addr(const struct ws_conn *conn);
 /* Per-connection application pointer (loop thread). */
 WS_EXTERN void ws_conn_set_user(struct ws_conn *conn, void *user);
