@@ -602,6 +602,21 @@ static void send_close(struct conn *c)
 
 /* ---- sending messages --------------------------------------------------- */
 
+/* Rate mode: the messages c's schedule has made due by now (nothing comes
+ * due after the end, should a tick run late). */
+static uint64_t due_by(const struct conn *c, uint64_t now)
+{
+    if (now > g.t_end)
+        now = g.t_end;
+    return (uint64_t)(g.o.rate * ns_to_s(now > g.t0 ? now - g.t0 : 0) + c->phase);
+}
+
+/* Rate mode: the most messages one tick makes due on a connection. */
+static uint64_t msgs_per_tick(void)
+{
+    return (uint64_t)(g.o.rate * g.o.tick_ms / 1e3 + 0.999999);
+}
+
 /* Messages this connection may send now. */
 static uint64_t send_allowance(const struct conn *c, uint64_t now)
 {
@@ -611,12 +626,7 @@ static uint64_t send_allowance(const struct conn *c, uint64_t now)
     if (g.o.mode != MODE_ECHO)
         allow = UINT64_MAX; /* a publisher is paced by --rate alone */
     if (g.o.rate > 0) {
-        double t;
-
-        if (now > g.t_end)
-            now = g.t_end; /* a tick run late: nothing comes due after the end */
-        t = ns_to_s(now > g.t0 ? now - g.t0 : 0);
-        uint64_t due = (uint64_t)(g.o.rate * t + c->phase);
+        uint64_t due = due_by(c, now);
         uint64_t owed = due > c->sent ? due - c->sent : 0;
 
         return owed < allow ? owed : allow;
@@ -1195,14 +1205,14 @@ static void print_latency(FILE *out, const char *what, const struct hist *h)
  * them back); 0 unthrottled. */
 static uint64_t messages_behind(void)
 {
-    uint64_t behind = 0, slack = (uint64_t)(g.o.rate * g.o.tick_ms / 1e3 + 0.999999);
-    double t = ns_to_s(g.t_end - g.t0);
+    uint64_t behind = 0, slack;
 
     if (g.o.rate <= 0)
         return 0;
+    slack = msgs_per_tick();
     for (unsigned i = 0; i < g.nslots; i++) {
         const struct conn *c = &g.conns[i];
-        uint64_t due = (uint64_t)(g.o.rate * t + c->phase);
+        uint64_t due = due_by(c, g.t_end);
         if (c->sender && due > c->sent + slack)
             behind += due - c->sent - slack;
     }
@@ -1616,9 +1626,8 @@ static void size_window(void)
     if (g.o.rate > 0 && g.o.window == 0) {
         /* Paced: room for two ticks' messages, so that the rate, not the
          * window, sets what goes out on each tick. */
-        uint64_t per_tick = (uint64_t)(g.o.rate * g.o.tick_ms / 1e3 + 0.999999);
-        if (g.window_msgs < 2 * per_tick)
-            g.window_msgs = 2 * per_tick;
+        if (g.window_msgs < 2 * msgs_per_tick())
+            g.window_msgs = 2 * msgs_per_tick();
     }
     g.refill_msgs = g.window_msgs / 4 ? g.window_msgs / 4 : 1;
 }

@@ -166,7 +166,7 @@ static struct client_run client_run(int deflate, long nth)
     pthread_t wd;
     char url[64];
     long calls;
-    int fd, wd_started = 0;
+    int wd_started = 0;
 
     memset(&cs, 0, sizeof(cs));
     atomic_store(&server_seen, 0);
@@ -221,10 +221,7 @@ static struct client_run client_run(int deflate, long nth)
         r.outcome = C_SEEN;
     else
         r.outcome = C_HANG; /* ended, yet nobody was told why */
-    fd = rawws_open(srv.port, 2);
-    r.fresh_ok = fd >= 0 && peer_echoes(fd, "again");
-    if (fd >= 0)
-        close(fd);
+    r.fresh_ok = srv_serves_fresh(&srv);
     r.leaked = srv_stop(&srv);
     return r;
 }

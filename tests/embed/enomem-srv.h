@@ -106,6 +106,19 @@ static inline enum peer_end peer_wait_end(int fd, long *got)
 }
 
 /* One echo round trip of a text message on a raw peer. */
+static inline int peer_echoes(int fd, const char *msg);
+
+/* After a run: the loop still serves a new connection (one echo). */
+static inline int srv_serves_fresh(const struct srv *s)
+{
+    int fd = rawws_open(s->port, 2), ok = fd >= 0 && peer_echoes(fd, "again");
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* One echo round trip of a text message on a raw peer. */
 static inline int peer_echoes(int fd, const char *msg)
 {
     char buf[128];

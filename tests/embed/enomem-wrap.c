@@ -70,11 +70,14 @@ long enomem_live(void)
 
 static void trace(long call, unsigned kind, size_t n, const void *caller)
 {
-    static int on = -1;
+    static atomic_int on = -1; /* loop threads allocate too */
+    int v = atomic_load_explicit(&on, memory_order_relaxed);
 
-    if (on < 0)
-        on = getenv("ENOMEM_TRACE") != NULL;
-    if (on)
+    if (v < 0) {
+        v = getenv("ENOMEM_TRACE") != NULL;
+        atomic_store_explicit(&on, v, memory_order_relaxed);
+    }
+    if (v)
         fprintf(stderr, "enomem: call %ld kind %u size %zu from %p (enomem_calls at %p)\n", call,
                 kind, n, caller, (const void *)enomem_calls);
 }

@@ -71,7 +71,7 @@ static inline int rawws_read_exact(int fd, void *buf, size_t n)
 
 /* One server frame: its payload length (payload truncated to cap, the
  * rest read and discarded), opcode in *op; -1 on EOF, timeout or a frame
- * longer than 1 MiB. */
+ * longer than 64 MiB. */
 static inline long rawws_read_frame(int fd, int *op, void *payload, size_t cap)
 {
     unsigned char h[8];
@@ -93,7 +93,7 @@ static inline long rawws_read_frame(int fd, int *op, void *payload, size_t cap)
         for (int i = 0; i < 8; i++)
             n = (n << 8) | h[i];
     }
-    if (n > (1u << 20))
+    if (n > (64u << 20))
         return -1;
     if (rawws_read_exact(fd, payload, n < cap ? (size_t)n : cap) != 0)
         return -1;

@@ -136,6 +136,19 @@ static int named_peer(int port, int k)
     return fd;
 }
 
+/* Check that the server ends fd's connection (EOF/RST) before the peer's
+ * receive timeout, after at most max_got bytes; who names the peer in the
+ * comment a failure prints. */
+static void check_peer_ends(int fd, long max_got, const char *what, const char *who)
+{
+    long got;
+    enum peer_end end = peer_wait_end(fd, &got);
+
+    check(end == PEER_ENDED && got <= max_got, what);
+    if (end != PEER_ENDED || got > max_got)
+        printf("# %s: %s after %ld bytes\n", who, end == PEER_ENDED ? "ended" : "timed out", got);
+}
+
 static void label(char *out, size_t n, const char *scenario, int inject, const char *what)
 {
     snprintf(out, n, "%s: %s: %s", scenario,
@@ -150,7 +163,6 @@ static void kick_case(int inject)
     unsigned char wire[64];
     char what[160], cmd[32];
     int a, b;
-    long got;
     size_t n;
 
     if (srv_start(&s, on_data, NULL, NULL, 0) != 0) {
@@ -171,12 +183,10 @@ static void kick_case(int inject)
           inject ? "kick: allocation failed: the kick queue's growth was the one failed"
                  : "kick: allocation allowed: nothing failed");
     if (inject) {
-        enum peer_end end = peer_wait_end(b, &got);
-        check(end == PEER_ENDED && got == 0,
-              "kick: allocation failed: B is closed (EOF/RST), its stashed frame never "
-              "handled");
-        if (end != PEER_ENDED || got != 0)
-            printf("# B: %s after %ld bytes\n", end == PEER_ENDED ? "ended" : "timed out", got);
+        check_peer_ends(b, 0,
+                        "kick: allocation failed: B is closed (EOF/RST), its stashed frame "
+                        "never handled",
+                        "B");
     } else {
         check(expect(b, "after") && peer_echoes(b, "more"),
               "kick: allocation allowed: the resume handles B's stashed frame, B echoes");
@@ -227,7 +237,6 @@ static void timer_case(int inject)
     struct srv s;
     int fd[TIMER_CAP0], opened = 0, extra;
     char what[160];
-    long got;
 
     if (srv_start(&s, on_data, NULL, NULL, 0) != 0) {
         check(0, "timer: server started");
@@ -244,13 +253,10 @@ static void timer_case(int inject)
         enomem_arm(ENOMEM_REALLOC, 1, 0);
     extra = raw_request(s.port);
     if (inject) {
-        enum peer_end end = peer_wait_end(extra, &got);
-        check(end == PEER_ENDED && got == 0,
-              "timer: allocation failed: the new connection is closed before any "
-              "response byte (EOF/RST)");
-        if (end != PEER_ENDED || got != 0)
-            printf("# new connection: %s after %ld bytes\n",
-                   end == PEER_ENDED ? "ended" : "timed out", got);
+        check_peer_ends(extra, 0,
+                        "timer: allocation failed: the new connection is closed before any "
+                        "response byte (EOF/RST)",
+                        "new connection");
         check(enomem_disarm() == 1, "timer: allocation failed: it was the one failed");
         check(stats_are(fd[0], TIMER_CAP0, TIMER_CAP0, TIMER_CAP0),
               "timer: allocation failed: no slot taken, no connection left behind");
@@ -366,45 +372,13 @@ static void addr_case(void)
 
 /* ---- 5. a failed send, then a close in the same callback --------------------- */
 
-/* One server frame of up to 64 MiB, its payload discarded: its length, the
- * opcode in *op, the first bytes in head[0..2); -1 on EOF or timeout. */
-static long read_any_frame(int fd, int *op, unsigned char head[2])
-{
-    unsigned char h[8], sink[65536];
-    uint64_t n, left;
-
-    if (rawws_read_exact(fd, h, 2) != 0)
-        return -1;
-    *op = h[0] & 0x0f;
-    n = h[1] & 0x7f;
-    if (n >= 126) {
-        size_t k = n == 126 ? 2 : 8;
-        if (rawws_read_exact(fd, h, k) != 0)
-            return -1;
-        n = 0;
-        for (size_t i = 0; i < k; i++)
-            n = (n << 8) | h[i];
-    }
-    if (n > (64u << 20))
-        return -1;
-    for (left = n; left > 0;) {
-        size_t k = left < sizeof(sink) ? (size_t)left : sizeof(sink);
-        if (rawws_read_exact(fd, sink, k) != 0)
-            return -1;
-        if (left == n && k >= 2)
-            memcpy(head, sink, 2);
-        left -= k;
-    }
-    return (long)n;
-}
-
 static void send_close_case(int inject)
 {
     struct srv s;
     char what[160], cmd[32];
     unsigned char head[2] = {0, 0};
     int a, b, op = 0, started;
-    long got, n;
+    long n;
 
     srv_close_timeout_ms = 5000; /* longer than the peer's 2 s wait */
     srv_max_buffered = 16u << 20;
@@ -422,19 +396,18 @@ static void send_close_case(int inject)
           "A asks for an 8 MiB message and a close in one callback (not reading meanwhile)");
     check(a >= 0 && b >= 0 && rawws_send(a, WS_OP_TEXT, cmd, strlen(cmd)) == 0, what);
     if (inject) {
-        enum peer_end end = peer_wait_end(a, &got);
+        /* The end comes after the callback's last store: read the count after it. */
+        check_peer_ends(a, (long)BIG_SEND - 1,
+                        "send+close: allocation failed: A is closed at once (EOF/RST), not "
+                        "after the 5 s close timeout",
+                        "A");
         check(atomic_load(&last_injected) > 0,
               "send+close: allocation failed: the backlog's allocation was failed");
-        check(end == PEER_ENDED && got < (long)BIG_SEND,
-              "send+close: allocation failed: A is closed at once (EOF/RST), not after the "
-              "5 s close timeout");
-        if (end != PEER_ENDED || got >= (long)BIG_SEND)
-            printf("# A: %s after %ld bytes\n", end == PEER_ENDED ? "ended" : "timed out", got);
     } else {
-        n = read_any_frame(a, &op, head);
+        n = rawws_read_frame(a, &op, head, sizeof(head));
         check(atomic_load(&last_rc) == 0 && op == WS_OP_BINARY && n == (long)BIG_SEND,
               "send+close: allocation allowed: A reads the whole 8 MiB message");
-        n = read_any_frame(a, &op, head);
+        n = rawws_read_frame(a, &op, head, sizeof(head));
         check(op == WS_OP_CLOSE && n >= 2 && head[0] == 0x03 && head[1] == 0xe8,
               "send+close: allocation allowed: then the close frame (1000)");
     }

@@ -13,6 +13,7 @@ are passed as arguments); `tls_client` runs tests/servers/wsc-test-client.
 
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 
@@ -85,6 +86,20 @@ def pki():
 
 def tls_args(pki, name="server"):
     return ["--tls-cert", pki.path(name + ".pem"), "--tls-key", pki.path(name + ".key")]
+
+
+def sni_args(pki):
+    """wsc-test-server options for the SNI names alpha.test and beta.test."""
+    return ["--tls-sni", "alpha.test:%s:%s" % (pki.path("alpha.pem"), pki.path("alpha.key")),
+            "--tls-sni", "beta.test:%s:%s" % (pki.path("beta.pem"), pki.path("beta.key"))]
+
+
+def client_ctx(pki, cert=None, ca="ca"):
+    """A client context trusting the CA `ca`, presenting `cert` if given."""
+    ctx = ssl.create_default_context(cafile=pki.path(ca + ".pem"))
+    if cert is not None:
+        ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(cert + ".key"))
+    return ctx
 
 
 def run_client(*args, timeout=20):

@@ -23,17 +23,10 @@ import websockets.exceptions
 
 from wsutil import frame, close_payload, run, t, wait_for_eof
 
-from .conftest import ECHO_BIN, TOP_BUILDDIR, run_client, tls_args
+from .conftest import ECHO_BIN, TOP_BUILDDIR, client_ctx, run_client, sni_args, tls_args
 from .tlsraw import TlsRaw, ws_text
 
 SRC = os.environ.get("TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def client_ctx(pki, cert=None, ca="ca"):
-    ctx = ssl.create_default_context(cafile=pki.path(ca + ".pem"))
-    if cert is not None:
-        ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(cert + ".key"))
-    return ctx
 
 
 async def echo_round(port, ctx, sizes=(0, 5, 125, 126, 16384, 70000, 300000), host="localhost",
@@ -338,10 +331,7 @@ def test_client_certificate_required(server, pki):
 # ---- SNI ------------------------------------------------------------------------
 
 def _sni_server(server, pki, *extra):
-    return server(*tls_args(pki),
-                  "--tls-sni", "alpha.test:%s:%s" % (pki.path("alpha.pem"), pki.path("alpha.key")),
-                  "--tls-sni", "beta.test:%s:%s" % (pki.path("beta.pem"), pki.path("beta.key")),
-                  *extra)
+    return server(*tls_args(pki), *sni_args(pki), *extra)
 
 
 def test_sni_picks_the_certificate_per_name(server, pki):

@@ -17,21 +17,9 @@ import websockets.exceptions
 from wsutil import run, t
 
 from ..integration.conftest import SERVER_BIN
-from .conftest import tls_args
+from .conftest import client_ctx, sni_args, tls_args
 
 REFUSED = (ssl.SSLError, websockets.exceptions.WebSocketException, OSError, asyncio.TimeoutError)
-
-
-def sni_args(pki):
-    return ["--tls-sni", "alpha.test:%s:%s" % (pki.path("alpha.pem"), pki.path("alpha.key")),
-            "--tls-sni", "beta.test:%s:%s" % (pki.path("beta.pem"), pki.path("beta.key"))]
-
-
-def client_ctx(pki, cert=None):
-    ctx = ssl.create_default_context(cafile=pki.path("ca.pem"))
-    if cert is not None:
-        ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(cert + ".key"))
-    return ctx
 
 
 def echo(port, ctx, name):

@@ -25,7 +25,7 @@ import pytest
 
 from wsutil import close_payload, frame, t
 
-from .conftest import tls_args
+from .conftest import client_ctx, tls_args
 from .tlsraw import TlsRaw
 
 THREADS = 4
@@ -64,10 +64,6 @@ BAD = [
 def proxied(server, pki):
     return server(*tls_args(pki), "--proxy-protocol", "--trusted-proxies", TRUSTED,
                   "--threads", str(THREADS))
-
-
-def client_ctx(pki):
-    return ssl.create_default_context(cafile=pki.path("ca.pem"))
 
 
 def hello_after(raw, head, together):
