@@ -251,14 +251,17 @@ static uint64_t s_to_ns(double s)
 
 /* ---- /proc and getrusage ------------------------------------------------ */
 
-/* utime + stime of a whole process (all threads), seconds; -1 if unknown. */
-static double proc_cpu_seconds(pid_t pid)
+/* utime + stime of a whole process (all threads), seconds, and utime alone
+ * in *user (the part spent in the server's own code and libraries; the
+ * rest is the kernel working for it); -1 if unknown. */
+static double proc_cpu_seconds(pid_t pid, double *user)
 {
     char path[64], buf[1024], *p;
     unsigned long long ut = 0, st = 0;
     FILE *f;
     size_t n;
 
+    *user = -1;
     if (pid <= 0)
         return -1;
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -273,6 +276,7 @@ static double proc_cpu_seconds(pid_t pid)
         sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                &ut, &st) != 2)
         return -1;
+    *user = (double)ut / (double)sysconf(_SC_CLK_TCK);
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -1139,13 +1143,13 @@ static int none_active(void)
 
 struct sample {
     uint64_t t;
-    double srv_cpu, gen_cpu, core_busy, core_softirq;
+    double srv_cpu, srv_user, gen_cpu, core_busy, core_softirq;
 };
 
 static void take_sample(struct sample *s)
 {
     s->t = now_ns();
-    s->srv_cpu = proc_cpu_seconds(g.o.server_pid);
+    s->srv_cpu = proc_cpu_seconds(g.o.server_pid, &s->srv_user);
     s->gen_cpu = self_cpu_seconds();
     core_seconds(g.o.server_core, &s->core_busy, &s->core_softirq);
 }
@@ -1223,6 +1227,7 @@ static void print_traffic(const struct sample *a, const struct sample *b)
 {
     double wall = ns_to_s(b->t - a->t), srv = b->srv_cpu - a->srv_cpu;
     double gen = b->gen_cpu - a->gen_cpu;
+    double user = a->srv_user < 0 || b->srv_user < 0 ? -1 : b->srv_user - a->srv_user;
     uint64_t lost, extra, behind = messages_behind();
 
     count_losses(&lost, &extra);
@@ -1237,8 +1242,9 @@ static void print_traffic(const struct sample *a, const struct sample *b)
            (unsigned long long)g.st.protocol_errors);
     print_latency(stdout, "latency", &g.lat);
     if (srv >= 0 && g.o.server_pid > 0)
-        printf("server CPU %.2f s (%.0f%% of %.2f s): %.0f msgs/CPU-s  %.2f MB/CPU-s\n",
-               srv, 100 * per(srv, wall), wall, per((double)g.st.recv, srv),
+        printf("server CPU %.2f s (%.0f%% of %.2f s; %.2f s in user space): %.0f msgs/CPU-s"
+               "  %.2f MB/CPU-s\n",
+               srv, 100 * per(srv, wall), wall, user, per((double)g.st.recv, srv),
                per((double)g.st.recv_bytes / 1e6, srv));
     printf("wsc-bench CPU %.2f s (%.0f%% of one core)%s\n", gen, 100 * per(gen, wall),
            per(gen, wall) > 0.9 ? "  WARNING: the load generator may be the bottleneck" : "");
@@ -1250,14 +1256,14 @@ static void print_traffic(const struct sample *a, const struct sample *b)
     printf("label=%s mode=%s conns=%u size=%zu rate=%g wall_s=%.3f "
            "sent=%llu recv=%llu lost=%llu extra=%llu bad=%llu disconnects=%llu errors=%llu "
            "msg_s=%.0f mb_s_out=%.3f mb_s_in=%.3f srv_cpu_s=%.3f srv_cpu_pct=%.1f "
-           "msgs_per_srv_cpu_s=%.0f mb_per_srv_cpu_s=%.3f p50_us=%.1f p99_us=%.1f "
-           "p999_us=%.1f gen_cpu_s=%.3f gen_cpu_pct=%.1f\n",
+           "srv_user_s=%.3f msgs_per_srv_cpu_s=%.0f mb_per_srv_cpu_s=%.3f p50_us=%.1f "
+           "p99_us=%.1f p999_us=%.1f gen_cpu_s=%.3f gen_cpu_pct=%.1f\n",
            g.o.label, mode_names[g.o.mode], g.opened, g.o.size, g.o.rate, wall,
            (unsigned long long)g.st.sent, (unsigned long long)g.st.recv,
            (unsigned long long)lost, (unsigned long long)extra, (unsigned long long)g.st.bad,
            (unsigned long long)g.st.disconnects, (unsigned long long)g.st.errors,
            per((double)g.st.recv, wall), per((double)g.st.sent_bytes / 1e6, wall),
-           per((double)g.st.recv_bytes / 1e6, wall), srv, 100 * per(srv, wall),
+           per((double)g.st.recv_bytes / 1e6, wall), srv, 100 * per(srv, wall), user,
            per((double)g.st.recv, srv), per((double)g.st.recv_bytes / 1e6, srv),
            hist_quantile(&g.lat, 0.5) / 1e3, hist_quantile(&g.lat, 0.99) / 1e3,
            hist_quantile(&g.lat, 0.999) / 1e3, gen, 100 * per(gen, wall));
