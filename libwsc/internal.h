@@ -650,6 +650,7 @@ void wsc__watch_free(struct wsc__loop *loop); /* keeps watch_batch: freed with t
 int wsc__watch_start(struct ws_conn *c);      /* watch c->fd for input */
 void wsc__watch_stop(struct ws_conn *c);      /* stop (pause, release), drop a kick */
 void wsc__watch_release(struct ws_conn *c);   /* stop for good: free what watching held */
+void wsc__watch_tls(struct ws_conn *c);       /* c->ssl was set: watch it level-triggered */
 /* Run the read handler on the next pass even without new input. */
 void wsc__watch_kick(struct ws_conn *c);
 /* io.c: a small data frame from inside c's own read pass straight into

@@ -1104,6 +1104,7 @@ void wsc__io_on_readable(struct ws_conn *c)
     struct wsc__stash *own = NULL;
     size_t have = 0, cap = WSC__READ_SIZE, used, stashed = wsc__stash_len(c);
     ssize_t n;
+    bool filled;
 
     wsc__loop_enter(c->loop);
     if (t == NULL) {
@@ -1116,6 +1117,8 @@ void wsc__io_on_readable(struct ws_conn *c)
         n = recv(fd, t->rbuf, WSC__READ_SIZE, 0);
         if (n == 0 || (n < 0 && !io_would_block(errno)))
             wsc__conn_io_closed(c);
+        else if (n == (ssize_t)WSC__READ_SIZE)
+            wsc__watch_kick(c); /* more may wait, and no edge would say so (watch.c) */
         return;
     }
     if (c->ssl != NULL && c->tls_hs) {
@@ -1144,6 +1147,7 @@ void wsc__io_on_readable(struct ws_conn *c)
         c->stash = NULL; /* ours while we parse: a release must not free it */
     }
     n = io_read(c, buf + have, cap - have);
+    filled = n > 0 && (size_t)n == cap - have;
     if (n < 0 && c->tls_wait_write)
         io_tls_want_write(c, true); /* OpenSSL must write before it reads on */
     if (n <= 0) {
@@ -1186,9 +1190,10 @@ void wsc__io_on_readable(struct ws_conn *c)
         io_pause_reading(c);
     if (c->stash != NULL && c->stash->len == 0)
         wsc__io_stash_free(c); /* an idle connection keeps no input buffer */
-    /* A full buffer may leave decrypted bytes in OpenSSL: no socket event
-     * would announce them. */
-    if (c->ssl != NULL && !c->read_paused && io_still_reading(c) && wsc__tls_has_pending(c))
+    /* Input no socket event would announce: decrypted bytes OpenSSL holds,
+     * or what a full buffer left in an edge-triggered socket (watch.c). */
+    if (!c->read_paused && io_still_reading(c) &&
+        (c->ssl != NULL ? wsc__tls_has_pending(c) : filled))
         wsc__watch_kick(c);
     free(own);
     /* A send refused while the cork held (or pointed to) this pass's

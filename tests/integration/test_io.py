@@ -913,3 +913,80 @@ def test_unread_replies_do_not_grow_server_memory(echo, kind):
         pass
     assert got >= want, "only %d bytes of replies came back" % got
     sock.close()
+
+
+# ---- 9. edge-triggered reads: input no new arrival announces (watch.c) -----------
+
+def _stopped(srv):
+    """Context: the server process stopped (SIGSTOP) inside, so what the
+    client sends is all in the server's socket before it reads again."""
+    class _Stop:
+        def __enter__(self):
+            os.kill(srv.pid, signal.SIGSTOP)
+
+        def __exit__(self, *exc):
+            os.kill(srv.pid, signal.SIGCONT)
+    return _Stop()
+
+
+def test_input_beyond_one_read_already_queued_is_read_on(echo):
+    """1 MiB arrives while the server is stopped, all of it before the
+    server's next read (256 KiB, READ_SIZE). Nothing more arrives, so no
+    new edge announces the rest: the server must read on by itself and
+    echo the whole message. (A warm-up first grows the server's receive
+    buffer past the message, so the kernel really holds it all.)"""
+    srv = echo("--max-message", 4 << 20, "--max-buffered", 64 << 20)
+    c = open_ws(srv.port)
+    try:
+        for i in range(6):
+            p = bytes([i]) * (2 << 20)
+            c.send_frame(OP_BINARY, p)
+            expect_frame(c, OP_BINARY, p, "warm-up echo %d" % i)
+        payload = random.Random(9).randbytes(1 << 20)
+        wire = frame(OP_BINARY, payload)
+        with _stopped(srv):
+            c.sock.setblocking(False)
+            sent = 0
+            try:
+                while sent < len(wire):
+                    sent += c.sock.send(wire[sent:])
+            except BlockingIOError:
+                pass
+            c.sock.settimeout(t(10))
+            assert sent == len(wire), \
+                "the stopped server's socket took only %d of %d bytes" % (sent, len(wire))
+            time.sleep(0.2)  # on the wire and queued before the server runs again
+        assert len(wire) > READ_SIZE
+        expect_frame(c, OP_BINARY, payload, "echo of the queued 1 MiB", timeout=5.0)
+    finally:
+        close_cleanly(c)
+
+
+@pytest.mark.parametrize("ending", ["fin", "rst"])
+def test_data_and_end_of_stream_in_one_arrival(echo, ending):
+    """A frame and the end of the stream (FIN, or a reset) arrive together
+    while the server is stopped: one read takes the frame, and the end
+    must still be seen without anything else arriving. After a FIN the
+    frame is echoed and the server closes; after a reset it lets go."""
+    srv = echo()
+    c = open_ws(srv.port)
+    pid_fds = "/proc/%d/fd" % srv.pid
+    fds_open = len(os.listdir(pid_fds))
+    with _stopped(srv):
+        c.send_frame(OP_BINARY, b"last words")
+        if ending == "fin":
+            c.sock.shutdown(socket.SHUT_WR)
+        else:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+        time.sleep(0.2)
+    if ending == "fin":
+        expect_frame(c, OP_BINARY, b"last words", "echo before the FIN", timeout=5.0)
+        wsutil.wait_for_eof(c.sock, t(2))
+        c.close()
+    # The connection's socket is closed by the server within 2 s either way.
+    deadline = time.monotonic() + t(2)
+    while len(os.listdir(pid_fds)) >= fds_open and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(os.listdir(pid_fds)) < fds_open, \
+        "the server still holds the connection's socket after its peer's %s" % ending
