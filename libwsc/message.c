@@ -58,8 +58,8 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
         return false;
     }
     /* RFC 6455 5.1: clients mask every frame, servers none. */
-    if (f->masked == c->ep->is_client) {
-        fail_protocol(c, c->ep->is_client ? "server frame masked" : "client frame not masked");
+    if (f->masked == c->is_client) {
+        fail_protocol(c, c->is_client ? "server frame masked" : "client frame not masked");
         return false;
     }
     if (is_control(f->opcode)) {
@@ -396,7 +396,7 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
 
         if (c->frame_left > 0) { /* streaming a large frame's payload */
             size_t n = c->frame_left < avail ? (size_t)c->frame_left : avail;
-            if (!c->ep->is_client)
+            if (!c->is_client)
                 wsc__mask(p, n, c->rx_mask, c->rx_mask_off);
             c->rx_mask_off = (uint8_t)((c->rx_mask_off + n) & 3);
             p += n;
