@@ -339,6 +339,7 @@ struct ws_conn {
     bool timer_reserved : 1;      /* timers.c: holds a heap slot (until release) */
     bool watched : 1;             /* watch.c: its socket is watched for input */
     bool kicked : 1;              /* watch.c: queued to read once more */
+    bool bulk_reader : 1;         /* io.c: its last read filled the buffer */
     bool lingering : 1;
     bool shutting_down : 1;       /* 1001 sent by ws_server_stop() */
     bool connected : 1;           /* client: TCP connect completed */
@@ -650,7 +651,7 @@ void wsc__watch_free(struct wsc__loop *loop); /* keeps watch_batch: freed with t
 int wsc__watch_start(struct ws_conn *c);      /* watch c->fd for input */
 void wsc__watch_stop(struct ws_conn *c);      /* stop (pause, release), drop a kick */
 void wsc__watch_release(struct ws_conn *c);   /* stop for good: free what watching held */
-void wsc__watch_tls(struct ws_conn *c);       /* c->ssl was set: watch it level-triggered */
+void wsc__watch_rearm(struct ws_conn *c);     /* c->ssl or c->bulk_reader changed */
 /* Run the read handler on the next pass even without new input. */
 void wsc__watch_kick(struct ws_conn *c);
 /* io.c: a small data frame from inside c's own read pass straight into

@@ -1190,11 +1190,16 @@ void wsc__io_on_readable(struct ws_conn *c)
         io_pause_reading(c);
     if (c->stash != NULL && c->stash->len == 0)
         wsc__io_stash_free(c); /* an idle connection keeps no input buffer */
-    /* Input no socket event would announce: decrypted bytes OpenSSL holds,
-     * or what a full buffer left in an edge-triggered socket (watch.c). */
-    if (!c->read_paused && io_still_reading(c) &&
-        (c->ssl != NULL ? wsc__tls_has_pending(c) : filled))
+    /* A full buffer may leave decrypted bytes in OpenSSL: no socket event
+     * would announce them. */
+    if (c->ssl != NULL && !c->read_paused && io_still_reading(c) && wsc__tls_has_pending(c))
         wsc__watch_kick(c);
+    /* A plain socket a read filled may hold more: level-triggered until a
+     * read drains it (watch.c). */
+    if (c->ssl == NULL && c->fd >= 0 && filled != c->bulk_reader) {
+        c->bulk_reader = filled;
+        wsc__watch_rearm(c);
+    }
     free(own);
     /* A send refused while the cork held (or pointed to) this pass's
      * replies gets its drain here if they all left in the one write: no

@@ -235,7 +235,7 @@ void wsc__tls_adopt(struct ws_conn *c, SSL *ssl, bool server)
     c->ssl = ssl;
     c->tls_on = true; /* ws_conn_is_tls, ws_request_is_tls */
     c->tls_hs = true;
-    wsc__watch_tls(c); /* an accepted socket is watched before it gets its SSL */
+    wsc__watch_rearm(c); /* an accepted socket is watched before it gets its SSL */
 }
 
 int wsc__tls_set_str(char **slot, const char *v)
