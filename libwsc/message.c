@@ -383,6 +383,37 @@ static void frame_payload(struct ws_conn *c, const uint8_t *p, size_t n, bool fi
         data_chunk(c, p, n, first_chunk);
 }
 
+/*
+ * The common case in one test: a whole client frame of at most 125 bytes,
+ * text or binary, FIN, no RSV bit, masked, with no message in progress and
+ * not over max_message_size. It leaves the state the general path would
+ * (frame_check, frame_begin, then data_chunk's whole-message path) and
+ * delivers. False: not such a frame, take the general path.
+ */
+static bool small_frame(struct ws_conn *c, uint8_t **pp, size_t avail)
+{
+    uint8_t *p = *pp, op = p[0] & 0x0f;
+    size_t n = p[1] & 0x7f;
+
+    if ((p[0] != 0x81 && p[0] != 0x82) || (p[1] & 0x80) == 0 || n > 125 || 6 + n > avail ||
+        c->msg_opcode != 0 || c->is_client || n > c->ep->cfg.max_message_size)
+        return false;
+    wsc__mask(p + 6, n, p + 2, 0);
+    *pp = p + 6 + n;
+    c->frame_opcode = op;
+    c->frame_fin = true;
+    c->utf8_state = WSC__UTF8_ACCEPT;
+    c->msg_compressed = false;
+    if (c->ext != NULL)
+        c->ext->msg.len = c->ext->msg.wire_len = 0;
+    if (op == WS_OP_TEXT && !wsc__utf8_valid(p + 6, n)) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
+        return true;
+    }
+    deliver(c, op, p + 6, n);
+    return true;
+}
+
 size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
 {
     uint8_t *p = buf, *end = buf + len;
@@ -394,6 +425,8 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
         size_t avail = (size_t)(end - p);
         int hlen;
 
+        if (c->frame_left == 0 && avail >= 6 && small_frame(c, &p, avail))
+            continue;
         if (c->frame_left > 0) { /* streaming a large frame's payload */
             size_t n = c->frame_left < avail ? (size_t)c->frame_left : avail;
             if (!c->is_client)

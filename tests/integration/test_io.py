@@ -990,3 +990,70 @@ def test_data_and_end_of_stream_in_one_arrival(echo, ending):
         time.sleep(0.02)
     assert len(os.listdir(pid_fds)) < fds_open, \
         "the server still holds the connection's socket after its peer's %s" % ending
+
+
+# ---- 10. small whole frames (message.c's small_frame) ------------------------------
+
+@pytest.mark.parametrize("kind", ["text", "binary"])
+@pytest.mark.parametrize("limit", [1, 100, 124, 125])
+def test_small_frame_at_and_over_a_small_max_message(echo, kind, limit):
+    """A max_message_size of at most 125 bytes is checked on the small-frame
+    path too: a frame at the limit is echoed; one byte over fails the
+    connection with 1009 (over 125 that frame takes the 16-bit length)."""
+    srv = echo("--max-message", limit)
+    op = OP_TEXT if kind == "text" else OP_BINARY
+    c = open_ws(srv.port)
+    try:
+        for n in sorted({0, limit // 2, limit}):
+            p = b"a" * n
+            c.send_frame(op, p)
+            expect_frame(c, op, p, "echo of %d bytes under max_message %d" % (n, limit))
+        c.send_frame(op, b"a" * (limit + 1))
+        expect_close(c, 1009, "%d bytes over max_message %d" % (limit + 1, limit))
+    finally:
+        c.close()
+
+
+def test_small_frames_between_other_frames_keep_their_state(echo):
+    """Small frames taken whole, then a fragmented text message (which must
+    not take the small path: a message is in progress), a ping inside it,
+    an RSV1 frame (refused: no deflate), all in one send."""
+    srv = echo("--no-deflate")
+    c = open_ws(srv.port)
+    try:
+        wire = (frame(OP_TEXT, b"one") + frame(OP_BINARY, b"\xff\x00") +
+                frame(OP_TEXT, b"fr", fin=False) + frame(OP_PING, b"p") +
+                frame(OP_CONT, b"ag", fin=True) + frame(OP_TEXT, "\u00e9".encode()))
+        c.send(wire)
+        expect_frame(c, OP_TEXT, b"one", "first small frame")
+        expect_frame(c, OP_BINARY, b"\xff\x00", "second small frame")
+        expect_frame(c, OP_PONG, b"p", "pong inside the fragmented message")
+        expect_frame(c, OP_TEXT, b"frag", "the fragmented message")
+        expect_frame(c, OP_TEXT, "\u00e9".encode(), "small frame after it")
+        # A small frame inside a message in progress is a protocol error.
+        c.send(frame(OP_TEXT, b"x", fin=False) + frame(OP_TEXT, b"y"))
+        expect_close(c, 1002, "a new message inside a fragmented one")
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("bad", [b"\xc3", b"ok\xff", b"\xed\xa0\x80"])
+def test_small_text_frame_invalid_utf8(echo, bad):
+    srv = echo()
+    c = open_ws(srv.port)
+    try:
+        c.send(frame(OP_TEXT, b"fine") + frame(OP_TEXT, bad) + frame(OP_TEXT, b"never"))
+        expect_frame(c, OP_TEXT, b"fine", "the valid frame before")
+        expect_close(c, 1007, "invalid UTF-8 %r" % bad)
+    finally:
+        c.close()
+
+
+def test_small_frame_with_rsv_bit_is_refused(echo):
+    srv = echo("--no-deflate")
+    c = open_ws(srv.port)
+    try:
+        c.send(frame(OP_TEXT, b"x", rsv=4))  # RSV1
+        expect_close(c, 1002, "RSV1 without deflate")
+    finally:
+        c.close()
