@@ -85,10 +85,13 @@ static inline long srv_stop(struct srv *s)
 enum peer_end { PEER_TIMEOUT, PEER_ENDED };
 
 /* Read fd until the server ends the connection (EOF or RST) or the
- * socket's receive timeout passes; bytes read before go to *got. */
+ * socket's receive timeout passes; bytes read before go to *got. The
+ * buffer is large: 10,000 reads must outlast whatever the socket buffers
+ * hold (512-byte reads ran out after 5.12 MB of an 8 MiB send and called
+ * it a timeout). */
 static inline enum peer_end peer_wait_end(int fd, long *got)
 {
-    char buf[512];
+    char buf[64 * 1024];
 
     *got = 0;
     for (int i = 0; i < 10000; i++) {
