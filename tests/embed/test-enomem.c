@@ -38,7 +38,7 @@
 /* Over what the kernel takes in one write to a peer that does not read
  * (at most tcp_wmem's 4 MiB of send buffer and the peer's window), under
  * the case's max_buffered. */
-#define BIG_SEND (8u << 20)
+#define BIG_SEND (64u << 20)
 #define TIMER_CAP0 64 /* timers.c's first slot array */
 
 static struct ws_conn *named[NAMED]; /* loop thread only */
@@ -381,7 +381,7 @@ static void send_close_case(int inject)
     long n;
 
     srv_close_timeout_ms = 5000; /* longer than the peer's 2 s wait */
-    srv_max_buffered = 16u << 20;
+    srv_max_buffered = 128u << 20;
     started = srv_start(&s, on_data, NULL, NULL, 0) == 0;
     srv_close_timeout_ms = 200;
     srv_max_buffered = 0;
@@ -391,9 +391,16 @@ static void send_close_case(int inject)
     }
     a = named_peer(s.port, 0);
     b = named_peer(s.port, 1);
+    if (a >= 0) {
+        /* A fixed, small receive buffer: the message must not fit in the two
+         * sockets' buffers (tcp_rmem may let A's grow to 32 MiB), or nothing
+         * needs the backlog whose allocation is failed. */
+        int rcvbuf = 256 * 1024;
+        setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     snprintf(cmd, sizeof(cmd), "bigclose:%d", inject);
     label(what, sizeof(what), "send+close", inject,
-          "A asks for an 8 MiB message and a close in one callback (not reading meanwhile)");
+          "A asks for a 64 MiB message and a close in one callback (not reading meanwhile)");
     check(a >= 0 && b >= 0 && rawws_send(a, WS_OP_TEXT, cmd, strlen(cmd)) == 0, what);
     if (inject) {
         /* The end comes after the callback's last store: read the count after it. */
@@ -406,7 +413,7 @@ static void send_close_case(int inject)
     } else {
         n = rawws_read_frame(a, &op, head, sizeof(head));
         check(atomic_load(&last_rc) == 0 && op == WS_OP_BINARY && n == (long)BIG_SEND,
-              "send+close: allocation allowed: A reads the whole 8 MiB message");
+              "send+close: allocation allowed: A reads the whole 64 MiB message");
         n = rawws_read_frame(a, &op, head, sizeof(head));
         check(op == WS_OP_CLOSE && n >= 2 && head[0] == 0x03 && head[1] == 0xe8,
               "send+close: allocation allowed: then the close frame (1000)");
