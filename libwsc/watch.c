@@ -28,8 +28,9 @@
  * through pauses until its socket closes.
  *
  * Either way wsc__watch_kick() runs the read handler on the next pass with
- * nothing new on the socket (a stash to handle, bytes OpenSSL holds, what a
- * full read left in an edge-triggered socket): the loop keeps a queue of
+ * nothing new on the socket (a stash to handle, bytes OpenSSL holds, the
+ * end of a stream reported beside data, a full read while lingering): the
+ * loop keeps a queue of
  * such connections behind one libevent timeout of zero, which runs after
  * the next poll.
  */

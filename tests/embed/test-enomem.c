@@ -392,9 +392,10 @@ static void send_close_case(int inject)
     a = named_peer(s.port, 0);
     b = named_peer(s.port, 1);
     if (a >= 0) {
-        /* A fixed, small receive buffer: the message must not fit in the two
-         * sockets' buffers (tcp_rmem may let A's grow to 32 MiB), or nothing
-         * needs the backlog whose allocation is failed. */
+        /* The message must not fit in the two sockets' buffers, or nothing
+         * needs the backlog whose allocation is failed. BIG_SEND (64 MiB) is
+         * what ensures it (tcp_rmem may let A's grow to 32 MiB); this fixed
+         * buffer alone did not stop an 8 MiB message going out whole. */
         int rcvbuf = 256 * 1024;
         setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     }
