@@ -100,6 +100,16 @@ static bool frame_check(struct ws_conn *c, const struct wsc__frame_head *f)
     return true;
 }
 
+/* A message's first frame: nothing of an earlier message carries over. */
+static inline void message_begin(struct ws_conn *c, uint8_t opcode, bool compressed)
+{
+    c->msg_opcode = opcode;
+    if (c->ext != NULL)
+        c->ext->msg.len = c->ext->msg.wire_len = 0;
+    c->utf8_state = WSC__UTF8_ACCEPT;
+    c->msg_compressed = compressed;
+}
+
 /* A checked frame starts: take on its state. */
 static void frame_begin(struct ws_conn *c, const struct wsc__frame_head *f)
 {
@@ -108,13 +118,8 @@ static void frame_begin(struct ws_conn *c, const struct wsc__frame_head *f)
     c->frame_left = f->payload_len;
     if (is_control(f->opcode))
         return;
-    if (f->opcode != WS_OP_CONTINUATION) {
-        c->msg_opcode = f->opcode;
-        if (c->ext != NULL)
-            c->ext->msg.len = c->ext->msg.wire_len = 0;
-        c->utf8_state = WSC__UTF8_ACCEPT;
-        c->msg_compressed = (f->rsv & 0x40) != 0;
-    }
+    if (f->opcode != WS_OP_CONTINUATION)
+        message_begin(c, f->opcode, (f->rsv & 0x40) != 0);
     if (c->msg_compressed)        /* deflate is on: c->ext exists */
         c->ext->msg.wire_len += f->payload_len;
 }
@@ -138,6 +143,18 @@ static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t l
     wsc__valid_text_len = len;
     ep->on_data(c, (enum ws_opcode)op, data, len, ep->data_arg);
     wsc__valid_text = NULL;
+}
+
+/* A whole uncompressed message in one piece: delivered, or the connection
+ * failed if it is text and not valid UTF-8. */
+static inline void deliver_whole(struct ws_conn *c, uint8_t op, const uint8_t *data,
+                                 size_t len)
+{
+    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len)) {
+        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
+        return;
+    }
+    deliver(c, op, data, len);
 }
 
 static bool msg_append(struct ws_conn *c, const uint8_t *data, size_t len)
@@ -268,11 +285,7 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
     /* Fast path: a whole single-frame message in one chunk. */
     if (first_chunk && frame_done && c->frame_fin && (c->ext == NULL || c->ext->msg.len == 0) &&
         c->frame_opcode != WS_OP_CONTINUATION) {
-        if (text && !wsc__utf8_valid(data, len)) {
-            wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
-            return;
-        }
-        deliver(c, c->msg_opcode, data, len);
+        deliver_whole(c, c->msg_opcode, data, len);
         return;
     }
     if (text) {
@@ -395,6 +408,7 @@ static bool small_frame(struct ws_conn *c, uint8_t **pp, size_t avail)
     uint8_t *p = *pp, op = p[0] & 0x0f;
     size_t n = p[1] & 0x7f;
 
+    /* The cheap tests first: max_message_size is rarely below 125. */
     if ((p[0] != 0x81 && p[0] != 0x82) || (p[1] & 0x80) == 0 || n > 125 || 6 + n > avail ||
         c->msg_opcode != 0 || c->is_client || n > c->ep->cfg.max_message_size)
         return false;
@@ -402,15 +416,8 @@ static bool small_frame(struct ws_conn *c, uint8_t **pp, size_t avail)
     *pp = p + 6 + n;
     c->frame_opcode = op;
     c->frame_fin = true;
-    c->utf8_state = WSC__UTF8_ACCEPT;
-    c->msg_compressed = false;
-    if (c->ext != NULL)
-        c->ext->msg.len = c->ext->msg.wire_len = 0;
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(p + 6, n)) {
-        wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
-        return true;
-    }
-    deliver(c, op, p + 6, n);
+    message_begin(c, op, false);
+    deliver_whole(c, op, p + 6, n);
     return true;
 }
 
