@@ -1096,6 +1096,16 @@ static bool io_still_reading(const struct ws_conn *c)
            (st == WSC__CONN_HTTP || st == WSC__CONN_OPEN || st == WSC__CONN_CLOSING);
 }
 
+/* A plain socket a read filled may hold more, and no edge would say so:
+ * level-triggered until a read drains it (watch.c). */
+static void io_track_fill(struct ws_conn *c, bool filled)
+{
+    if (c->ssl == NULL && c->fd >= 0 && filled != c->bulk_reader) {
+        c->bulk_reader = filled;
+        wsc__watch_rearm(c);
+    }
+}
+
 void wsc__io_on_readable(struct ws_conn *c)
 {
     evutil_socket_t fd = c->fd;
@@ -1117,8 +1127,8 @@ void wsc__io_on_readable(struct ws_conn *c)
         n = recv(fd, t->rbuf, WSC__READ_SIZE, 0);
         if (n == 0 || (n < 0 && !io_would_block(errno)))
             wsc__conn_io_closed(c);
-        else if (n == (ssize_t)WSC__READ_SIZE)
-            wsc__watch_kick(c); /* more may wait, and no edge would say so (watch.c) */
+        else
+            io_track_fill(c, n == (ssize_t)WSC__READ_SIZE);
         return;
     }
     if (c->ssl != NULL && c->tls_hs) {
@@ -1194,12 +1204,7 @@ void wsc__io_on_readable(struct ws_conn *c)
      * would announce them. */
     if (c->ssl != NULL && !c->read_paused && io_still_reading(c) && wsc__tls_has_pending(c))
         wsc__watch_kick(c);
-    /* A plain socket a read filled may hold more: level-triggered until a
-     * read drains it (watch.c). */
-    if (c->ssl == NULL && c->fd >= 0 && filled != c->bulk_reader) {
-        c->bulk_reader = filled;
-        wsc__watch_rearm(c);
-    }
+    io_track_fill(c, filled);
     free(own);
     /* A send refused while the cork held (or pointed to) this pass's
      * replies gets its drain here if they all left in the one write: no

@@ -29,10 +29,9 @@
  *
  * Either way wsc__watch_kick() runs the read handler on the next pass with
  * nothing new on the socket (a stash to handle, bytes OpenSSL holds, the
- * end of a stream reported beside data, a full read while lingering): the
- * loop keeps a queue of
- * such connections behind one libevent timeout of zero, which runs after
- * the next poll.
+ * end of a stream reported beside data): the loop keeps a queue of such
+ * connections behind one libevent timeout of zero, which runs after the
+ * next poll.
  */
 #include "internal.h"
 

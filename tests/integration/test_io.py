@@ -13,6 +13,7 @@ These tests drive those paths with byte-exact expectations against the
 echo example (examples/echo/echo) and, for broadcast, the test server.
 """
 
+import contextlib
 import os
 import random
 import re
@@ -917,16 +918,48 @@ def test_unread_replies_do_not_grow_server_memory(echo, kind):
 
 # ---- 9. edge-triggered reads: input no new arrival announces (watch.c) -----------
 
+@contextlib.contextmanager
 def _stopped(srv):
-    """Context: the server process stopped (SIGSTOP) inside, so what the
-    client sends is all in the server's socket before it reads again."""
-    class _Stop:
-        def __enter__(self):
-            os.kill(srv.pid, signal.SIGSTOP)
+    """The server process stopped (SIGSTOP) inside, so what the client
+    sends is all in the server's socket before it reads again."""
+    os.kill(srv.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(srv.pid, signal.SIGCONT)
 
-        def __exit__(self, *exc):
-            os.kill(srv.pid, signal.SIGCONT)
-    return _Stop()
+
+def _grow_server_rcvbuf(c):
+    """Echo a few 2 MiB messages: the server's receive buffer autotunes
+    past 1 MiB, so a 1 MiB burst is all held by the kernel."""
+    for i in range(6):
+        p = bytes([i]) * (2 << 20)
+        c.send_frame(OP_BINARY, p)
+        expect_frame(c, OP_BINARY, p, "warm-up echo %d" % i)
+
+
+def _send_all_nonblocking(sock, data):
+    """Send what the kernel takes now; the count sent."""
+    sock.setblocking(False)
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent:])
+    except BlockingIOError:
+        pass
+    return sent
+
+
+def _server_recv_q(port, peer_port):
+    """Bytes queued unread in the server's socket for the client on
+    peer_port (None once the server has closed it)."""
+    out = subprocess.run(["ss", "-tnH", "sport = :%d" % port], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[4].endswith(":%d" % peer_port):
+            return int(f[1])
+    return None
 
 
 def test_input_beyond_one_read_already_queued_is_read_on(echo):
@@ -938,20 +971,11 @@ def test_input_beyond_one_read_already_queued_is_read_on(echo):
     srv = echo("--max-message", 4 << 20, "--max-buffered", 64 << 20)
     c = open_ws(srv.port)
     try:
-        for i in range(6):
-            p = bytes([i]) * (2 << 20)
-            c.send_frame(OP_BINARY, p)
-            expect_frame(c, OP_BINARY, p, "warm-up echo %d" % i)
+        _grow_server_rcvbuf(c)
         payload = random.Random(9).randbytes(1 << 20)
         wire = frame(OP_BINARY, payload)
         with _stopped(srv):
-            c.sock.setblocking(False)
-            sent = 0
-            try:
-                while sent < len(wire):
-                    sent += c.sock.send(wire[sent:])
-            except BlockingIOError:
-                pass
+            sent = _send_all_nonblocking(c.sock, wire)
             c.sock.settimeout(t(10))
             assert sent == len(wire), \
                 "the stopped server's socket took only %d of %d bytes" % (sent, len(wire))
@@ -990,6 +1014,41 @@ def test_data_and_end_of_stream_in_one_arrival(echo, ending):
         time.sleep(0.02)
     assert len(os.listdir(pid_fds)) < fds_open, \
         "the server still holds the connection's socket after its peer's %s" % ending
+
+
+def test_lingering_server_reads_on_input_already_queued(echo):
+    """The server answers a close, half-closes and lingers, discarding
+    input until the client's FIN (WSC__LINGER_MS, 2 s, at most). Then 1 MiB
+    arrives while it is stopped. Nothing more arrives and the client sends
+    no FIN, so no new edge announces what is left after the first 256 KiB
+    read: the lingering reads must go on by themselves and leave nothing
+    queued in the server's socket."""
+    srv = echo("--max-message", 4 << 20, "--max-buffered", 64 << 20)
+    c = open_ws(srv.port)
+    peer_port = c.sock.getsockname()[1]
+    _grow_server_rcvbuf(c)
+    c.send_frame(OP_CLOSE, struct.pack("!H", 1000))
+    _fin, op, body = c.read_frame(5.0)
+    assert (op, body[:2]) == (OP_CLOSE, struct.pack("!H", 1000)), "the close is answered"
+    junk = frame(OP_BINARY, bytes(1 << 20))  # after the close: never parsed
+    with _stopped(srv):
+        sent = _send_all_nonblocking(c.sock, junk)
+        c.sock.settimeout(t(10))
+        assert sent == len(junk), \
+            "the stopped server's socket took only %d of %d bytes" % (sent, len(junk))
+        time.sleep(0.2)
+    assert len(junk) > READ_SIZE
+    deadline = time.monotonic() + t(1)
+    queued = _server_recv_q(srv.port, peer_port)
+    while queued and time.monotonic() < deadline:
+        time.sleep(0.02)
+        queued = _server_recv_q(srv.port, peer_port)
+    assert queued == 0, ("%s bytes still unread in the lingering server's socket"
+                         % queued if queued else "the server closed the socket "
+                         "before the client's FIN (linger ended early)")
+    c.sock.shutdown(socket.SHUT_WR)
+    wsutil.wait_for_eof(c.sock, t(2))
+    c.close()
 
 
 # ---- 10. small whole frames (message.c's small_frame) ------------------------------
