@@ -342,15 +342,13 @@ void wsc__conn_on_timer(struct ws_conn *c)
 
 /* ---- creation and opening ------------------------------------------------ */
 
+/* On failure fd stays the caller's: an accepting server answers it first. */
 struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa)
 {
     struct ws_conn *c = calloc(1, sizeof(*c));
 
-    if (c == NULL) {
-        if (fd >= 0)
-            evutil_closesocket(fd);
+    if (c == NULL)
         return NULL;
-    }
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, WSC__CONN_HTTP);
     c->id = wsc__next_conn_id(ep->loop->index);
@@ -360,14 +358,11 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
     c->fd = -1;
     wsc__addr_set(&c->remote, sa);
     if (wsc__timers_reserve(c) != 0) {
-        if (fd >= 0)
-            evutil_closesocket(fd);
         free(c);
         return NULL;
     }
     if (fd >= 0 && wsc__io_start(c, fd) != 0) {
         wsc__timers_unreserve(c);
-        evutil_closesocket(fd);
         free(c);
         return NULL;
     }

@@ -429,6 +429,8 @@ struct sockaddr;
  * RST that destroys the response it has not read yet. */
 #define WSC__LINGER_MS 2000
 
+/* A connection on fd (-1: a client's, not connected yet); NULL when out of
+ * memory, and then fd is still the caller's to answer or close. */
 struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa);
 /* Input parsers: each takes buf[0..len) (writable: frames are unmasked in
  * place) and returns how many bytes it used; the rest is kept for the
@@ -1004,9 +1006,13 @@ void wsc__tls_server_free(struct wsc__tls_server *ts);
 /* server.c: listen on addr for l (NULL: plain). Port or WS_E*. */
 int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
                        struct wsc__tls_listener *l);
-/* server.c: a worker takes an accepted socket (TLS through l if not NULL). */
+/* server.c: a worker takes an accepted socket (TLS through l if not NULL);
+ * out of memory, a plain one is answered 503 and closed, a TLS one closed. */
 void wsc__server_adopt(struct wsc__endpoint *ep, evutil_socket_t fd,
                        const struct sockaddr *sa, struct wsc__tls_listener *l);
+/* server.c: the 503 a plain socket turned away at accept gets (unit test:
+ * the same bytes as wsc__http_refuse's). */
+extern const char wsc__http_503_retry[];
 
 /* Client: the client's TLS state (created on first use; NULL when out of
  * memory). */

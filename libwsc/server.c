@@ -37,13 +37,51 @@ static struct wsc__endpoint *server_worker(struct ws_server *srv, unsigned i)
     return i == 0 ? &srv->ep : &srv->workers[i - 1].ep;
 }
 
+/* The cap's refusal (wsc__http_refuse(c, 503, "Retry-After: 1\r\n")) as
+ * constant bytes: a socket turned away for lack of memory gets the same. */
+const char wsc__http_503_retry[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                   "Content-Type: text/plain\r\n"
+                                   "Content-Length: 20\r\n"
+                                   "Connection: close\r\n"
+                                   "Retry-After: 1\r\n"
+                                   "\r\n"
+                                   "Service Unavailable\n";
+
+/* Reads of what the peer already sent before closing: a request head
+ * (max_head_size is 8 KiB by default) takes two or three. */
+#define WSC__TURN_AWAY_READS 16
+
+/* An accepted socket that could not become a connection (out of memory).
+ * A plain one gets its 503 with no allocation: the fresh socket's send
+ * buffer is empty, so one non-blocking send takes it whole. Then
+ * half-close and discard what the peer already sent, so that close does
+ * not answer unread input with a RST that could destroy the 503 before
+ * the peer reads it. Best effort: a request arriving after the close can
+ * still get that RST. A TLS peer is just closed: plaintext is garbage to
+ * it, and a TLS alert would need an SSL, that is memory. */
+static void server_turn_away(evutil_socket_t fd, const struct wsc__tls_listener *l)
+{
+    char sink[4096];
+
+    if (l == NULL && send(fd, wsc__http_503_retry, sizeof(wsc__http_503_retry) - 1,
+                          MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
+        shutdown(fd, SHUT_WR);
+        for (int i = 0; i < WSC__TURN_AWAY_READS; i++)
+            if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+                break;
+    }
+    evutil_closesocket(fd);
+}
+
 /* A worker takes an accepted socket; a TLS listener's gets its SSL here. */
 void wsc__server_adopt(struct wsc__endpoint *ep, evutil_socket_t fd,
                        const struct sockaddr *sa, struct wsc__tls_listener *l)
 {
-    struct ws_conn *c = wsc__conn_new(ep, fd, sa); /* on failure it closed fd */
+    struct ws_conn *c = wsc__conn_new(ep, fd, sa);
 
-    if (c != NULL && l != NULL && wsc__tls_server_attach(c, l) != 0)
+    if (c == NULL)
+        server_turn_away(fd, l);
+    else if (l != NULL && wsc__tls_server_attach(c, l) != 0)
         wsc__conn_abort(c);
 }
 
@@ -62,7 +100,7 @@ static void server_hand_out(struct ws_server *srv, evutil_socket_t fd,
     }
     m = malloc(sizeof(*m) + (size_t)salen);
     if (m == NULL) {
-        evutil_closesocket(fd);
+        server_turn_away(fd, tls);
         return;
     }
     m->kind = WSC__X_ADOPT;

@@ -32,7 +32,7 @@ static void loop_deliver(struct wsc__xmsg *m)
     case WSC__X_ADOPT:
         if (atomic_load(&m->ep->stopping))
             evutil_closesocket(m->code);
-        else /* on failure wsc__conn_new closes the socket itself */
+        else /* out of memory, it answers 503 (plain) and closes */
             wsc__server_adopt(m->ep, m->code, (const struct sockaddr *)(void *)m->data,
                               m->tls);
         free(m);

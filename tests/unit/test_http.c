@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "internal.h"
 #include "unit.h"
 
@@ -966,6 +968,26 @@ static void test_status_text(void)
     CHECK(wsc__http_status_text(INT_MAX) != NULL);
 }
 
+/* The 503 an accepted socket gets when memory runs out is a constant copy
+ * of the cap's refusal; they must not drift apart. */
+static void test_turn_away_503(void)
+{
+    struct evbuffer *out = evbuffer_new();
+    char got[512];
+    size_t n;
+
+    if (!CHECK(out != NULL))
+        return;
+    wsc__response_simple(out, 503, "Retry-After: 1\r\n");
+    n = evbuffer_get_length(out);
+    if (CHECK(n < sizeof(got))) {
+        evbuffer_remove(out, got, n);
+        got[n] = '\0';
+        CHECK_STR_EQ(wsc__http_503_retry, got);
+    }
+    evbuffer_free(out);
+}
+
 const struct unit_test http_tests[] = {
     { "http_minimal_get", test_minimal_get },
     { "http_method_token_chars", test_method_token_chars },
@@ -993,5 +1015,6 @@ const struct unit_test http_tests[] = {
     { "http_head_length_pipelined", test_head_length_pipelined },
     { "http_guard_page", test_guard_page },
     { "http_status_text", test_status_text },
+    { "http_turn_away_503", test_turn_away_503 },
     { NULL, NULL },
 };
