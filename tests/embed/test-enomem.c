@@ -45,6 +45,7 @@
 static struct ws_conn *named[NAMED]; /* loop thread only */
 static atomic_long last_injected;
 static atomic_int last_rc;
+static atomic_int bigclose_done; /* bigclose: the send and the close were made */
 
 static void reply(struct ws_conn *c, const char *s)
 {
@@ -92,6 +93,7 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
         atomic_store(&last_rc, ws_conn_send(c, WS_OP_BINARY, big, sizeof(big)));
         ws_conn_close(c, WS_CLOSE_NORMAL, "bye");
         atomic_store(&last_injected, f ? enomem_disarm() : 0);
+        atomic_store(&bigclose_done, 1);
     } else if (sscanf(cmd, "addr:%d", &f) == 1) {
         const char *addr;
         if (f)
@@ -417,18 +419,17 @@ static void send_close_case(int inject)
     }
     a = named_peer(s.port, 0);
     b = named_peer(s.port, 1);
-    if (a >= 0) {
-        /* The message must not fit in the two sockets' buffers, or nothing
-         * needs the backlog whose allocation is failed. BIG_SEND (64 MiB) is
-         * what ensures it (tcp_rmem may let A's grow to 32 MiB); this fixed
-         * buffer alone did not stop an 8 MiB message going out whole. */
-        int rcvbuf = 256 * 1024;
-        setsockopt(a, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    }
     snprintf(cmd, sizeof(cmd), "bigclose:%d", inject);
     label(what, sizeof(what), "send+close", inject,
           "A asks for a 64 MiB message and a close in one callback (not reading meanwhile)");
+    atomic_store(&bigclose_done, 0);
     check(a >= 0 && b >= 0 && rawws_send(a, WS_OP_TEXT, cmd, strlen(cmd)) == 0, what);
+    /* The message must not fit in the two sockets' buffers, or nothing
+     * needs the backlog whose allocation is failed: BIG_SEND is over what
+     * they hold while A does not read, and A does not read before the
+     * callback returned (reading meanwhile let one write take it whole). */
+    for (int i = 0; i < 2000 && !atomic_load(&bigclose_done); i++)
+        sleep_ms(1);
     if (inject) {
         /* The end comes after the callback's last store: read the count after it. */
         check_peer_ends(a, (long)BIG_SEND - 1,
