@@ -362,6 +362,7 @@ struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct soc
         return NULL;
     }
     if (fd >= 0 && wsc__io_start(c, fd) != 0) {
+        wsc__watch_release(c); /* an event made before event_add failed */
         wsc__timers_unreserve(c);
         free(c);
         return NULL;
