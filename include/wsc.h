@@ -161,7 +161,8 @@ struct ws_close_info {
  *                               handler -> 413; without a handler requests
  *                               are answered at their head, bodies unread)
  *   keepalive_timeout  5000 ms (HTTP keep-alive: idle time allowed between
- *                               requests; re-armed after every response)
+ *                               requests, from when a response has left
+ *                               the library's buffers)
  *   close_slow_consumers 0     (1: over max_buffered -> close 1008, cause
  *                               WS_CAUSE_SLOW, instead of WS_EAGAIN)
  *   deflate            1       (accept permessage-deflate, RFC 7692)

@@ -123,6 +123,20 @@ static unsigned conn_drain_ms(const struct ws_conn *c)
     return ms > WSC__LINGER_MS ? ms : WSC__LINGER_MS;
 }
 
+/* A keep-alive connection answered its request. The idle wait for the next
+ * one (keepalive_timeout) starts once the response has left our buffers,
+ * as nginx's does; until then the peer gets conn_drain_ms from each write
+ * it takes, like a closing connection, so a large response read slowly is
+ * not cut off mid-body. */
+void wsc__conn_keepalive_wait(struct ws_conn *c)
+{
+    c->keepalive_idle = true;
+    if (wsc__io_pending(c, NULL) > 0)
+        wsc__conn_arm_timer(c, conn_drain_ms(c));
+    else
+        wsc__conn_set_timeout(c, c->ep->cfg.keepalive_timeout_ms);
+}
+
 void wsc__conn_flush_and_close(struct ws_conn *c)
 {
     int st = atomic_load(&c->state);
@@ -228,6 +242,10 @@ void wsc__conn_io_drained(struct ws_conn *c, size_t len)
             conn_start_linger(c);
         else if (!c->lingering) /* progress: the peer is reading */
             wsc__conn_arm_timer(c, conn_drain_ms(c));
+        return;
+    }
+    if (st == WSC__CONN_HTTP && c->keepalive_idle) {
+        wsc__conn_keepalive_wait(c); /* progress, or the response is out */
         return;
     }
     if (st == WSC__CONN_OPEN && len <= ep->cfg.max_buffered / 2 &&

@@ -118,8 +118,7 @@ static bool http_answer(struct ws_conn *c, const struct wsc__http_request *req,
         return false;
     }
     /* Idle until the next request: its own timeout, re-armed per request. */
-    c->keepalive_idle = true;
-    wsc__conn_set_timeout(c, ep->cfg.keepalive_timeout_ms);
+    wsc__conn_keepalive_wait(c);
     return true;
 }
 

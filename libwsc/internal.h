@@ -462,6 +462,9 @@ void wsc__conn_fail(struct ws_conn *c, enum ws_close_cause cause, int code,
 /* Peer's close frame arrived (already validated). */
 void wsc__conn_close_received(struct ws_conn *c, int code, const char *reason,
                               size_t reason_len);
+/* conn.c: a keep-alive response is queued: wait for the next request
+ * (keepalive_timeout once the response is out of our buffers). */
+void wsc__conn_keepalive_wait(struct ws_conn *c);
 /* Write what is queued, then half-close and linger (see WSC__LINGER_MS). */
 void wsc__conn_flush_and_close(struct ws_conn *c);
 /* Fire the close callback if the connection opened and it has not fired. */

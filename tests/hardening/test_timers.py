@@ -91,6 +91,48 @@ def test_connection_close_response_read_slowly_arrives_whole(server):
     assert len(got) == size and got == body
 
 
+def test_keepalive_response_read_slowly_arrives_whole(server):
+    """A keep-alive response larger than the kernel's socket buffers (so
+    the library holds the rest) read more slowly than keepalive_timeout in
+    total, never pausing that long, arrives whole: the idle wait starts
+    once the response has left the library's buffers (it used to start at
+    the response and drop the held rest at 0.8 s). The kernel may still
+    hold megabytes then, so the connection may close after the body, as
+    nginx's would."""
+    size = 8 << 20
+    srv = server("--http", "--max-body", 16 << 20, "--keepalive-timeout", 800)
+    body = bytes(range(256)) * (size // 256)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # before connect: small window
+    s.connect((HOST, srv.port))
+    data = b""
+    start = time.monotonic()
+    try:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Length: %d\r\n\r\n" % size + body)
+        s.settimeout(t(10))
+        for _ in range(100000):
+            head, sep, got = data.partition(b"\r\n\r\n")
+            if sep and len(got) >= size:
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            time.sleep(0.01)  # each pause far below keepalive_timeout
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    took = time.monotonic() - start
+    head, _, got = data.partition(b"\r\n\r\n")
+    print("keep-alive response of %d bytes read slowly over %.1f s: got %d"
+          % (size, took, len(got)))
+    assert head.startswith(b"HTTP/1.1 200 "), head[:200]
+    assert took > 1.6, "read too fast to prove anything (keepalive-timeout 0.8 s)"
+    assert len(got) == size and got == body
+
+
 def test_heartbeat_counts_payload_bytes_of_a_slow_frame(server):
     srv = server("--ping-interval", 300, "--pong-timeout", 300)
     size = 1000 * 1000
