@@ -15,6 +15,8 @@
  * may change them; 0: the library's default). */
 static unsigned srv_close_timeout_ms = 200; /* raw peers may never answer a close */
 static size_t srv_max_buffered;
+/* Worker loops (ws_config_set_threads; 1: the server's own loop only). */
+static unsigned srv_threads = 1;
 
 struct srv {
     struct ws_server *ws;
@@ -31,7 +33,8 @@ static void *srv_loop_main(void *arg)
 
 /* A server on 127.0.0.1:0 (signals left alone, close timeout 200 ms,
  * permessage-deflate if asked, an HTTP handler if given) run by its own
- * thread; 0 or -1. */
+ * thread (the acceptor and worker 0; srv_threads - 1 workers beside it);
+ * 0 or -1. */
 static inline int srv_start_http(struct srv *s, ws_data_cb on_data, ws_close_cb on_close,
                                  ws_http_cb on_http, void *arg, int deflate)
 {
@@ -43,6 +46,8 @@ static inline int srv_start_http(struct srv *s, ws_data_cb on_data, ws_close_cb 
     ws_config_set_close_timeout(cfg, srv_close_timeout_ms);
     if (srv_max_buffered > 0)
         ws_config_set_max_buffered(cfg, srv_max_buffered);
+    if (srv_threads > 1)
+        ws_config_set_threads(cfg, srv_threads);
     ws_config_set_deflate(cfg, deflate);
     ws_config_set_deflate_threshold(cfg, 0);
     s->ws = ws_server_new(cfg);

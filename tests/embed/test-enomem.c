@@ -18,7 +18,10 @@
  *     memory is back;
  *  5. a large send cannot get its backlog, then the application closes the
  *     connection in the same callback: the teardown the failed send asked
- *     for is not pushed back to the close timeout (5 s here).
+ *     for is not pushed back to the close timeout (5 s here);
+ *  6. with 2 worker loops, the acceptor cannot allocate the message that
+ *     hands a socket to worker 1: the socket is answered 503 and closed,
+ *     the connections on both workers carry on.
  * Then the sweeps (enomem-sweep.c with a raw client, enomem-client.c with
  * libwsc's). Prints PASS:/FAIL: lines.
  */
@@ -73,6 +76,9 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
         ws_conn_resume_reading(named[n]);
         atomic_store(&last_injected, f ? enomem_disarm() : 0);
         reply(c, "done");
+    } else if (strcmp(cmd, "worker") == 0) {
+        snprintf(out, sizeof(out), "worker=%u", (unsigned)c->loop->index);
+        reply(c, out);
     } else if (strcmp(cmd, "stats") == 0) {
         const struct wsc__loop *l = c->loop;
         snprintf(out, sizeof(out), "cap=%zu reserved=%zu conns=%zu", l->cap_timers,
@@ -456,6 +462,117 @@ static void send_close_case(int inject)
     check(srv_stop(&s) == 0, what);
 }
 
+/* ---- 6. the hand-out message to another worker cannot be allocated ---------- */
+
+#define HANDOUT_PEERS 4 /* dealt in turn over 2 workers, 3 are enough */
+
+/* The worker loop fd's connection runs on, or -1. */
+static int worker_of(int fd)
+{
+    char buf[32];
+    int op = 0;
+    unsigned w;
+    long n;
+
+    if (fd < 0 || rawws_send(fd, WS_OP_TEXT, "worker", 6) != 0)
+        return -1;
+    n = rawws_read_frame(fd, &op, buf, sizeof(buf) - 1);
+    if (op != WS_OP_TEXT || n < 0 || n >= (long)sizeof(buf))
+        return -1;
+    buf[n] = '\0';
+    return sscanf(buf, "worker=%u", &w) == 1 ? (int)w : -1;
+}
+
+/* The response head to raw_request, byte by byte so no frame byte is
+ * consumed: 1 if it is a 101. */
+static int peer_upgraded(int fd)
+{
+    char head[512];
+    size_t got = 0;
+
+    while (fd >= 0 && got < sizeof(head) - 1 && read(fd, head + got, 1) == 1) {
+        head[++got] = '\0';
+        if (got >= 4 && memcmp(head + got - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    return got >= 12 && memcmp(head, "HTTP/1.1 101", 12) == 0;
+}
+
+/* libwsc made no allocation call for 20 ms (tried for at most 1 s): the
+ * wrapper counts every thread's calls, so nothing else takes the armed one. */
+static int srv_idle(void)
+{
+    for (int i = 0; i < 50; i++) {
+        long before = enomem_calls();
+        sleep_ms(20);
+        if (enomem_calls() == before)
+            return 1;
+    }
+    return 0;
+}
+
+static void handout_case(int inject)
+{
+    struct srv s;
+    int fd[HANDOUT_PEERS], on[HANDOUT_PEERS], opened = 0, w1 = -1, extra = -1, ok;
+    char what[160];
+
+    srv_threads = 2;
+    ok = srv_start(&s, on_data, NULL, NULL, 0) == 0;
+    srv_threads = 1;
+    if (!ok) {
+        check(0, "hand-out: server started");
+        return;
+    }
+    /* Worker 0 adopts its sockets directly; a socket for worker 1 needs the
+     * acceptor's malloc'd message. Connect until one is on worker 1 and the
+     * last on worker 0: the next socket is dealt to worker 1. */
+    while (opened < HANDOUT_PEERS && (fd[opened] = rawws_open(s.port, 2)) >= 0) {
+        on[opened] = worker_of(fd[opened]);
+        if (on[opened] == 1 && w1 < 0)
+            w1 = opened;
+        if (on[opened++] == 0 && w1 >= 0)
+            break;
+    }
+    ok = opened > 0 && on[0] == 0 && w1 >= 0 && on[opened - 1] == 0;
+    label(what, sizeof(what), "hand-out", inject,
+          "peers on both workers, the last on worker 0, the server idle (the setup)");
+    check(ok && srv_idle(), what);
+    if (!ok)
+        goto out;
+    if (inject) /* idle: the next malloc is the acceptor's, for the next socket */
+        enomem_arm(ENOMEM_MALLOC, 1, 0);
+    extra = raw_request(s.port);
+    if (inject) {
+        int next;
+        check(peer_gets_then_ends(extra, "HTTP/1.1 503 "),
+              "hand-out: allocation failed: the new connection gets a 503, then EOF/RST");
+        check(enomem_disarm() == 1, "hand-out: allocation failed: it was the one failed");
+        check(stats_are(fd[w1], TIMER_CAP0, 1, (size_t)opened),
+              "hand-out: allocation failed: worker 1 took no slot, no connection left behind");
+        /* The 503 could also come from worker 0's adoption: show it was not. */
+        next = rawws_open(s.port, 2);
+        check(worker_of(next) == 0,
+              "hand-out: allocation failed: it had worker 1's turn (the next is on worker 0)");
+        if (next >= 0)
+            close(next);
+    } else {
+        check(peer_upgraded(extra) && worker_of(extra) == 1,
+              "hand-out: allocation allowed: the new connection is upgraded on worker 1");
+        check(stats_are(fd[w1], TIMER_CAP0, 2, (size_t)opened + 1),
+              "hand-out: allocation allowed: worker 1 has both connections");
+    }
+    if (extra >= 0)
+        close(extra);
+    label(what, sizeof(what), "hand-out", inject, "connections on both workers keep echoing");
+    check(peer_echoes(fd[0], "worker 0") && peer_echoes(fd[w1], "worker 1"), what);
+out:
+    for (int i = 0; i < opened; i++)
+        close(fd[i]);
+    label(what, sizeof(what), "hand-out", inject, "every libwsc block freed with the server");
+    check(srv_stop(&s) == 0, what);
+}
+
 int main(int argc, char **argv)
 {
     int only_sweep = argc > 1 && strcmp(argv[1], "--sweep") == 0;
@@ -472,6 +589,8 @@ int main(int argc, char **argv)
         addr_case();
         send_close_case(0);
         send_close_case(1);
+        handout_case(0);
+        handout_case(1);
     }
     failures += enomem_sweep();
     failures += enomem_client_sweep();
