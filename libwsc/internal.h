@@ -787,6 +787,8 @@ struct wsc__worker {
     struct wsc__endpoint ep;
     pthread_t thread;
     bool started;
+    struct wsc__xmsg *stop_msg;   /* made with the worker: stopping cannot
+                                     fail for memory; NULL once posted */
 };
 
 struct ws_server {

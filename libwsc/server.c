@@ -310,10 +310,12 @@ static void server_on_stop(evutil_socket_t fd, short what, void *arg)
     wsc__loop_enter(srv->ep.loop);
     server_close_listeners(srv);
     for (unsigned i = 1; i < srv->nworkers; i++) {
-        struct wsc__xmsg *m = calloc(1, sizeof(*m));
-        if (m != NULL) {
+        struct wsc__worker *w = &srv->workers[i - 1];
+        struct wsc__xmsg *m = w->stop_msg;
+        if (m != NULL) { /* a worker left waiting would hang ws_server_run */
+            w->stop_msg = NULL;
             m->kind = WSC__X_STOP;
-            m->ep = server_worker(srv, i);
+            m->ep = &w->ep;
             wsc__loop_post(m->ep->loop, m);
         }
     }
@@ -364,9 +366,13 @@ static int server_add_workers(struct ws_server *srv, const struct ws_config *cfg
     for (unsigned i = 1; i < srv->nworkers; i++) {
         struct wsc__worker *w = &srv->workers[i - 1];
         struct event_base *base = event_base_new();
-        if (base == NULL || wsc__endpoint_init(&w->ep, cfg, base, i, srv->nworkers) != 0) {
+        w->stop_msg = calloc(1, sizeof(*w->stop_msg));
+        if (base == NULL || w->stop_msg == NULL ||
+            wsc__endpoint_init(&w->ep, cfg, base, i, srv->nworkers) != 0) {
             if (base != NULL)
                 event_base_free(base);
+            free(w->stop_msg);
+            w->stop_msg = NULL;
             srv->nworkers = i; /* free the ones made so far */
             return WS_ENOMEM;
         }
@@ -534,6 +540,7 @@ void ws_server_free(struct ws_server *srv)
         struct event_base *wbase = srv->workers[i - 1].ep.loop->base;
         wsc__endpoint_destroy(&srv->workers[i - 1].ep);
         event_base_free(wbase);
+        free(srv->workers[i - 1].stop_msg); /* never run, or never stopped */
     }
     free(srv->workers);
     free(srv->proxy_listeners);

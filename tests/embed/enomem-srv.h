@@ -25,9 +25,13 @@ struct srv {
     long live_before; /* libwsc's blocks before the server existed */
 };
 
+/* ws_server_run calls that have returned: a bounded wait for one. */
+static atomic_int srv_runs_returned;
+
 static void *srv_loop_main(void *arg)
 {
     ws_server_run(arg);
+    atomic_fetch_add(&srv_runs_returned, 1);
     return NULL;
 }
 

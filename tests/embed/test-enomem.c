@@ -21,7 +21,10 @@
  *     for is not pushed back to the close timeout (5 s here);
  *  6. with 2 worker loops, the acceptor cannot allocate the message that
  *     hands a socket to worker 1: the socket is answered 503 and closed,
- *     the connections on both workers carry on.
+ *     the connections on both workers carry on;
+ *  7. with 2 worker loops, every allocation fails from ws_server_stop on:
+ *     ws_server_run still returns (a worker with no connection was never
+ *     told to stop when its stop message could not be allocated).
  * Then the sweeps (enomem-sweep.c with a raw client, enomem-client.c with
  * libwsc's). Prints PASS:/FAIL: lines.
  */
@@ -573,6 +576,47 @@ out:
     check(srv_stop(&s) == 0, what);
 }
 
+/* ---- 7. stopping a server with workers, out of memory ------------------------ */
+
+static void stop_case(int inject)
+{
+    struct srv s;
+    int fd, ok, returned = 0, runs;
+    char what[160];
+
+    srv_threads = 2;
+    ok = srv_start(&s, on_data, NULL, NULL, 0) == 0;
+    srv_threads = 1;
+    if (!ok) {
+        check(0, "stop: server started");
+        return;
+    }
+    fd = rawws_open(s.port, 2); /* worker 0's: worker 1 has none to end it */
+    label(what, sizeof(what), "stop", inject, "one connection, the server idle (the setup)");
+    check(fd >= 0 && srv_idle(), what);
+    runs = atomic_load(&srv_runs_returned);
+    if (inject)
+        enomem_arm(ENOMEM_ANY, 1, 1);
+    ws_server_stop(s.ws);
+    for (int i = 0; i < 250 && !returned; i++) {
+        sleep_ms(20);
+        returned = atomic_load(&srv_runs_returned) > runs;
+    }
+    if (inject)
+        enomem_disarm();
+    label(what, sizeof(what), "stop", inject,
+          "ws_server_run returns within 5 s: every worker loop stopped");
+    check(returned, what);
+    if (!returned) { /* its thread cannot be joined: nothing more to check */
+        printf("FAIL: enomem stop: abandoned (a worker loop never stopped)\n");
+        exit(1);
+    }
+    if (fd >= 0)
+        close(fd);
+    label(what, sizeof(what), "stop", inject, "every libwsc block freed with the server");
+    check(srv_stop(&s) == 0, what);
+}
+
 int main(int argc, char **argv)
 {
     int only_sweep = argc > 1 && strcmp(argv[1], "--sweep") == 0;
@@ -591,6 +635,8 @@ int main(int argc, char **argv)
         send_close_case(1);
         handout_case(0);
         handout_case(1);
+        stop_case(0);
+        stop_case(1);
     }
     failures += enomem_sweep();
     failures += enomem_client_sweep();
