@@ -514,19 +514,31 @@ static int srv_idle(void)
     return 0;
 }
 
+/* The test's server with worker 0 and worker 1; false (and a FAIL) if it
+ * did not start. */
+static int srv_start_two_workers(struct srv *s, const char *scenario)
+{
+    char what[96];
+    int ok;
+
+    srv_threads = 2;
+    ok = srv_start(s, on_data, NULL, NULL, 0) == 0;
+    srv_threads = 1;
+    if (!ok) {
+        snprintf(what, sizeof(what), "%s: server started", scenario);
+        check(0, what);
+    }
+    return ok;
+}
+
 static void handout_case(int inject)
 {
     struct srv s;
     int fd[HANDOUT_PEERS], on[HANDOUT_PEERS], opened = 0, w1 = -1, extra = -1, ok;
     char what[160];
 
-    srv_threads = 2;
-    ok = srv_start(&s, on_data, NULL, NULL, 0) == 0;
-    srv_threads = 1;
-    if (!ok) {
-        check(0, "hand-out: server started");
+    if (!srv_start_two_workers(&s, "hand-out"))
         return;
-    }
     /* Worker 0 adopts its sockets directly; a socket for worker 1 needs the
      * acceptor's malloc'd message. Connect until one is on worker 1 and the
      * last on worker 0: the next socket is dealt to worker 1. */
@@ -581,16 +593,11 @@ out:
 static void stop_case(int inject)
 {
     struct srv s;
-    int fd, ok, returned = 0, runs;
+    int fd, returned = 0, runs;
     char what[160];
 
-    srv_threads = 2;
-    ok = srv_start(&s, on_data, NULL, NULL, 0) == 0;
-    srv_threads = 1;
-    if (!ok) {
-        check(0, "stop: server started");
+    if (!srv_start_two_workers(&s, "stop"))
         return;
-    }
     fd = rawws_open(s.port, 2); /* worker 0's: worker 1 has none to end it */
     label(what, sizeof(what), "stop", inject, "one connection, the server idle (the setup)");
     check(fd >= 0 && srv_idle(), what);

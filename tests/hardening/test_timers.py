@@ -59,31 +59,44 @@ def test_idle_keepalive_connection_is_closed_after_keepalive_timeout(server):
     assert 0.6 <= idle <= 0.8 + t(1.0)
 
 
-def test_connection_close_response_read_slowly_arrives_whole(server):
-    size = 1536 * 1024
-    srv = server("--http", "--max-body", 4 * 1024 * 1024)
+def _echo_read_slowly(port, size, headers, read_size, pause):
+    """POST size bytes to /echo from a socket with a small receive window,
+    then read the response read_size bytes at a time with a pause between
+    reads, until the body is whole or the server ends the connection.
+    Returns (response head, body bytes, the sent body, seconds taken)."""
     body = bytes(range(256)) * (size // 256)
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # before connect: small window
-    s.connect((HOST, srv.port))
+    s.connect((HOST, port))
     data = b""
     start = time.monotonic()
     try:
-        s.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers +
                   b"Content-Length: %d\r\n\r\n" % size + body)
         s.settimeout(t(10))
         for _ in range(100000):
-            chunk = s.recv(16384)
+            head, sep, got = data.partition(b"\r\n\r\n")
+            if sep and len(got) >= size:
+                break
+            chunk = s.recv(read_size)
             if not chunk:
                 break
             data += chunk
-            time.sleep(0.025)  # each pause far below close_timeout
+            time.sleep(pause)
     except ConnectionResetError:
         pass
     finally:
         s.close()
-    took = time.monotonic() - start
     head, _, got = data.partition(b"\r\n\r\n")
+    return head, got, body, time.monotonic() - start
+
+
+def test_connection_close_response_read_slowly_arrives_whole(server):
+    size = 1536 * 1024
+    srv = server("--http", "--max-body", 4 * 1024 * 1024)
+    # each pause far below close_timeout
+    head, got, body, took = _echo_read_slowly(srv.port, size, b"Connection: close\r\n",
+                                              16384, 0.025)
     print("Connection: close response of %d bytes read slowly over %.1f s: got %d"
           % (size, took, len(got)))
     assert head.startswith(b"HTTP/1.1 200 "), head[:200]
@@ -101,31 +114,8 @@ def test_keepalive_response_read_slowly_arrives_whole(server):
     nginx's would."""
     size = 8 << 20
     srv = server("--http", "--max-body", 16 << 20, "--keepalive-timeout", 800)
-    body = bytes(range(256)) * (size // 256)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # before connect: small window
-    s.connect((HOST, srv.port))
-    data = b""
-    start = time.monotonic()
-    try:
-        s.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  b"Content-Length: %d\r\n\r\n" % size + body)
-        s.settimeout(t(10))
-        for _ in range(100000):
-            head, sep, got = data.partition(b"\r\n\r\n")
-            if sep and len(got) >= size:
-                break
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            time.sleep(0.01)  # each pause far below keepalive_timeout
-    except ConnectionResetError:
-        pass
-    finally:
-        s.close()
-    took = time.monotonic() - start
-    head, _, got = data.partition(b"\r\n\r\n")
+    # each pause far below keepalive_timeout
+    head, got, body, took = _echo_read_slowly(srv.port, size, b"", 65536, 0.01)
     print("keep-alive response of %d bytes read slowly over %.1f s: got %d"
           % (size, took, len(got)))
     assert head.startswith(b"HTTP/1.1 200 "), head[:200]
