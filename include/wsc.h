@@ -485,8 +485,10 @@ WS_EXTERN int ws_conn_close(struct ws_conn *conn, int code, const char *reason);
  * are handled first on resume. The usual use: pause when a relay's
  * ws_conn_send() returns WS_EAGAIN, resume in the drain callback, and
  * nothing is lost at any reader speed. While paused the heartbeat sends no
- * ping and times nothing out. Any thread (from another thread it takes
- * effect on the loop shortly after). 0, WS_ECLOSED, WS_EINVAL, WS_ENOMEM.
+ * ping and times nothing out. A close ends the pause (the peer's close
+ * frame and FIN are still read; no data callback follows). Any thread
+ * (from another thread it takes effect on the loop shortly after).
+ * 0, WS_ECLOSED, WS_EINVAL, WS_ENOMEM.
  */
 WS_EXTERN int ws_conn_pause_reading(struct ws_conn *conn);
 WS_EXTERN int ws_conn_resume_reading(struct ws_conn *conn);

@@ -108,11 +108,21 @@ void wsc__conn_notify_close(struct ws_conn *c, enum ws_close_cause cause, int co
 
 /* ---- flushing and lingering ---------------------------------------------- */
 
+/* The application's pause ends with the connection: the peer's close frame
+ * and FIN must still be read (unread input would turn our close into a
+ * RST). Over the output cap, reading stays off until the backlog drains. */
+static void conn_unpause_for_close(struct ws_conn *c)
+{
+    if (c->app_paused)
+        wsc__io_set_app_paused(c, false);
+}
+
 static void conn_start_linger(struct ws_conn *c)
 {
     c->lingering = true;
     wsc__io_shutdown_write(c);
     wsc__conn_arm_timer(c, WSC__LINGER_MS);
+    conn_unpause_for_close(c);
 }
 
 /* How long a closing connection may take to read what we still owe it. */
@@ -671,6 +681,7 @@ int wsc__conn_close_now(struct ws_conn *c, int code, const char *reason, size_t 
         memcpy(c->close_reason, reason, len);
     atomic_store(&c->state, WSC__CONN_CLOSING);
     wsc__conn_set_timeout(c, c->ep->cfg.close_timeout_ms);
+    conn_unpause_for_close(c);
     return 0;
 }
 

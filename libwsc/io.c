@@ -951,6 +951,10 @@ void wsc__io_handle_stash(struct ws_conn *c)
 
 void wsc__io_set_app_paused(struct ws_conn *c, bool paused)
 {
+    /* Once our close is sent nothing more is delivered, and the peer's
+     * close frame and FIN must still be read: a pause no longer holds. */
+    if (paused && (c->close_sent || c->lingering))
+        return;
     c->app_paused = paused;
     if (paused) {
         /* Frames already read in this pass stop at the next boundary

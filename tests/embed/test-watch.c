@@ -8,6 +8,9 @@
  *     the following passes, nothing lost.
  *  3. A resume with input left in the stash and a silent peer handles it
  *     (the kick), and a kick cancelled by a pause in the same pass does not.
+ *  4. A paused connection the application then closes still reads the
+ *     peer's answering close frame: the handshake ends clean, not by the
+ *     close timeout (runs last: it ends B).
  * The loop is held still by a callback that sleeps, so that several sockets
  * become ready before the next batch is taken. The pause checks read the
  * server side's unread bytes from /proc/net/tcp: with a paused connection
@@ -43,6 +46,7 @@ static struct ws_server *srv;
 static struct ws_conn *named[NAMED]; /* loop thread only */
 static atomic_int registered;
 static atomic_int holding;
+static atomic_int b_closed = -1; /* B's close cause, once its close callback ran */
 
 /* What the loop did, in order: written by callbacks, read by main. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -93,6 +97,12 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
         pthread_mutex_lock(&mu);
         ev.commands++;
         pthread_mutex_unlock(&mu);
+    } else if (c == named[A] && len == 13 && memcmp(s, "pause-close-B", 13) == 0) {
+        ws_conn_pause_reading(named[B]);
+        ws_conn_close(named[B], 1000, "bye");
+        pthread_mutex_lock(&mu);
+        ev.commands++;
+        pthread_mutex_unlock(&mu);
     } else if (c == named[B] && len == 4 && memcmp(s, "stop", 4) == 0) {
         ws_conn_pause_reading(c); /* what follows in this read waits in the stash */
         ws_conn_send(c, op, data, len);
@@ -109,6 +119,13 @@ static void on_data(struct ws_conn *c, enum ws_opcode op, const void *data, size
         }
         ws_conn_send(c, op, data, len); /* echo */
     }
+}
+
+static void on_close(struct ws_conn *c, const struct ws_close_info *info, void *arg)
+{
+    (void)arg;
+    if (c == named[B])
+        atomic_store(&b_closed, (int)info->cause);
 }
 
 static void *loop_main(void *arg)
@@ -403,6 +420,32 @@ static void stash_kick(int port, const int fd[NAMED])
     check(afters() == 2, "that stashed frame too is handled once");
 }
 
+/* 4. B paused, then closed by the application: B's peer answers the close
+ * frame, and the server must read that answer. */
+static void close_paused(const int fd[NAMED])
+{
+    static const unsigned char answer[2] = { 0x03, 0xe8 }; /* 1000 */
+    unsigned char payload[125];
+    int op = -1, cause = -1;
+    long n = 0;
+
+    if (!command(fd[A], "pause-close-B")) {
+        check(0, "close while paused: the command was handled");
+        return;
+    }
+    for (int i = 0; i < 100 && op != WS_OP_CLOSE && n >= 0; i++)
+        n = rawws_read_frame(fd[B], &op, payload, sizeof(payload));
+    check(op == WS_OP_CLOSE, "close while paused: B's peer gets the close frame");
+    rawws_send(fd[B], WS_OP_CLOSE, answer, sizeof(answer));
+    for (int i = 0; i < 2000 && (cause = atomic_load(&b_closed)) < 0; i++)
+        sleep_ms(1);
+    if (cause != WS_CAUSE_CLEAN)
+        printf("# B's close cause %d (%d is clean, %d the close timeout)\n", cause,
+               WS_CAUSE_CLEAN, WS_CAUSE_TIMEOUT);
+    check(cause == WS_CAUSE_CLEAN,
+          "close while paused: the peer's answering close is read (clean, no timeout)");
+}
+
 int main(void)
 {
     pthread_t loop;
@@ -412,6 +455,7 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     srv = quiet_server();
     ws_server_handle_data(srv, on_data, NULL);
+    ws_server_handle_close(srv, on_close, NULL);
     port = ws_server_listen(srv, "127.0.0.1:0");
     if (srv == NULL || port <= 0 || pthread_create(&loop, NULL, loop_main, NULL) != 0) {
         check(0, "server started");
@@ -430,6 +474,7 @@ int main(void)
         pause_in_batch(port, fd);
         stash_kick(port, fd);
         many_ready(port, fd[H]);
+        close_paused(fd);
     }
 
     for (int k = 0; k < NAMED; k++)
