@@ -1012,7 +1012,8 @@ void wsc__tls_server_free(struct wsc__tls_server *ts);
 int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
                        struct wsc__tls_listener *l);
 /* server.c: a worker takes an accepted socket (TLS through l if not NULL);
- * out of memory, a plain one is answered 503 and closed, a TLS one closed. */
+ * when it cannot become a connection (no memory, or it cannot be watched),
+ * a plain one is answered 503 and closed, a TLS one closed. */
 void wsc__server_adopt(struct wsc__endpoint *ep, evutil_socket_t fd,
                        const struct sockaddr *sa, struct wsc__tls_listener *l);
 /* server.c: the 503 a plain socket turned away at accept gets (unit test:

@@ -51,7 +51,8 @@ const char wsc__http_503_retry[] = "HTTP/1.1 503 Service Unavailable\r\n"
  * (max_head_size is 8 KiB by default) takes two or three. */
 #define WSC__TURN_AWAY_READS 16
 
-/* An accepted socket that could not become a connection (out of memory).
+/* An accepted socket that could not become a connection (no memory for it,
+ * or its socket could not be watched).
  * A plain one gets its 503 with no allocation: the fresh socket's send
  * buffer is empty, so one non-blocking send takes it whole. Then
  * half-close and discard what the peer already sent, so that close does

@@ -439,6 +439,8 @@ static void send_close_case(int inject)
      * callback returned (reading meanwhile let one write take it whole). */
     for (int i = 0; i < 2000 && !atomic_load(&bigclose_done); i++)
         sleep_ms(1);
+    label(what, sizeof(what), "send+close", inject, "the callback sent and closed within 2 s");
+    check(atomic_load(&bigclose_done), what);
     if (inject) {
         /* The end comes after the callback's last store: read the count after it. */
         check_peer_ends(a, (long)BIG_SEND - 1,

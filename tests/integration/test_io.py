@@ -950,14 +950,16 @@ def _send_all_nonblocking(sock, data):
     return sent
 
 
-def _server_recv_q(port, peer_port):
+def _server_recv_q(srv, peer_port):
     """Bytes queued unread in the server's socket for the client on
-    peer_port (None once the server has closed it)."""
-    out = subprocess.run(["ss", "-tnH", "sport = :%d" % port], capture_output=True,
+    peer_port; None once the server process no longer holds that socket
+    (an orphaned FIN-WAIT-2 socket stays listed, but with no process)."""
+    out = subprocess.run(["ss", "-tnpH", "sport = :%d" % srv.port], capture_output=True,
                          text=True, check=True).stdout
     for line in out.splitlines():
         f = line.split()
-        if len(f) >= 5 and f[4].endswith(":%d" % peer_port):
+        if (len(f) >= 5 and f[4].endswith(":%d" % peer_port) and
+                "pid=%d," % srv.pid in line):
             return int(f[1])
     return None
 
@@ -1019,36 +1021,40 @@ def test_data_and_end_of_stream_in_one_arrival(echo, ending):
 def test_lingering_server_reads_on_input_already_queued(echo):
     """The server answers a close, half-closes and lingers, discarding
     input until the client's FIN (WSC__LINGER_MS, 2 s, at most). Then 1 MiB
-    arrives while it is stopped. Nothing more arrives and the client sends
-    no FIN, so no new edge announces what is left after the first 256 KiB
-    read: the lingering reads must go on by themselves and leave nothing
-    queued in the server's socket."""
+    arrives while it is stopped, all of it in the server's socket. Nothing
+    more arrives and the client sends no FIN, so no new edge announces what
+    is left after the first 256 KiB read: the lingering reads must go on by
+    themselves and leave nothing queued in the server's socket."""
     srv = echo("--max-message", 4 << 20, "--max-buffered", 64 << 20)
     c = open_ws(srv.port)
-    peer_port = c.sock.getsockname()[1]
-    _grow_server_rcvbuf(c)
-    c.send_frame(OP_CLOSE, struct.pack("!H", 1000))
-    _fin, op, body = c.read_frame(5.0)
-    assert (op, body[:2]) == (OP_CLOSE, struct.pack("!H", 1000)), "the close is answered"
-    junk = frame(OP_BINARY, bytes(1 << 20))  # after the close: never parsed
-    with _stopped(srv):
-        sent = _send_all_nonblocking(c.sock, junk)
-        c.sock.settimeout(t(10))
-        assert sent == len(junk), \
-            "the stopped server's socket took only %d of %d bytes" % (sent, len(junk))
-        time.sleep(0.2)
-    assert len(junk) > READ_SIZE
-    deadline = time.monotonic() + t(1)
-    queued = _server_recv_q(srv.port, peer_port)
-    while queued and time.monotonic() < deadline:
-        time.sleep(0.02)
-        queued = _server_recv_q(srv.port, peer_port)
-    assert queued == 0, ("%s bytes still unread in the lingering server's socket"
-                         % queued if queued else "the server closed the socket "
-                         "before the client's FIN (linger ended early)")
-    c.sock.shutdown(socket.SHUT_WR)
-    wsutil.wait_for_eof(c.sock, t(2))
-    c.close()
+    try:
+        peer_port = c.sock.getsockname()[1]
+        _grow_server_rcvbuf(c)
+        c.send_frame(OP_CLOSE, struct.pack("!H", 1000))
+        _fin, op, body = c.read_frame(5.0)
+        assert (op, body[:2]) == (OP_CLOSE, struct.pack("!H", 1000)), "the close is answered"
+        junk = frame(OP_BINARY, bytes(1 << 20))  # after the close: never parsed
+        with _stopped(srv):
+            sent = _send_all_nonblocking(c.sock, junk)
+            c.sock.settimeout(t(10))
+            assert sent == len(junk), \
+                "the stopped server's socket took only %d of %d bytes" % (sent, len(junk))
+            time.sleep(0.2)
+            # All of it is in the server's socket: no later arrival brings an edge.
+            assert _server_recv_q(srv, peer_port) == len(junk)
+        assert len(junk) > READ_SIZE
+        deadline = time.monotonic() + t(1)
+        queued = _server_recv_q(srv, peer_port)
+        while queued and time.monotonic() < deadline:
+            time.sleep(0.02)
+            queued = _server_recv_q(srv, peer_port)
+        assert queued == 0, ("%s bytes still unread in the lingering server's socket"
+                             % queued if queued else "the server let go of the socket "
+                             "before the client's FIN (linger ended early)")
+        c.sock.shutdown(socket.SHUT_WR)
+        wsutil.wait_for_eof(c.sock, t(2))
+    finally:
+        c.close()
 
 
 # ---- 10. small whole frames (message.c's small_frame) ------------------------------
