@@ -513,6 +513,11 @@ void wsc__conn_shutdown(struct ws_conn *c);
 /* A partial data frame up to this size is kept whole until it completes;
  * larger ones are streamed into the message buffer. */
 #define WSC__GATHER_MAX (64u * 1024u)
+/* A stashed partial frame this large is read on in place (io.c): its
+ * stash keeps WSC__GROW_SPARE free, grown to twice what it holds plus
+ * that when it has less. */
+#define WSC__GROW_MIN (4u * 1024u)
+#define WSC__GROW_SPARE (16u * 1024u)
 
 /* Take over a connected (or, with connecting, connect-pending) socket. */
 int wsc__io_start(struct ws_conn *c, evutil_socket_t fd);

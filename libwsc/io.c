@@ -1118,7 +1118,7 @@ void wsc__io_on_readable(struct ws_conn *c)
     struct wsc__stash *own = NULL;
     size_t have = 0, cap = WSC__READ_SIZE, used, stashed = wsc__stash_len(c);
     ssize_t n;
-    bool filled;
+    bool filled, grow = false;
 
     wsc__loop_enter(c->loop);
     if (t == NULL) {
@@ -1142,7 +1142,30 @@ void wsc__io_on_readable(struct ws_conn *c)
         return;
     }
     buf = t->rbuf;
-    if (stashed > 0 && stashed <= WSC__READ_SIZE / 2) {
+    if (stashed >= WSC__GROW_MIN && stashed <= WSC__READ_SIZE / 2 && c->stash_handled &&
+        !c->bulk_reader) {
+        /* A partial frame (or head) of some size arriving in small reads:
+         * read on behind it in the stash itself, grown geometrically,
+         * rather than copy it into the read buffer and back on every read
+         * (a 64 KiB frame arriving a segment at a time made that
+         * quadratic). A bulk reader takes the read buffer's full 256 KiB
+         * instead: one copy of the stash per full read costs little. */
+        own = c->stash;
+        if (own->cap < stashed + WSC__GROW_SPARE) { /* doubling: few reallocs */
+            size_t grown = 2 * stashed + WSC__GROW_SPARE;
+            own = realloc(own, sizeof(*own) + grown);
+            if (own == NULL) {
+                wsc__io_fail(c);
+                return;
+            }
+            own->cap = grown;
+        }
+        cap = own->cap;
+        buf = own->data;
+        have = stashed;
+        grow = true;
+        c->stash = NULL; /* ours while we parse: a release must not free it */
+    } else if (stashed > 0 && stashed <= WSC__READ_SIZE / 2) {
         memcpy(buf, c->stash->data, stashed);
         have = stashed;
     } else if (stashed > 0) {
@@ -1193,8 +1216,16 @@ void wsc__io_on_readable(struct ws_conn *c)
     t->pass_buf = NULL;
     t->pass_len = 0;
     if (used < have && io_still_reading(c)) {
-        if (!wsc__io_stash(c, buf + used, have - used))
+        if (grow && have - used >= WSC__GROW_MIN) {
+            /* Still a sizeable partial frame: the grown stash stays. */
+            if (used > 0)
+                memmove(own->data, own->data + used, have - used);
+            own->len = have - used;
+            c->stash = own;
+            own = NULL;
+        } else if (!wsc__io_stash(c, buf + used, have - used)) {
             wsc__io_fail(c);
+        }
     }
     /* A stash left because input is blocked (output over the cap, or the
      * application paused reading) is unhandled input, not a partial

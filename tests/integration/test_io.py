@@ -472,6 +472,40 @@ def test_binary_sizes_around_gather_threshold_in_pieces(echo, size):
         close_cleanly(c)
 
 
+GROW_MIN = 4 * 1024               # WSC__GROW_MIN: a partial frame read on in place
+
+
+def test_gathered_frames_completed_with_the_next_frames_start(echo):
+    """Partial frames of GROW_MIN or more are read on in the stash itself
+    (io.c). A read that completes one frame may bring the next frame's
+    start: GROW_MIN or more of it (kept in the same stash, moved to its
+    front) or less (copied out to a small one). Every frame echoes whole
+    and in order."""
+    srv = echo()
+    rng = random.Random(77)
+    c = open_ws(srv.port)
+    try:
+        sizes = [60000, 60000, 2000, 60000, 5000]
+        payloads = [rng.randbytes(n) for n in sizes]
+        wires = [frame(OP_BINARY, p) for p in payloads]
+        a, b, cc, d, e = wires
+        pieces = [
+            a[:10000],                       # a partial frame over GROW_MIN
+            a[10000:] + b[:8000],            # completes a; 8000 of b stay (>= GROW_MIN)
+            b[8000:30000],                   # b grows in place
+            b[30000:] + cc[:1000],           # completes b; 1000 of cc (< GROW_MIN) copied out
+            cc[1000:] + d[:GROW_MIN],        # cc whole, d's start exactly GROW_MIN
+            d[GROW_MIN:] + e,                # d and e whole
+        ]
+        for piece in pieces:
+            c.sock.sendall(piece)
+            time.sleep(0.05)  # each piece its own read
+        for i, p in enumerate(payloads):
+            expect_frame(c, OP_BINARY, p, "frame %d of %d bytes" % (i, len(p)))
+    finally:
+        close_cleanly(c)
+
+
 FRAGMENT_SIZES = [0, 1, 125, 126, GATHER_MAX - 8 - 1, GATHER_MAX - 8, GATHER_MAX - 8 + 1,
                   65535, 65536, 70000]
 
