@@ -1110,6 +1110,23 @@ static void io_track_fill(struct ws_conn *c, bool filled)
     }
 }
 
+/* c's stash as the buffer to read on behind it, at least room bytes in all
+ * (grown to grown when smaller); ours while we parse, so a release must not
+ * free it. NULL when it cannot grow: c keeps it. */
+static struct wsc__stash *io_stash_take(struct ws_conn *c, size_t room, size_t grown)
+{
+    struct wsc__stash *own = c->stash;
+
+    if (own->cap < room) {
+        own = realloc(own, sizeof(*own) + grown);
+        if (own == NULL)
+            return NULL;
+        own->cap = grown;
+    }
+    c->stash = NULL;
+    return own;
+}
+
 void wsc__io_on_readable(struct ws_conn *c)
 {
     evutil_socket_t fd = c->fd;
@@ -1117,6 +1134,7 @@ void wsc__io_on_readable(struct ws_conn *c)
     uint8_t *buf;
     struct wsc__stash *own = NULL;
     size_t have = 0, cap = WSC__READ_SIZE, used, stashed = wsc__stash_len(c);
+    size_t room = 0, grown = 0; /* reading on in the stash: its size wanted */
     ssize_t n;
     bool filled, grow = false;
 
@@ -1150,21 +1168,9 @@ void wsc__io_on_readable(struct ws_conn *c)
          * (a 64 KiB frame arriving a segment at a time made that
          * quadratic). A bulk reader takes the read buffer's full 256 KiB
          * instead: one copy of the stash per full read costs little. */
-        own = c->stash;
-        if (own->cap < stashed + WSC__GROW_SPARE) { /* doubling: few reallocs */
-            size_t grown = 2 * stashed + WSC__GROW_SPARE;
-            own = realloc(own, sizeof(*own) + grown);
-            if (own == NULL) {
-                wsc__io_fail(c);
-                return;
-            }
-            own->cap = grown;
-        }
-        cap = own->cap;
-        buf = own->data;
-        have = stashed;
+        room = stashed + WSC__GROW_SPARE;
+        grown = 2 * stashed + WSC__GROW_SPARE; /* doubling: few reallocs */
         grow = true;
-        c->stash = NULL; /* ours while we parse: a release must not free it */
     } else if (stashed > 0 && stashed <= WSC__READ_SIZE / 2) {
         memcpy(buf, c->stash->data, stashed);
         have = stashed;
@@ -1172,16 +1178,17 @@ void wsc__io_on_readable(struct ws_conn *c)
         /* A large stash (input held while reading was blocked, or a long
          * head under a large max_head_size): read on behind it, in its
          * own buffer. (Request bodies are gathered by conn_http.c.) */
-        cap = stashed + WSC__READ_SIZE;
-        own = realloc(c->stash, sizeof(*own) + cap);
+        room = grown = stashed + WSC__READ_SIZE;
+    }
+    if (room > 0) {
+        own = io_stash_take(c, room, grown);
         if (own == NULL) {
             wsc__io_fail(c);
             return;
         }
-        own->cap = cap;
+        cap = own->cap;
         buf = own->data;
         have = stashed;
-        c->stash = NULL; /* ours while we parse: a release must not free it */
     }
     n = io_read(c, buf + have, cap - have);
     filled = n > 0 && (size_t)n == cap - have;
