@@ -10,10 +10,12 @@
 typedef uint8_t wsc__v32 __attribute__((vector_size(32)));
 
 /* The same with 32-byte AVX2 vectors, for CPUs that have them. */
-__attribute__((target("avx2"))) static size_t mask_avx2(uint8_t *p, size_t n, uint64_t key8)
+__attribute__((target("avx2"))) static size_t mask_avx2(uint8_t *p, size_t n, uint64_t key8,
+                                                       uint64_t *high)
 {
     const uint64_t kk[4] = { key8, key8, key8, key8 };
-    wsc__v32 key;
+    wsc__v32 key, any = { 0 };
+    uint64_t w[4];
     size_t i = 0;
 
     memcpy(&key, kk, 32);
@@ -27,17 +29,20 @@ __attribute__((target("avx2"))) static size_t mask_avx2(uint8_t *p, size_t n, ui
         b ^= key;
         c ^= key;
         d ^= key;
+        any |= (a | b) | (c | d);
         memcpy(p + i, &a, 32);
         memcpy(p + i + 32, &b, 32);
         memcpy(p + i + 64, &c, 32);
         memcpy(p + i + 96, &d, 32);
     }
-    return i + wsc__mask_v16(p + i, n - i, key8);
+    memcpy(w, &any, 32);
+    *high |= (w[0] | w[1]) | (w[2] | w[3]);
+    return i + wsc__mask_v16(p + i, n - i, key8, high);
 }
 
 static _Atomic int have_avx2 = -1; /* -1: not asked yet */
 
-size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8)
+size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8, uint64_t *high)
 {
     int avx2 = atomic_load_explicit(&have_avx2, memory_order_relaxed);
 
@@ -46,12 +51,12 @@ size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8)
         avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         atomic_store_explicit(&have_avx2, avx2, memory_order_relaxed);
     }
-    return avx2 ? mask_avx2(p, n, key8) : wsc__mask_v16(p, n, key8);
+    return avx2 ? mask_avx2(p, n, key8, high) : wsc__mask_v16(p, n, key8, high);
 }
 #else
-size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8)
+size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8, uint64_t *high)
 {
-    return wsc__mask_v16(p, n, key8);
+    return wsc__mask_v16(p, n, key8, high);
 }
 #endif
 

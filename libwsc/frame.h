@@ -118,16 +118,19 @@ typedef uint8_t wsc__v16 __attribute__((vector_size(16)));
 
 /* From this length on, unmasking uses the widest vectors the CPU has
  * (frame.c picks them once); it returns how many bytes it did, a multiple
- * of 8, and the caller does the rest. */
+ * of 8, and the caller does the rest. *high collects the OR of the bytes
+ * it unmasked (their top bits say whether any is not ASCII). */
 #define WSC__MASK_LONG 512
-size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8);
+size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8, uint64_t *high);
 
 /* Unmask 64 bytes at a time with 16-byte vectors (SSE2 on x86-64, NEON on
- * arm64, plain words elsewhere); returns the bytes done, a multiple of 64. */
-static inline size_t wsc__mask_v16(uint8_t *p, size_t n, uint64_t key8)
+ * arm64, plain words elsewhere); returns the bytes done, a multiple of 64,
+ * and ORs the unmasked bytes into *high. */
+static inline size_t wsc__mask_v16(uint8_t *p, size_t n, uint64_t key8, uint64_t *high)
 {
     const uint64_t kk[2] = { key8, key8 };
-    wsc__v16 key;
+    wsc__v16 key, any = { 0 };
+    uint64_t w[2];
     size_t i = 0;
 
     memcpy(&key, kk, 16);
@@ -141,47 +144,70 @@ static inline size_t wsc__mask_v16(uint8_t *p, size_t n, uint64_t key8)
         b ^= key;
         c ^= key;
         d ^= key;
+        any |= (a | b) | (c | d);
         memcpy(p + i, &a, 16);
         memcpy(p + i + 16, &b, 16);
         memcpy(p + i + 32, &c, 16);
         memcpy(p + i + 48, &d, 16);
     }
+    memcpy(w, &any, 16);
+    *high |= w[0] | w[1];
     return i;
 }
 
-/* XOR n bytes in place with mask, starting offset bytes into the key.
- * memcpy keeps unaligned access defined; it compiles to plain loads and
- * stores. */
-static inline void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset)
+/* XOR n bytes in place with mask, starting offset bytes into the key, and
+ * return the OR of the results' top bits: 0 when all of them are ASCII.
+ * Text is unmasked anyway, so this is where its ASCII test costs least (one
+ * OR per vector while the bytes are in registers, instead of a second pass
+ * by the UTF-8 validator). memcpy keeps unaligned access defined; it
+ * compiles to plain loads and stores. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((always_inline)) /* a call costs more than a short frame's XOR */
+#endif
+static inline uint64_t wsc__mask_high(uint8_t *p, size_t n, const uint8_t mask[4],
+                                      size_t offset)
 {
     uint8_t m[4] = { mask[offset & 3], mask[(offset + 1) & 3], mask[(offset + 2) & 3],
                      mask[(offset + 3) & 3] };
     uint32_t k32;
-    uint64_t k64;
+    uint64_t k64, high = 0;
     size_t i = 0;
 
     memcpy(&k32, m, 4);
     k64 = (uint64_t)k32 | ((uint64_t)k32 << 32);
     if (n >= WSC__MASK_LONG) {
-        i = wsc__mask_long(p, n, k64);
+        uint64_t h = 0; /* its address escapes; high's must not (a register) */
+        i = wsc__mask_long(p, n, k64, &h);
+        high = h;
     } else if (n >= 64) {
-        i = wsc__mask_v16(p, n, k64);
+        i = wsc__mask_v16(p, n, k64, &high);
     }
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, p + i, 8);
         w ^= k64;
+        high |= w;
         memcpy(p + i, &w, 8);
     }
     if (i + 4 <= n) {
         uint32_t w;
         memcpy(&w, p + i, 4);
         w ^= k32;
+        high |= w;
         memcpy(p + i, &w, 4);
         i += 4;
     }
-    for (; i < n; i++)
+    for (; i < n; i++) {
         p[i] ^= m[i & 3];
+        high |= p[i];
+    }
+    return high & UINT64_C(0x8080808080808080);
+}
+
+/* The same, for callers that only mask (outgoing frames, tests). */
+static inline void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset)
+{
+    (void)wsc__mask_high(p, n, mask, offset);
 }
 
 #endif /* WSC_FRAME_H */

@@ -430,7 +430,8 @@ struct sockaddr;
 #define WSC__LINGER_MS 2000
 
 /* A connection on fd (-1: a client's, not connected yet); NULL when out of
- * memory, and then fd is still the caller's to answer or close. */
+ * memory or when fd cannot be watched, and then fd is still the caller's to
+ * answer or close. */
 struct ws_conn *wsc__conn_new(struct wsc__endpoint *ep, int fd, const struct sockaddr *sa);
 /* Input parsers: each takes buf[0..len) (writable: frames are unmasked in
  * place) and returns how many bytes it used; the rest is kept for the

@@ -146,11 +146,12 @@ static void deliver(struct ws_conn *c, uint8_t op, const uint8_t *data, size_t l
 }
 
 /* A whole uncompressed message in one piece: delivered, or the connection
- * failed if it is text and not valid UTF-8. */
+ * failed if it is text and not valid UTF-8. ascii: the unmasking found
+ * every byte below 0x80, so the text is valid without a look. */
 static inline void deliver_whole(struct ws_conn *c, uint8_t op, const uint8_t *data,
-                                 size_t len)
+                                 size_t len, bool ascii)
 {
-    if (op == WS_OP_TEXT && !wsc__utf8_valid(data, len)) {
+    if (op == WS_OP_TEXT && !ascii && !wsc__utf8_valid(data, len)) {
         wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
         return;
     }
@@ -273,7 +274,7 @@ static void compressed_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
 }
 
 static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
-                       bool first_chunk)
+                       bool first_chunk, bool ascii)
 {
     bool frame_done = c->frame_left == 0;
     bool text = c->msg_opcode == WS_OP_TEXT;
@@ -285,10 +286,11 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
     /* Fast path: a whole single-frame message in one chunk. */
     if (first_chunk && frame_done && c->frame_fin && (c->ext == NULL || c->ext->msg.len == 0) &&
         c->frame_opcode != WS_OP_CONTINUATION) {
-        deliver_whole(c, c->msg_opcode, data, len);
+        deliver_whole(c, c->msg_opcode, data, len, ascii);
         return;
     }
-    if (text) {
+    /* ASCII after a whole character leaves the state where it was. */
+    if (text && !(ascii && c->utf8_state == WSC__UTF8_ACCEPT)) {
         c->utf8_state = wsc__utf8_feed(c->utf8_state, data, len);
         if (c->utf8_state == WSC__UTF8_REJECT) {
             wsc__conn_fail(c, WS_CAUSE_PROTOCOL, WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8");
@@ -386,14 +388,16 @@ static bool must_stream(const struct ws_conn *c, const struct wsc__frame_head *f
     return f->opcode == WS_OP_TEXT || (f->rsv & 0x40) != 0;
 }
 
-/* The payload of the current frame: n bytes at p, already unmasked. */
-static void frame_payload(struct ws_conn *c, const uint8_t *p, size_t n, bool first_chunk)
+/* The payload of the current frame: n bytes at p, already unmasked (ascii:
+ * and every one of them below 0x80). */
+static void frame_payload(struct ws_conn *c, const uint8_t *p, size_t n, bool first_chunk,
+                          bool ascii)
 {
     c->frame_left -= n;
     if (is_control(c->frame_opcode))
         control_frame(c, p, n); /* always whole: control frames are gathered */
     else
-        data_chunk(c, p, n, first_chunk);
+        data_chunk(c, p, n, first_chunk, ascii);
 }
 
 /*
@@ -412,12 +416,16 @@ static bool small_frame(struct ws_conn *c, uint8_t **pp, size_t avail)
     if ((p[0] != 0x81 && p[0] != 0x82) || (p[1] & 0x80) == 0 || n > 125 || 6 + n > avail ||
         c->msg_opcode != 0 || c->is_client || n > c->ep->cfg.max_message_size)
         return false;
-    wsc__mask(p + 6, n, p + 2, 0);
+    bool ascii = false;
+    if (op == WS_OP_TEXT)
+        ascii = wsc__mask_high(p + 6, n, p + 2, 0) == 0;
+    else
+        wsc__mask(p + 6, n, p + 2, 0); /* binary: no ORs to pay for */
     *pp = p + 6 + n;
     c->frame_opcode = op;
     c->frame_fin = true;
     message_begin(c, op, false);
-    deliver_whole(c, op, p + 6, n);
+    deliver_whole(c, op, p + 6, n, ascii);
     return true;
 }
 
@@ -436,11 +444,10 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
             continue;
         if (c->frame_left > 0) { /* streaming a large frame's payload */
             size_t n = c->frame_left < avail ? (size_t)c->frame_left : avail;
-            if (!c->is_client)
-                wsc__mask(p, n, c->rx_mask, c->rx_mask_off);
+            bool ascii = !c->is_client && wsc__mask_high(p, n, c->rx_mask, c->rx_mask_off) == 0;
             c->rx_mask_off = (uint8_t)((c->rx_mask_off + n) & 3);
             p += n;
-            frame_payload(c, p - n, n, false);
+            frame_payload(c, p - n, n, false, ascii);
             continue;
         }
         hlen = wsc__frame_parse(p, avail, &f);
@@ -455,11 +462,10 @@ size_t wsc__conn_ws_input(struct ws_conn *c, uint8_t *buf, size_t len)
         if (f.payload_len <= avail - (size_t)hlen) { /* the whole frame is here */
             uint8_t *payload = p + hlen;
             size_t n = (size_t)f.payload_len;
-            if (f.masked)
-                wsc__mask(payload, n, f.mask, 0);
+            bool ascii = f.masked && wsc__mask_high(payload, n, f.mask, 0) == 0;
             p = payload + n;
             frame_begin(c, &f);
-            frame_payload(c, payload, n, true);
+            frame_payload(c, payload, n, true, ascii);
             continue;
         }
         if (is_control(f.opcode) ||

@@ -673,6 +673,64 @@ def test_truncated_utf8_at_message_end_in_pieces(echo):
         c.close()
 
 
+# The unmasking tells ASCII text apart (one OR per word or vector) and
+# skips the validator for it. These guard that shortcut: a byte at or above
+# 0x80 anywhere is still looked at, and ASCII that continues an open
+# character is still an error.
+_HIGH_LENGTHS = [1, 7, 8, 23, 63, 64, 125, 126, 511, 512, 600, 3000]
+
+
+@pytest.mark.parametrize("n", _HIGH_LENGTHS)
+def test_text_with_one_high_byte_anywhere(echo, n):
+    """ASCII text with one bad byte (a lone continuation byte 0x80) at the
+    first, middle and last position: 1007 each time; a valid two-byte
+    character at the same positions is echoed."""
+    srv = echo()
+    c = open_ws(srv.port)
+    try:
+        for at in sorted({0, n // 2, n - 2 if n >= 2 else 0}):
+            good = b"a" * at + "\u00e9".encode() + b"b" * (n - at - 2) if n >= 2 else b"z"
+            assert len(good) == n
+            c.send_frame(OP_TEXT, good)
+            expect_frame(c, OP_TEXT, good, "%d bytes with a character at %d" % (n, at))
+    finally:
+        close_cleanly(c)
+    for at in sorted({0, n // 2, n - 1}):
+        bad = bytearray(b"q" * n)
+        bad[at] = 0x80
+        c = open_ws(srv.port)
+        try:
+            c.send_frame(OP_TEXT, bytes(bad))
+            expect_close(c, 1007, "%d bytes, 0x80 at %d" % (n, at))
+        finally:
+            c.close()
+
+
+@pytest.mark.parametrize("how", ["fragments", "streamed"])
+def test_ascii_after_an_open_character_is_invalid(echo, how):
+    """A text message whose first part ends with a lead byte (0xE2), then a
+    part of only ASCII: 1007 at once, before the message ends (bytes that
+    complete the character could still follow, and would pass if the ASCII
+    were skipped). fragments: a non-final continuation frame that arrives
+    whole; streamed: the next 1000 bytes of one 3000-byte frame, 0.3 s on."""
+    srv = echo()
+    c = open_ws(srv.port)
+    try:
+        if how == "fragments":
+            c.send_frame(OP_TEXT, b"x" * 99 + b"\xe2", fin=False)
+            assert_silent(c, 0.2, "a fragment ending inside a character")
+            c.send_frame(OP_CONT, b"y" * 100, fin=False)
+        else:
+            wire = frame(OP_TEXT, b"x" * 999 + b"\xe2" + b"y" * 1000 + b"\x82\xac" + b"z" * 998)
+            cut = header_len(3000) + 1000
+            c.send(wire[:cut])
+            assert_silent(c, 0.3, "a streamed frame's part ending inside a character")
+            c.send(wire[cut:cut + 1000])
+        expect_close(c, 1007, "ASCII continuing an open character (%s)" % how)
+    finally:
+        c.close()
+
+
 def test_binary_partial_frame_with_ff_bytes_is_not_checked(echo):
     """The same bytes as binary: no UTF-8 check, the frame is echoed."""
     srv = echo()

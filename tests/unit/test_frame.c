@@ -904,6 +904,52 @@ static void test_mask_twice(void)
     }
 }
 
+/* wsc__mask_high unmasks like wsc__mask and reports a byte at or above 0x80
+ * wherever it is: every position of lengths on both sides of the 8-byte,
+ * 64-byte (16-byte vectors) and 512-byte (widest vectors) steps, at every
+ * key offset and a few alignments; all-ASCII text reports 0. */
+static void test_mask_high(void)
+{
+    static const size_t lens[] = { 0, 1, 3, 4, 7, 8, 9, 23, 63, 64, 65, 127, 128,
+                                   511, 512, 513, 575, 576, 1100 };
+    struct rng r = { 4242 };
+    static uint8_t plain[1100], want[1100], got[1100 + 8];
+
+    for (size_t li = 0; li < N_OF(lens); li++)
+    for (size_t off = 0; off < 4; off++)
+    for (size_t align = 0; align < 8; align += 3) {
+        size_t n = lens[li];
+        uint8_t key[4];
+
+        rng_fill(&r, key, 4);
+        rng_fill(&r, plain, n);
+        for (size_t i = 0; i < n; i++)
+            plain[i] &= 0x7f; /* ASCII, masked below as a client would */
+        memcpy(want, plain, n);
+        ref_mask(want, n, key, off);
+        memcpy(got + align, want, n);
+        if (!CHECK_INT_EQ(wsc__mask_high(got + align, n, key, off), 0) ||
+            !CHECK_MEM_EQ(got + align, plain, n)) {
+            UNIT_NOTE("ASCII, length %zu offset %zu align %zu", n, off, align);
+            return;
+        }
+        for (size_t at = 0; at < n; at++) {
+            uint8_t high = (uint8_t)(0x80 | (plain[at] + at)); /* any top-bit byte */
+
+            memcpy(want, plain, n);
+            want[at] = high;
+            ref_mask(want, n, key, off);
+            memcpy(got + align, want, n);
+            if (!CHECK(wsc__mask_high(got + align, n, key, off) != 0) ||
+                !CHECK_INT_EQ(got[align + at], high)) {
+                UNIT_NOTE("byte 0x%02x at %zu of %zu, offset %zu align %zu", high, at, n,
+                          off, align);
+                return;
+            }
+        }
+    }
+}
+
 /* Masking a buffer in random chunks with the running offset equals masking
  * it whole (how a frame arriving in pieces is unmasked). */
 static void test_mask_chunks(void)
@@ -1036,6 +1082,7 @@ const struct unit_test frame_tests[] = {
     { "frame_mask_guard_page", test_mask_guard_page },
     { "frame_mask_twice", test_mask_twice },
     { "frame_mask_chunks", test_mask_chunks },
+    { "frame_mask_high", test_mask_high },
     { "frame_close_payload", test_close_payload },
     { "frame_close_code_valid", test_close_code_valid },
     { NULL, NULL },
