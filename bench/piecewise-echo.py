@@ -11,13 +11,12 @@ Prints one line: server CPU per frame in microseconds.
     bench/piecewise-echo.py 9313 $! 1460 1000
 """
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "integration"))
-from wsutil import OP_BINARY, frame  # noqa: E402
+from wsutil import OP_BINARY, frame, handshake  # noqa: E402
 
 SIZE = 60000
 
@@ -31,20 +30,11 @@ def main():
     port, pid = int(sys.argv[1]), int(sys.argv[2])
     piece = int(sys.argv[3]) if len(sys.argv) > 3 else 1460
     frames = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              b"Sec-WebSocket-Version: 13\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        if not chunk:
-            sys.exit("no upgrade response")
-        head += chunk
+    c, _ = handshake(port, timeout=10.0)  # the 101 checked; TCP_NODELAY set
+    s = c.sock
     wire = frame(OP_BINARY, os.urandom(SIZE))
     echo_len = SIZE + 4  # the server's frame: 2 + 2 bytes of header
-    got = len(head.split(b"\r\n\r\n", 1)[1])
+    got = len(c.buf)  # bytes read past the 101, if any
     t0 = server_ticks(pid)
     start = time.monotonic()
     for n in range(frames):

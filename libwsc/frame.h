@@ -118,7 +118,7 @@ typedef uint8_t wsc__v16 __attribute__((vector_size(16)));
 
 /* From this length on, unmasking uses the widest vectors the CPU has
  * (frame.c picks them once); it returns how many bytes it did, a multiple
- * of 8, and the caller does the rest. *high collects the OR of the bytes
+ * of 64, and the caller does the rest. *high collects the OR of the bytes
  * it unmasked (their top bits say whether any is not ASCII). */
 #define WSC__MASK_LONG 512
 size_t wsc__mask_long(uint8_t *p, size_t n, uint64_t key8, uint64_t *high);
@@ -204,7 +204,9 @@ static inline uint64_t wsc__mask_high(uint8_t *p, size_t n, const uint8_t mask[4
     return high & UINT64_C(0x8080808080808080);
 }
 
-/* The same, for callers that only mask (outgoing frames, tests). */
+/* The same, for callers that do not need the ORs (outgoing frames, small
+ * binary frames, tests): inline, the compiler drops them; in the out-of-line
+ * wsc__mask_long (512 bytes and more) they stay, at one OR per vector. */
 static inline void wsc__mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t offset)
 {
     (void)wsc__mask_high(p, n, mask, offset);

@@ -289,7 +289,9 @@ static void data_chunk(struct ws_conn *c, const uint8_t *data, size_t len,
         deliver_whole(c, c->msg_opcode, data, len, ascii);
         return;
     }
-    /* ASCII after a whole character leaves the state where it was. */
+    /* ASCII after a whole character leaves the state where it was. (ascii
+     * describes these bytes as they came: compressed data never gets here,
+     * and it is false for a client's unmasked input.) */
     if (text && !(ascii && c->utf8_state == WSC__UTF8_ACCEPT)) {
         c->utf8_state = wsc__utf8_feed(c->utf8_state, data, len);
         if (c->utf8_state == WSC__UTF8_REJECT) {
