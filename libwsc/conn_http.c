@@ -226,6 +226,14 @@ static int http_switch_protocols(struct ws_conn *c, const char *accept, const ch
     return wsc__io_send(c, head, (size_t)n, tail, tail_len);
 }
 
+/* A full or stopping server's refusal: the bytes a socket turned away at
+ * accept gets too (server.c), from one constant. */
+static void http_refuse_busy(struct ws_conn *c)
+{
+    wsc__io_send(c, wsc__http_503_retry, strlen(wsc__http_503_retry), NULL, 0);
+    wsc__conn_flush_and_close(c);
+}
+
 /* Returns true when the request was an accepted upgrade. */
 bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *tail,
                             size_t tail_len)
@@ -235,7 +243,7 @@ bool wsc__conn_http_upgrade(struct ws_conn *c, const char *accept, const char *t
     if (atomic_load(&ep->stopping) ||
         (ep->cfg.max_connections > 0 &&
          ws_server_connection_count(ep->srv) >= ep->cfg.max_connections)) {
-        wsc__http_refuse(c, 503, "Retry-After: 1\r\n");
+        http_refuse_busy(c);
         return false;
     }
     if (http_switch_protocols(c, accept, tail, tail_len) != 0 || wsc__conn_open(c) != 0) {

@@ -1022,8 +1022,8 @@ int wsc__server_listen(struct ws_server *srv, const char *addr, unsigned opts,
  * a plain one is answered 503 and closed, a TLS one closed. */
 void wsc__server_adopt(struct wsc__endpoint *ep, evutil_socket_t fd,
                        const struct sockaddr *sa, struct wsc__tls_listener *l);
-/* server.c: the 503 a plain socket turned away at accept gets (unit test:
- * the same bytes as wsc__http_refuse's). */
+/* server.c: the 503 of a full or stopping server, and of a plain socket
+ * turned away at accept (unit test: what wsc__response_simple formats). */
 extern const char wsc__http_503_retry[];
 
 /* Client: the client's TLS state (created on first use; NULL when out of

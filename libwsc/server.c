@@ -37,8 +37,9 @@ static struct wsc__endpoint *server_worker(struct ws_server *srv, unsigned i)
     return i == 0 ? &srv->ep : &srv->workers[i - 1].ep;
 }
 
-/* The cap's refusal (wsc__http_refuse(c, 503, "Retry-After: 1\r\n")) as
- * constant bytes: a socket turned away for lack of memory gets the same. */
+/* The 503 of a server that is full or stopping (conn_http.c) and of a
+ * socket turned away at accept, which must be sent without allocating.
+ * A unit test keeps it what wsc__response_simple would format. */
 const char wsc__http_503_retry[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                    "Content-Type: text/plain\r\n"
                                    "Content-Length: 20\r\n"

@@ -390,6 +390,7 @@ def test_max_connections_503(server):
                 None, assert_refused, srv, upgrade_request(srv.port),
                 "HTTP/1.1 503 Service Unavailable")
             assert resp.status == 503
+            assert resp.header("retry-after") == "1", resp
             assert srv.count(r"^OPEN ") == 2
             # After one closes, a new one gets in.
             await a.close()
