@@ -911,15 +911,15 @@ static bool mask_v16_high_ok(const uint8_t *masked, const uint8_t *plain, size_t
                              const uint8_t key[4], size_t off)
 {
     static uint8_t buf[1100];
-    uint8_t m[4] = { key[off & 3], key[(off + 1) & 3], key[(off + 2) & 3], key[(off + 3) & 3] };
-    uint32_t k32;
-    uint64_t high = 0;
+    uint8_t key8[8] = { 0 };
+    uint64_t k64, high = 0;
     uint8_t want = 0;
     size_t done;
 
-    memcpy(&k32, m, 4);
+    ref_mask(key8, 8, key, off); /* the key from off on, by the oracle */
+    memcpy(&k64, key8, 8);
     memcpy(buf, masked, n);
-    done = wsc__mask_v16(buf, n, (uint64_t)k32 | ((uint64_t)k32 << 32), &high);
+    done = wsc__mask_v16(buf, n, k64, &high);
     for (size_t i = 0; i < done; i++)
         want |= plain[i];
     return CHECK_INT_EQ(done, n - n % 64) && CHECK_MEM_EQ(buf, plain, done) &&
